@@ -1,0 +1,3 @@
+from sladeck.cli import main
+
+main()

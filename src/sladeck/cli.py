@@ -1,0 +1,563 @@
+"""The `sladeck` command: each sub-command parses, calls one action, prints.
+
+Exit status: 0 success, 1 refused (validation, missing handoff, conflict, unknown
+incident), 2 usage error. Errors are one line on stderr starting `sladeck: error:`.
+Importing this module never imports Textual: only the dashboard does.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from sladeck import __version__
+from sladeck.errors import MissingFields, PolicyError, SladeckError
+
+ENV_DB, ENV_POLICY, ENV_USER = "SLADECK_DB", "SLADECK_POLICY", "SLADECK_USER"
+
+
+def default_db_path() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("sladeck")) / "sladeck.db"
+
+
+def log_path() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_log_dir("sladeck")) / "sladeck.log"
+
+
+class Settings:
+    """--db, --policy and --as, given on the group or on any sub-command."""
+
+    def __init__(self) -> None:
+        self.db: str | None = None
+        self.policy: str | None = None
+        self.name: str | None = None
+
+
+def _remember(field: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    def callback(ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
+        if value is not None:
+            setattr(ctx.ensure_object(Settings), field, value)
+        return value
+    return callback
+
+
+def common_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--db/--policy/--as on every command (sqlite-utils' composed-decorator habit)."""
+    for option in reversed((
+        click.option("--db", "db", metavar="PATH", envvar=ENV_DB, expose_value=False,
+                     callback=_remember("db"), is_eager=True,
+                     help=f"Database file (env {ENV_DB}; default: your data directory)."),
+        click.option("--policy", "policy", metavar="PATH", envvar=ENV_POLICY,
+                     expose_value=False, callback=_remember("policy"), is_eager=True,
+                     help=f"Policy file (env {ENV_POLICY}; default: the built-in policy.yaml)."),
+        click.option("--as", "as_name", metavar="NAME", envvar=ENV_USER, expose_value=False,
+                     callback=_remember("name"), is_eager=True,
+                     help=f"Display name recorded beside your account (env {ENV_USER})."),
+    )):
+        f = option(f)
+    return f
+
+
+class Session:
+    """What a command works with: settings resolved into a policy, store and desk."""
+
+    def __init__(self, settings: Settings) -> None:
+        from sladeck.clock import SystemClock
+        from sladeck.domain.actions import Desk
+        from sladeck.identity import current_actor
+        from sladeck.policy import load_policy
+        from sladeck.store import Store
+
+        self.policy = load_policy(settings.policy)
+        self.db_path = Path(settings.db) if settings.db else default_db_path()
+        self.store = Store(self.db_path)
+        self.store.adopt(self.policy)
+        self.clock = SystemClock()
+        self.desk = Desk(self.store, self.policy, self.clock, current_actor(settings.name))
+
+    def policy_of(self, incident: Any) -> Any:
+        return self.store.policy(incident.policy_id)
+
+
+def session() -> Session:
+    ctx = click.get_current_context()
+    return Session(ctx.ensure_object(Settings))
+
+
+def command(group: click.Group, name: str | None = None, **kwargs: Any
+            ) -> Callable[[Callable[..., Any]], click.Command]:
+    def decorate(f: Callable[..., Any]) -> click.Command:
+        return group.command(name, **kwargs)(common_options(f))
+    return decorate
+
+
+class IncidentRef(click.ParamType):
+    name = "ID"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+                ) -> int:
+        from sladeck.domain.model import parse_ref
+
+        if isinstance(value, int):
+            return value
+        parsed = parse_ref(str(value))
+        if parsed is None:
+            self.fail(f"{value!r} is not an incident id (write 42 or INC-42)", param, ctx)
+        return parsed
+
+
+INCIDENT = IncidentRef()
+
+
+def emit_json(value: Any) -> None:
+    # ensure_ascii: no raw control, C1 or bidi character from user text reaches a terminal.
+    click.echo(json.dumps(value, indent=2, ensure_ascii=True))
+
+
+def say(message: str) -> None:
+    from sladeck.text import visible
+
+    click.echo(visible(message))
+
+
+def parse_fields(pairs: tuple[str, ...], file: str | None, what: str) -> dict[str, str]:
+    """--field key=value pairs, or a YAML file of key: text (read as plain text)."""
+    if pairs and file:
+        raise click.UsageError(f"give --field or a {what} file, not both")
+    fields: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.UsageError(f"--field {pair!r} is not key=value")
+        fields[key.strip()] = value
+    if file:
+        import yaml
+
+        try:
+            text = Path(file).read_text(encoding="utf-8") if file != "-" else sys.stdin.read()
+            data = yaml.load(text, Loader=yaml.BaseLoader)  # every value stays text
+        except OSError as exc:
+            raise SladeckError(f"{file}: cannot read: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise SladeckError(f"{file}: not UTF-8 text") from None
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = f":{mark.line + 1}" if mark else ""
+            raise SladeckError(f"{file}{line}: invalid YAML: "
+                               f"{getattr(exc, 'problem', None) or exc}") from None
+        if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+            raise SladeckError(f"{file}: must be a mapping of field: text")
+        fields.update(data)
+    return fields
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@common_options
+@click.version_option(__version__, prog_name="sladeck")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """sladeck: an incident escalation desk for the terminal.
+
+    With no command, opens the live dashboard on the database.
+    """
+    ctx.ensure_object(Settings)
+    if ctx.invoked_subcommand is None:
+        s = session()
+        from sladeck.tui.app import run_dashboard
+
+        run_dashboard(s.store, s.policy, s.desk.actor, db_path=s.db_path, log_file=log_path())
+
+
+@command(cli, "open")
+@click.option("--severity", required=True, metavar="P", help="Severity (P0-P3).")
+@click.option("--title", required=True, help="One line saying what is wrong.")
+@click.option("--description", default="", help="More detail.")
+@click.option("--service", default="", help="The affected service.")
+@click.option("--dedup-key", default=None, help="Alerts with this key repeat one incident.")
+@click.option("--external-ref", default=None, help="A Jira key or issue URL.")
+@click.option("--json", "as_json", is_flag=True, help="Print the incident as JSON.")
+def open_cmd(severity: str, title: str, description: str, service: str, dedup_key: str | None,
+             external_ref: str | None, as_json: bool) -> None:
+    """Open an incident and print its id."""
+    from sladeck.domain.actions import open_incident
+    from sladeck.report import incident_json
+
+    s = session()
+    out = open_incident(s.desk, title=title, severity=severity, description=description,
+                        service=service, dedup_key=dedup_key, external_ref=external_ref)
+    if as_json:
+        emit_json(incident_json(out.incident, s.policy_of(out.incident), s.clock.now()))
+    else:
+        click.echo(out.incident.ref)
+        if out.event is not None and out.event.kind == "repeated":
+            click.echo(out.message, err=True)
+
+
+@command(cli, "ack")
+@click.argument("incident_id", type=INCIDENT)
+def ack_cmd(incident_id: int) -> None:
+    """Acknowledge an incident at its current level."""
+    from sladeck.domain.actions import acknowledge
+
+    say(acknowledge(session().desk, incident_id).message)
+
+
+@command(cli, "escalate")
+@click.argument("incident_id", type=INCIDENT)
+@click.option("--to", "to", required=True, metavar="LEVEL", help="Target level, e.g. L3.")
+@click.option("--trigger", required=True, metavar="KEY|other", help="Why (a trigger key).")
+@click.option("--reason", default="", help="Needed with --trigger other.")
+@click.option("--field", "fields", multiple=True, metavar="KEY=VALUE", help="A handoff field.")
+@click.option("--handoff-file", type=click.Path(dir_okay=False), default=None,
+              help="YAML file of handoff field: text.")
+def escalate_cmd(incident_id: int, to: str, trigger: str, reason: str, fields: tuple[str, ...],
+                 handoff_file: str | None) -> None:
+    """Escalate to a higher level with the handoff that level needs."""
+    from sladeck.domain.actions import escalate
+
+    handoff = parse_fields(fields, handoff_file, "--handoff-file")
+    say(escalate(session().desk, incident_id, to=to.upper(), trigger=trigger, reason=reason,
+                 fields=handoff).message)
+
+
+@command(cli, "note")
+@click.argument("incident_id", type=INCIDENT)
+@click.argument("text")
+def note_cmd(incident_id: int, text: str) -> None:
+    """Add a note to an incident's timeline."""
+    from sladeck.domain.actions import add_note
+
+    say(add_note(session().desk, incident_id, text).message)
+
+
+@command(cli, "assign")
+@click.argument("incident_id", type=INCIDENT)
+@click.argument("name")
+def assign_cmd(incident_id: int, name: str) -> None:
+    """Assign an incident to someone ("" to unassign)."""
+    from sladeck.domain.actions import assign
+
+    say(assign(session().desk, incident_id, name).message)
+
+
+@command(cli, "severity")
+@click.argument("incident_id", type=INCIDENT)
+@click.argument("severity")
+@click.option("--reason", required=True, help="Why the severity changes.")
+def severity_cmd(incident_id: int, severity: str, reason: str) -> None:
+    """Change an incident's severity; every clock follows."""
+    from sladeck.domain.actions import change_severity
+
+    say(change_severity(session().desk, incident_id, severity.upper(), reason=reason).message)
+
+
+@command(cli, "resolve")
+@click.argument("incident_id", type=INCIDENT)
+@click.option("--summary", required=True, help="What fixed it.")
+@click.option("--check", "checks", multiple=True, required=True, metavar="all|KEY",
+              help="A resolution checklist item done, or `all`.")
+def resolve_cmd(incident_id: int, summary: str, checks: tuple[str, ...]) -> None:
+    """Resolve with a summary and the whole resolution checklist."""
+    from sladeck.domain.actions import resolve
+
+    done: list[str] | str = "all" if "all" in checks else list(checks)
+    say(resolve(session().desk, incident_id, summary=summary, checks=done).message)
+
+
+@command(cli, "reopen")
+@click.argument("incident_id", type=INCIDENT)
+@click.option("--reason", required=True, help="Why it is not over.")
+def reopen_cmd(incident_id: int, reason: str) -> None:
+    """Reopen a resolved or closed incident at its level."""
+    from sladeck.domain.actions import reopen
+
+    say(reopen(session().desk, incident_id, reason=reason).message)
+
+
+@command(cli, "review")
+@click.argument("incident_id", type=INCIDENT)
+@click.option("--field", "fields", multiple=True, metavar="KEY=VALUE", help="A review field.")
+@click.option("--file", "file", type=click.Path(dir_okay=False), default=None,
+              help="YAML file of review field: text.")
+def review_cmd(incident_id: int, fields: tuple[str, ...], file: str | None) -> None:
+    """File the post-incident review; closes the incident."""
+    from sladeck.domain.actions import file_review
+
+    say(file_review(session().desk, incident_id, parse_fields(fields, file, "--file")).message)
+
+
+@cli.group("follow-up")
+def follow_up_group() -> None:
+    """Follow-up actions of resolved incidents."""
+
+
+@command(follow_up_group, "add")
+@click.argument("incident_id", type=INCIDENT)
+@click.option("--kind", required=True, help="A follow-up kind from the policy.")
+@click.option("--description", required=True)
+@click.option("--owner", required=True)
+@click.option("--due", default=None, metavar="YYYY-MM-DD")
+def follow_up_add(incident_id: int, kind: str, description: str, owner: str,
+                  due: str | None) -> None:
+    """Add a follow-up action to a resolved incident."""
+    from sladeck.domain.actions import add_follow_up
+
+    say(add_follow_up(session().desk, incident_id, kind=kind, description=description,
+                      owner=owner, due=due).message)
+
+
+@command(follow_up_group, "done")
+@click.argument("follow_up_id", type=int)
+def follow_up_done(follow_up_id: int) -> None:
+    """Mark a follow-up action done."""
+    from sladeck.domain.actions import complete_follow_up
+
+    say(complete_follow_up(session().desk, follow_up_id).message)
+
+
+@command(cli, "list")
+@click.option("--all", "show_all", is_flag=True, help="Include resolved and closed incidents.")
+@click.option("--state", type=click.Choice(["open", "acknowledged", "resolved", "closed"]))
+@click.option("--severity", metavar="P")
+@click.option("--level", metavar="L")
+@click.option("--json", "as_json", is_flag=True, help="A JSON array of incident objects.")
+def list_cmd(show_all: bool, state: str | None, severity: str | None, level: str | None,
+             as_json: bool) -> None:
+    """List incidents in queue order (risk, nearest deadline, severity)."""
+    from sladeck.domain.clocks import assess
+    from sladeck.domain.model import ACTIVE_STATES
+    from sladeck.report import incident_json, queue_line
+
+    s = session()
+    states = (state,) if state else None if show_all else ACTIVE_STATES
+    now = s.clock.now()
+    incidents = s.store.incidents(states, severity=severity and severity.upper(),
+                                  level=level and level.upper())
+    keyed = sorted(((assess(i, s.policy_of(i), now).sort_key(i, s.policy_of(i)), i)
+                    for i in incidents), key=lambda pair: pair[0])
+    if as_json:
+        emit_json([incident_json(i, s.policy_of(i), now) for _, i in keyed])
+        return
+    if not keyed:
+        click.echo("no incidents", err=True)
+    for _, incident in keyed:
+        click.echo(queue_line(incident, s.policy_of(incident), now))
+
+
+@command(cli, "show")
+@click.argument("incident_id", type=INCIDENT)
+@click.option("--json", "as_json", is_flag=True, help="The incident with events and handoffs.")
+def show_cmd(incident_id: int, as_json: bool) -> None:
+    """Show one incident: clocks, timeline, handoffs, checklists, review."""
+    from sladeck.errors import NotFound
+    from sladeck.report import detail_json, incident_markdown
+
+    s = session()
+    detail = s.store.detail(incident_id)
+    if detail is None:
+        raise NotFound(f"INC-{incident_id} does not exist")
+    policy = s.policy_of(detail.incident)
+    if as_json:
+        emit_json(detail_json(detail, policy, s.clock.now()))
+    else:
+        click.echo(incident_markdown(detail, policy, s.clock.now()))
+
+
+@command(cli, "import")
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--skip-invalid", is_flag=True, help="Write the good lines, report the rest.")
+def import_cmd(file: str, skip_invalid: bool) -> None:
+    """Import alerts from NDJSON (whole file or nothing)."""
+    from sladeck.domain.ingest import import_ndjson
+
+    try:
+        data = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
+    except OSError as exc:
+        raise SladeckError(f"{file}: cannot read: {exc.strerror}") from None
+    s = session()
+    report = import_ndjson(s.desk, data, "-" if file == "-" else file,
+                           skip_invalid=skip_invalid)
+    for problem in report.problems:
+        click.echo(f"sladeck: skipped: {problem}", err=True)
+    click.echo(f"imported {report.opened} new, {report.repeated} repeated"
+               + (f", {report.late} late" if report.late else "")
+               + (f", {len(report.problems)} skipped" if report.problems else ""))
+
+
+@command(cli, "export")
+@click.argument("incident_id", type=INCIDENT, required=False)
+@click.option("--format", "fmt", type=click.Choice(["json", "csv", "md"]), default="json")
+@click.option("--all/--open", "show_all", default=True,
+              help="Every incident (default) or only open ones.")
+def export_cmd(incident_id: int | None, fmt: str, show_all: bool) -> None:
+    """Export incidents (or one) as JSON, CSV or Markdown."""
+    from sladeck.domain.model import ACTIVE_STATES
+    from sladeck.errors import NotFound
+    from sladeck.report import (
+        detail_json,
+        incident_json,
+        incident_markdown,
+        incidents_csv,
+        incidents_markdown,
+    )
+
+    s = session()
+    now = s.clock.now()
+    if incident_id is not None:
+        detail = s.store.detail(incident_id)
+        if detail is None:
+            raise NotFound(f"INC-{incident_id} does not exist")
+        policy = s.policy_of(detail.incident)
+        if fmt == "md":
+            click.echo(incident_markdown(detail, policy, now))
+        elif fmt == "csv":
+            click.echo(incidents_csv([incident_json(detail.incident, policy, now)]), nl=False)
+        else:
+            emit_json(detail_json(detail, policy, now))
+        return
+    rows = [incident_json(i, s.policy_of(i), now)
+            for i in s.store.incidents(None if show_all else ACTIVE_STATES)]
+    if fmt == "csv":
+        click.echo(incidents_csv(rows), nl=False)
+    elif fmt == "md":
+        click.echo(incidents_markdown(rows), nl=False)
+    else:
+        emit_json(rows)
+
+
+@cli.group("policy")
+def policy_group() -> None:
+    """Check or apply the escalation policy."""
+
+
+@command(policy_group, "check")
+@click.argument("path", required=False, type=click.Path(dir_okay=False))
+def policy_check(path: str | None) -> None:
+    """Validate a policy file (default: the one in use)."""
+    from sladeck.policy import load_policy
+
+    chosen = path or click.get_current_context().ensure_object(Settings).policy
+    policy = load_policy(chosen)
+    click.echo(f"{chosen or 'built-in policy.yaml'}: ok ({len(policy.severities)} severities, "
+               f"{len(policy.tiers)} levels, digest {policy.digest[:12]})")
+
+
+@command(policy_group, "apply")
+def policy_apply() -> None:
+    """Re-base every open incident on the current policy."""
+    from sladeck.domain.actions import apply_policy
+
+    outcomes = apply_policy(session().desk)
+    for out in outcomes:
+        click.echo(out.message)
+    click.echo(f"{len(outcomes)} incident(s) re-based")
+
+
+@command(cli, "verify")
+def verify_cmd() -> None:
+    """Check the hash-chained event log and the state derived from it."""
+    from sladeck.verify import verify
+
+    s = session()
+    integrity = s.store.integrity_check()
+    problems = ([] if integrity == "ok" else [f"integrity_check: {integrity}"]) + verify(s.store)
+    if problems:
+        for problem in problems:
+            click.echo(f"sladeck: error: {problem}", err=True)
+        raise click.exceptions.Exit(1)
+    click.echo(f"{s.db_path}: ok ({s.store.last_seq()} events, chain intact, state matches)")
+
+
+@command(cli, "backup")
+@click.argument("dest", type=click.Path(dir_okay=False))
+def backup_cmd(dest: str) -> None:
+    """Write a consistent copy of the database while others keep working."""
+    if Path(dest).exists():
+        raise SladeckError(f"{dest} already exists; choose a new file")
+    s = session()
+    s.store.backup(dest)
+    os.chmod(dest, 0o600)
+    click.echo(f"backed up {s.db_path} to {dest}")
+
+
+@command(cli, "demo")
+@click.option("--count", default=30, show_default=True, help="How many incidents.")
+@click.option("--seed", default=7, show_default=True, help="Random seed (same seed, same data).")
+def demo_cmd(count: int, seed: int) -> None:
+    """Fill the database with realistic sample incidents."""
+    from sladeck.demo import fill_demo
+
+    s = session()
+    if not 1 <= count <= 10_000:
+        raise click.UsageError("--count must be between 1 and 10000")
+    made = fill_demo(s.store, s.policy, s.desk.actor, s.clock.now(), count=count, seed=seed)
+    click.echo(f"{s.db_path}: {made} demo incidents")
+
+
+def _log_unexpected() -> str:
+    """Write the traceback to the log file; return where it went."""
+    path = log_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        logging.basicConfig(filename=path, level=logging.INFO,
+                            format="%(asctime)s %(levelname)s %(message)s")
+        logging.getLogger("sladeck").exception("unexpected error")
+        return str(path)
+    except OSError:
+        return "stderr unavailable"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: turn every failure into one line and an exit status."""
+    def error(message: str) -> None:
+        from sladeck.text import visible
+
+        click.echo(f"sladeck: error: {visible(message)}", err=True)
+
+    try:
+        code = cli.main(args=argv, prog_name="sladeck", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.UsageError as exc:
+        hint = f" (see sladeck {exc.ctx.command_path.partition(' ')[2]} --help)".replace(
+            "sladeck  --help", "sladeck --help") if exc.ctx else ""
+        error(exc.format_message() + hint)
+        code = 2
+    except click.ClickException as exc:
+        error(exc.format_message())
+        code = 1
+    except click.Abort:
+        error("interrupted")
+        code = 130
+    except PolicyError as exc:
+        for problem in exc.problems:
+            error(problem)
+        code = 1
+    except MissingFields as exc:
+        error(str(exc))
+        code = 1
+    except SladeckError as exc:
+        error(str(exc))
+        code = 1
+    except KeyboardInterrupt:
+        error("interrupted")
+        code = 130
+    except BrokenPipeError:
+        code = 0
+    except Exception as exc:
+        where = _log_unexpected()
+        error(f"unexpected {type(exc).__name__}: {exc} (details in {where})")
+        code = 1
+    sys.exit(code if isinstance(code, int) else 0)
+

@@ -1,0 +1,1 @@
+"""Plain-Python domain: incidents, SLA clocks and actions. No Textual, no SQL."""

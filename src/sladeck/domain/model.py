@@ -1,0 +1,162 @@
+"""Incidents, events and the records around them, as immutable values."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+OPEN, ACKNOWLEDGED, RESOLVED, CLOSED = "open", "acknowledged", "resolved", "closed"
+STATES = (OPEN, ACKNOWLEDGED, RESOLVED, CLOSED)
+ACTIVE_STATES = (OPEN, ACKNOWLEDGED)
+
+_REF_RE = re.compile(r"^(?:inc-?)?(\d+)$", re.IGNORECASE)
+
+
+def parse_ref(text: str) -> int | None:
+    """`42`, `INC-42`, `inc42` → 42; anything else → None."""
+    match = _REF_RE.match(text.strip())
+    return int(match.group(1)) if match else None
+
+
+def format_ref(incident_id: int) -> str:
+    return f"INC-{incident_id}"
+
+
+def to_iso(at: datetime) -> str:
+    """Fixed-width UTC text that sorts as time does."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def from_iso(text: str) -> datetime:
+    at = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+def json_time(at: datetime | None) -> str | None:
+    """ISO 8601 UTC to the second, as the --json output shows it."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if at else None
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who did something: the OS account (from the uid) and an optional display name."""
+
+    account: str
+    name: str | None = None
+
+    @property
+    def display(self) -> str:
+        return f"{self.name} ({self.account})" if self.name and self.name != self.account \
+            else self.account
+
+
+@dataclass(frozen=True)
+class Incident:
+    id: int
+    title: str
+    severity: str
+    level: str
+    state: str
+    opened_at: datetime
+    opened_by: str
+    level_entered_at: datetime
+    policy_id: int
+    version: int
+    description: str = ""
+    service: str = ""
+    assignee: str | None = None
+    external_ref: str | None = None
+    dedup_key: str | None = None
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str | None = None
+    resolved_at: datetime | None = None
+    closed_at: datetime | None = None
+    reached: dict[str, datetime] = field(default_factory=dict)
+    repeats: int = 0
+    changed_seq: int = 0
+    updated_at: datetime | None = None
+    updated_by: str | None = None
+    last_change: str | None = None
+
+    @property
+    def ref(self) -> str:
+        return format_ref(self.id)
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+
+@dataclass(frozen=True)
+class Event:
+    id: int
+    incident_id: int
+    version: int
+    at: datetime
+    account: str
+    name: str | None
+    kind: str
+    payload: dict[str, Any]
+    prev_hash: str = ""
+    hash: str = ""
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(self.account, self.name)
+
+
+@dataclass(frozen=True)
+class Handoff:
+    id: int
+    incident_id: int
+    event_id: int
+    at: datetime
+    actor: str
+    from_level: str
+    to_level: str
+    trigger: str
+    reason: str
+    fields: dict[str, str]
+
+
+@dataclass(frozen=True)
+class ChecklistTick:
+    checklist: str
+    item: str
+    at: datetime
+    actor: str
+
+
+@dataclass(frozen=True)
+class Review:
+    incident_id: int
+    at: datetime
+    actor: str
+    fields: dict[str, str]
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    id: int
+    incident_id: int
+    kind: str
+    description: str
+    owner: str
+    due: str | None
+    created_at: datetime
+    done_at: datetime | None = None
+    done_by: str | None = None
+
+
+@dataclass(frozen=True)
+class IncidentDetail:
+    """Everything about one incident, for the detail screen, `show` and exports."""
+
+    incident: Incident
+    events: tuple[Event, ...] = ()
+    handoffs: tuple[Handoff, ...] = ()
+    ticks: tuple[ChecklistTick, ...] = ()
+    review: Review | None = None
+    follow_ups: tuple[FollowUp, ...] = ()

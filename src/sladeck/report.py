@@ -1,0 +1,170 @@
+"""Incidents as JSON objects, CSV rows, text lines and Markdown documents."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime
+from typing import Any
+
+from sladeck.domain.clocks import KIND_LABEL, KIND_TITLE, assess, format_countdown
+from sladeck.domain.model import Incident, IncidentDetail, json_time
+from sladeck.domain.timeline import describe
+from sladeck.policy import Policy
+from sladeck.text import one_line, visible
+
+CSV_COLUMNS = ("id", "ref", "title", "severity", "level", "state", "risk", "service",
+               "assignee", "opened_at", "next_deadline", "next_due_at", "external_ref")
+
+
+def incident_json(incident: Incident, policy: Policy, now: datetime) -> dict[str, Any]:
+    a = assess(incident, policy, now)
+    return {
+        "id": incident.id, "ref": incident.ref, "title": incident.title,
+        "description": incident.description, "service": incident.service,
+        "severity": incident.severity, "level": incident.level, "state": incident.state,
+        "assignee": incident.assignee, "external_ref": incident.external_ref,
+        "dedup_key": incident.dedup_key, "opened_at": json_time(incident.opened_at),
+        "opened_by": incident.opened_by,
+        "acknowledged_at": json_time(incident.acknowledged_at),
+        "acknowledged_by": incident.acknowledged_by,
+        "resolved_at": json_time(incident.resolved_at), "closed_at": json_time(incident.closed_at),
+        "repeats": incident.repeats, "version": incident.version, "risk": a.risk,
+        "next_deadline": ({"kind": a.nearest.kind, "due_at": json_time(a.nearest.due_at)}
+                          if a.nearest else None),
+        "clocks": [{"kind": c.kind, "started_at": json_time(c.started_at),
+                    "due_at": json_time(c.due_at), "stopped_at": json_time(c.stopped_at),
+                    "status": c.status} for c in a.clocks],
+    }
+
+
+def detail_json(detail: IncidentDetail, policy: Policy, now: datetime) -> dict[str, Any]:
+    out = incident_json(detail.incident, policy, now)
+    out["events"] = [{"id": e.id, "at": json_time(e.at), "account": e.account, "name": e.name,
+                      "kind": e.kind, "version": e.version, "payload": e.payload}
+                     for e in detail.events]
+    out["handoffs"] = [{"at": json_time(h.at), "by": h.actor, "from": h.from_level,
+                        "to": h.to_level, "trigger": h.trigger, "reason": h.reason,
+                        "fields": h.fields} for h in detail.handoffs]
+    out["checklists"] = [{"checklist": t.checklist, "item": t.item, "at": json_time(t.at),
+                          "by": t.actor} for t in detail.ticks]
+    out["review"] = ({"at": json_time(detail.review.at), "by": detail.review.actor,
+                      "fields": detail.review.fields} if detail.review else None)
+    out["follow_ups"] = [{"id": f.id, "kind": f.kind, "description": f.description,
+                          "owner": f.owner, "due": f.due, "done_at": json_time(f.done_at),
+                          "done_by": f.done_by} for f in detail.follow_ups]
+    return out
+
+
+def spreadsheet_safe(value: Any) -> str:
+    """A CSV cell no spreadsheet will run as a formula."""
+    text = "" if value is None else str(value)
+    if text[:1] in ("=", "+", "-", "@", "\t", "\r", "|"):
+        return "'" + text
+    return text
+
+
+def incidents_csv(rows: list[dict[str, Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for row in rows:
+        nxt = row.get("next_deadline") or {}
+        values = {**row, "next_deadline": nxt.get("kind"), "next_due_at": nxt.get("due_at")}
+        writer.writerow([spreadsheet_safe(values.get(c)) for c in CSV_COLUMNS])
+    return out.getvalue()
+
+
+def md(text: str | None) -> str:
+    """Text for a Markdown table cell or line: visible, pipes and markup escaped."""
+    shown = visible(text or "", multiline=False)
+    for char in "\\`*_[]<>|#":
+        shown = shown.replace(char, "\\" + char)
+    return shown
+
+
+def md_block(text: str | None) -> str:
+    """Multi-line user text as a Markdown quote (escaped, never interpreted)."""
+    lines = visible(text or "", multiline=True).split("\n")
+    return "\n".join("> " + md(line) if line else ">" for line in lines)
+
+
+def incidents_markdown(rows: list[dict[str, Any]]) -> str:
+    lines = ["| Incident | Sev | Level | State | Risk | Opened | Title |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['ref']} | {r['severity']} | {r['level']} | {r['state']} | "
+                     f"{r['risk']} | {r['opened_at']} | {md(r['title'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def incident_markdown(detail: IncidentDetail, policy: Policy, now: datetime) -> str:
+    """One incident as a readable handoff / post-incident document."""
+    inc = detail.incident
+    a = assess(inc, policy, now)
+    sev = policy.severities[inc.severity]
+    out = [f"# {inc.ref}: {md(inc.title)}", "",
+           "| | |", "|---|---|",
+           f"| Severity | {inc.severity} ({md(sev.name)}) |",
+           f"| Level | {inc.level} ({md(policy.tiers[inc.level].name)}) |",
+           f"| State | {inc.state} |", f"| Risk | {a.risk} |",
+           f"| Service | {md(inc.service) or '-'} |", f"| Assignee | {md(inc.assignee) or '-'} |",
+           f"| External ref | {md(inc.external_ref) or '-'} |",
+           f"| Opened | {json_time(inc.opened_at)} by {md(inc.opened_by)} |", ""]
+    if inc.description:
+        out += ["## Description", "", md_block(inc.description), ""]
+    out += ["## SLA clocks", "", "| Clock | Due | Status |", "|---|---|---|"]
+    out += [f"| {KIND_TITLE[c.kind]} | {json_time(c.due_at)} | {c.status} |" for c in a.clocks]
+    out.append("")
+    if detail.handoffs:
+        out += ["## Handoffs", ""]
+        for h in detail.handoffs:
+            labels = {i.key: i.label for i in policy.escalation[h.to_level].handoff} \
+                if h.to_level in policy.escalation else {}
+            trigger = {t.key: t.label for t in policy.escalation[h.to_level].triggers}.get(
+                h.trigger, h.trigger) if h.to_level in policy.escalation else h.trigger
+            out += [f"### {h.from_level} → {h.to_level}, {json_time(h.at)} by {md(h.actor)}", "",
+                    f"Trigger: {md(trigger)}" + (f" ({md(h.reason)})" if h.reason else ""), ""]
+            for key, value in h.fields.items():
+                out += [f"**{md(labels.get(key, key))}**", "", md_block(value), ""]
+    out += ["## Timeline", "", "| Time (UTC) | Who | What |", "|---|---|---|"]
+    for e in detail.events:
+        what = describe(e.kind, e.payload)
+        text = e.payload.get("text") or e.payload.get("summary") or e.payload.get("reason")
+        if text:
+            what += ": " + one_line(text, 200)
+        out.append(f"| {json_time(e.at)} | {md(e.actor.display)} | {md(what)} |")
+    out.append("")
+    ticks = {(t.checklist, t.item): t for t in detail.ticks}
+    out += ["## Resolution checklist", ""]
+    for item in policy.checklists.get("resolution", ()):
+        t = ticks.get(("resolution", item.key))
+        out.append(f"- [{'x' if t else ' '}] {md(item.label)}"
+                   + (f" ({json_time(t.at)}, {md(t.actor)})" if t else ""))
+    out.append("")
+    if policy.needs_review(inc.severity) or detail.review:
+        out += ["## Post-incident review", ""]
+        if detail.review:
+            for f in policy.review_fields:
+                out += [f"**{md(f.label)}**", "", md_block(detail.review.fields.get(f.key)), ""]
+        else:
+            out += ["Not filed yet.", ""]
+    if detail.follow_ups:
+        out += ["## Follow-up actions", "", "| # | Kind | Action | Owner | Due | Done |",
+                "|---|---|---|---|---|---|"]
+        for f in detail.follow_ups:
+            out.append(f"| {f.id} | {f.kind} | {md(f.description)} | {md(f.owner)} | "
+                       f"{f.due or '-'} | {json_time(f.done_at) or '-'} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def queue_line(incident: Incident, policy: Policy, now: datetime, title_width: int = 60) -> str:
+    """One plain-text line of `sladeck list`."""
+    a = assess(incident, policy, now)
+    nxt = (f"{KIND_LABEL[a.nearest.kind]} {format_countdown(a.nearest.due_at - now)}"
+           if a.nearest else "-")
+    title = one_line(incident.title, title_width)
+    service = f" [{one_line(incident.service, 30)}]" if incident.service else ""
+    return (f"{incident.ref:<9} {incident.severity:<3} {incident.level:<3} {incident.state:<12} "
+            f"{a.risk:<8} {nxt:<11} {title}{service}")

@@ -1,0 +1,553 @@
+"""The only module that speaks SQL: schema, migrations, transactions, change detection.
+
+Every write runs inside `BEGIN IMMEDIATE` (a deferred `BEGIN` that reads then
+writes fails at once with "database is locked" when another process committed in
+between). Reads are fetched into lists so no read transaction outlives a call:
+an open one would freeze `PRAGMA data_version` and stop WAL checkpoints.
+Rows never leave this module: they become domain objects here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import stat
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from sladeck.domain.model import (
+    ACTIVE_STATES,
+    Actor,
+    ChecklistTick,
+    Event,
+    FollowUp,
+    Handoff,
+    Incident,
+    IncidentDetail,
+    Review,
+    from_iso,
+    to_iso,
+)
+from sladeck.errors import Refused, StoreError
+from sladeck.policy import Policy
+
+BUSY_TIMEOUT_MS = 30_000
+GENESIS = "0" * 64
+
+
+def _v1(db: sqlite_utils.Database) -> None:
+    db["policies"].create(
+        {"id": int, "digest": str, "name": str, "source": str, "added_at": str},
+        pk="id", not_null={"digest", "source", "added_at"})
+    db["policies"].create_index(["digest"], unique=True)
+    db.execute("""
+        CREATE TABLE incidents (
+            id INTEGER PRIMARY KEY,
+            title TEXT NOT NULL,
+            description TEXT NOT NULL DEFAULT '',
+            service TEXT NOT NULL DEFAULT '',
+            severity TEXT NOT NULL,
+            level TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('open', 'acknowledged', 'resolved', 'closed')),
+            assignee TEXT,
+            external_ref TEXT,
+            dedup_key TEXT,
+            opened_at TEXT NOT NULL,
+            opened_by TEXT NOT NULL,
+            level_entered_at TEXT NOT NULL,
+            acknowledged_at TEXT,
+            acknowledged_by TEXT,
+            resolved_at TEXT,
+            closed_at TEXT,
+            reached TEXT NOT NULL,
+            repeats INTEGER NOT NULL DEFAULT 0,
+            policy_id INTEGER NOT NULL REFERENCES policies(id),
+            version INTEGER NOT NULL,
+            changed_seq INTEGER NOT NULL,
+            updated_at TEXT NOT NULL,
+            updated_by TEXT NOT NULL,
+            last_change TEXT NOT NULL
+        )""")
+    # One open incident per dedup key, enforced by the database, not by app code.
+    db.execute("""CREATE UNIQUE INDEX incidents_open_dedup ON incidents(dedup_key)
+                  WHERE dedup_key IS NOT NULL AND state IN ('open', 'acknowledged')""")
+    db.execute("CREATE INDEX incidents_state ON incidents(state)")
+    db.execute("CREATE INDEX incidents_changed ON incidents(changed_seq)")
+    db.execute("""
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY,
+            incident_id INTEGER NOT NULL REFERENCES incidents(id),
+            version INTEGER NOT NULL,
+            at TEXT NOT NULL,
+            account TEXT NOT NULL,
+            name TEXT,
+            kind TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL UNIQUE
+        )""")
+    db.execute("CREATE INDEX events_incident ON events(incident_id, id)")
+    for verb in ("UPDATE", "DELETE"):
+        db.execute(f"""CREATE TRIGGER events_no_{verb.lower()} BEFORE {verb} ON events
+                       BEGIN SELECT RAISE(ABORT, 'events are append-only'); END""")
+    db["handoffs"].create(
+        {"id": int, "incident_id": int, "event_id": int, "from_level": str, "to_level": str,
+         "trigger": str, "reason": str, "fields": str},
+        pk="id", foreign_keys=[("incident_id", "incidents", "id"), ("event_id", "events", "id")])
+    db["handoffs"].create_index(["incident_id"])
+    db["checklist_ticks"].create(
+        {"incident_id": int, "checklist": str, "item": str, "event_id": int},
+        pk=("incident_id", "checklist", "item"),
+        foreign_keys=[("incident_id", "incidents", "id"), ("event_id", "events", "id")])
+    db["reviews"].create(
+        {"incident_id": int, "event_id": int, "fields": str}, pk="incident_id",
+        foreign_keys=[("incident_id", "incidents", "id"), ("event_id", "events", "id")])
+    db["follow_ups"].create(
+        {"id": int, "incident_id": int, "kind": str, "description": str, "owner": str,
+         "due": str, "event_id": int, "done_event_id": int},
+        pk="id", foreign_keys=[("incident_id", "incidents", "id"), ("event_id", "events", "id")])
+    db["follow_ups"].create_index(["incident_id"])
+    # An automatic notice (escalation due, SLA breached) is recorded once per deadline,
+    # however many dashboards see it pass.
+    db["notices"].create(
+        {"incident_id": int, "clock": str, "due_at": str, "status": str, "event_id": int},
+        pk=("incident_id", "clock", "due_at", "status"),
+        foreign_keys=[("incident_id", "incidents", "id")])
+
+
+MIGRATIONS = (_v1,)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+INCIDENT_COLUMNS = (
+    "id", "title", "description", "service", "severity", "level", "state", "assignee",
+    "external_ref", "dedup_key", "opened_at", "opened_by", "level_entered_at",
+    "acknowledged_at", "acknowledged_by", "resolved_at", "closed_at", "reached", "repeats",
+    "policy_id", "version", "changed_seq", "updated_at", "updated_by", "last_change")
+_TIME_COLUMNS = {"opened_at", "level_entered_at", "acknowledged_at", "resolved_at",
+                 "closed_at", "updated_at"}
+_SELECT_INCIDENT = f"SELECT {', '.join(INCIDENT_COLUMNS)} FROM incidents"
+
+
+def _incident(row: sqlite3.Row | tuple) -> Incident:
+    values = dict(zip(INCIDENT_COLUMNS, row, strict=True))
+    for key in _TIME_COLUMNS:
+        if values[key] is not None:
+            values[key] = from_iso(values[key])
+    values["reached"] = {k: from_iso(v) for k, v in json.loads(values["reached"]).items()}
+    values["description"] = values["description"] or ""
+    values["service"] = values["service"] or ""
+    return Incident(**values)
+
+
+def _incident_row(incident: Incident) -> dict[str, Any]:
+    row = asdict(incident)
+    for key in _TIME_COLUMNS:
+        if row[key] is not None:
+            row[key] = to_iso(row[key])
+    row["reached"] = json.dumps({k: to_iso(v) for k, v in incident.reached.items()})
+    return row
+
+
+EVENT_COLUMNS = ("id", "incident_id", "version", "at", "account", "name", "kind", "payload",
+                 "prev_hash", "hash")
+
+
+def _event(row: sqlite3.Row | tuple) -> Event:
+    v = dict(zip(EVENT_COLUMNS, row, strict=True))
+    v["at"] = from_iso(v["at"])
+    v["payload"] = json.loads(v["payload"])
+    return Event(**v)
+
+
+def event_hash(prev_hash: str, event_id: int, incident_id: int, version: int, at: str,
+               account: str, name: str | None, kind: str, payload: str) -> str:
+    """The chain link: each event's hash covers its content and the previous hash."""
+    text = json.dumps([prev_hash, event_id, incident_id, version, at, account, name, kind,
+                       payload], ensure_ascii=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def prepare_file(path: Path) -> None:
+    """Create the database file without world access, or refuse an unsafe one.
+
+    0660 when its folder is group-shared (setgid), else 0600. SQLite gives the
+    `-wal` and `-shm` files the main file's permissions.
+    """
+    folder = path.parent
+    if not folder.exists():
+        folder.mkdir(parents=True, mode=0o700)
+    if not path.exists():
+        shared = folder.stat().st_mode & stat.S_ISGID and folder.stat().st_mode & stat.S_IWGRP
+        mode = 0o660 if shared else 0o600
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, mode)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise StoreError(f"cannot create {path}: {exc.strerror}") from None
+        else:
+            os.fchmod(fd, mode)
+            os.close(fd)
+    for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        if not file.exists():
+            continue
+        info = file.stat()
+        if info.st_mode & stat.S_IWOTH:
+            raise StoreError(f"{file} can be written by anyone on this host; "
+                             f"fix: chmod o-rwx {file}")
+        if not os.access(file, os.R_OK | os.W_OK):
+            raise StoreError(f"cannot write {file} (mode {stat.filemode(info.st_mode)}, "
+                             f"uid {info.st_uid}, gid {info.st_gid}); fix: ask its owner to run "
+                             f"chgrp <team> {file} && chmod 0660 {file}, in a setgid folder "
+                             f"(see README, Sharing with a team)")
+
+
+class Store:
+    """One connection to the database; one Store per thread."""
+
+    def __init__(self, path: str | os.PathLike[str], *, migrate: bool = True) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            prepare_file(self.path)
+        try:
+            conn = sqlite3.connect(str(path), isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000,
+                                   check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open {path}: {exc}") from None
+        self.conn = conn
+        self.db = sqlite_utils.Database(conn)
+        self._policies: dict[int, Policy] = {}
+        self._policy_ids: dict[str, int] = {}
+        if migrate:
+            self.migrate()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # -- schema ---------------------------------------------------------------
+
+    def schema_version(self) -> int:
+        return self.conn.execute("PRAGMA user_version").fetchone()[0]
+
+    def migrate(self) -> None:
+        """Bring the schema up to date; concurrent starters wait, one migrates."""
+        if self.schema_version() == SCHEMA_VERSION:
+            return
+        with self._immediate():
+            current = self.schema_version()
+            if current > SCHEMA_VERSION:
+                raise StoreError(f"{self.path} was written by a newer sladeck "
+                                 f"(schema {current}); upgrade sladeck")
+            for number, step in enumerate(MIGRATIONS[current:], start=current + 1):
+                step(self.db)
+                self.conn.execute(f"PRAGMA user_version={number}")
+
+    @contextmanager
+    def _immediate(self) -> Iterator[None]:
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"cannot write {self.path}: {exc}") from None
+        try:
+            yield
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
+        else:
+            self.conn.execute("COMMIT")
+
+    @contextmanager
+    def write(self) -> Iterator[Transaction]:
+        """One write transaction, begun with BEGIN IMMEDIATE, committed on success."""
+        with self._immediate():
+            yield Transaction(self)
+
+    # -- reads ----------------------------------------------------------------
+
+    def data_version(self) -> int:
+        """Changes whenever another connection commits (about 4 µs a call)."""
+        return self.conn.execute("PRAGMA data_version").fetchone()[0]
+
+    def last_seq(self) -> int:
+        return self.conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
+
+    def incident(self, incident_id: int) -> Incident | None:
+        row = self.conn.execute(f"{_SELECT_INCIDENT} WHERE id = ?", (incident_id,)).fetchone()
+        return _incident(row) if row else None
+
+    def incidents(self, states: Iterable[str] | None = ACTIVE_STATES, *,
+                  severity: str | None = None, level: str | None = None) -> list[Incident]:
+        where, params = [], []
+        if states is not None:
+            states = tuple(states)
+            where.append(f"state IN ({', '.join('?' * len(states))})")
+            params.extend(states)
+        for column, value in (("severity", severity), ("level", level)):
+            if value:
+                where.append(f"{column} = ?")
+                params.append(value)
+        sql = _SELECT_INCIDENT + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY id"
+        return [_incident(row) for row in self.conn.execute(sql, params).fetchall()]
+
+    def changed_since(self, seq: int) -> list[Incident]:
+        """Incidents changed by events after `seq` (cheap: an index range scan)."""
+        rows = self.conn.execute(f"{_SELECT_INCIDENT} WHERE changed_seq > ? ORDER BY id",
+                                 (seq,)).fetchall()
+        return [_incident(row) for row in rows]
+
+    def events(self, incident_id: int | None = None, *, after: int = 0) -> list[Event]:
+        sql = f"SELECT {', '.join(EVENT_COLUMNS)} FROM events WHERE id > ?"
+        params: list[Any] = [after]
+        if incident_id is not None:
+            sql += " AND incident_id = ?"
+            params.append(incident_id)
+        return [_event(row) for row in self.conn.execute(sql + " ORDER BY id", params).fetchall()]
+
+    def iter_events(self, batch: int = 5000) -> Iterator[Event]:
+        """Every event in chain order, in batches (no read transaction held between)."""
+        after = 0
+        while True:
+            rows = self.conn.execute(f"SELECT {', '.join(EVENT_COLUMNS)} FROM events "
+                                     "WHERE id > ? ORDER BY id LIMIT ?", (after, batch)).fetchall()
+            if not rows:
+                return
+            chunk = [_event(row) for row in rows]
+            yield from chunk
+            after = chunk[-1].id
+
+    def detail(self, incident_id: int) -> IncidentDetail | None:
+        incident = self.incident(incident_id)
+        if incident is None:
+            return None
+        events = self.events(incident_id)
+        by_id = {e.id: e for e in events}
+        handoffs = tuple(
+            Handoff(r[0], incident_id, r[1], by_id[r[1]].at, by_id[r[1]].actor.display, r[2],
+                    r[3], r[4], r[5] or "", json.loads(r[6]))
+            for r in self.conn.execute(
+                "SELECT id, event_id, from_level, to_level, trigger, reason, fields FROM handoffs "
+                "WHERE incident_id = ? ORDER BY id", (incident_id,)).fetchall())
+        ticks = tuple(
+            ChecklistTick(r[0], r[1], by_id[r[2]].at, by_id[r[2]].actor.display)
+            for r in self.conn.execute(
+                "SELECT checklist, item, event_id FROM checklist_ticks WHERE incident_id = ? "
+                "ORDER BY event_id", (incident_id,)).fetchall())
+        row = self.conn.execute("SELECT event_id, fields FROM reviews WHERE incident_id = ?",
+                                (incident_id,)).fetchone()
+        review = Review(incident_id, by_id[row[0]].at, by_id[row[0]].actor.display,
+                        json.loads(row[1])) if row else None
+        follow_ups = tuple(
+            FollowUp(r[0], incident_id, r[1], r[2], r[3], r[4], by_id[r[5]].at,
+                     by_id[r[6]].at if r[6] else None,
+                     by_id[r[6]].actor.display if r[6] else None)
+            for r in self.conn.execute(
+                "SELECT id, kind, description, owner, due, event_id, done_event_id "
+                "FROM follow_ups WHERE incident_id = ? ORDER BY id", (incident_id,)).fetchall())
+        return IncidentDetail(incident, tuple(events), handoffs, ticks, review, follow_ups)
+
+    def policy(self, policy_id: int) -> Policy:
+        """The policy an incident was opened under (parsed once per process)."""
+        if policy_id not in self._policies:
+            from sladeck.policy import parse_policy
+
+            row = self.conn.execute("SELECT source FROM policies WHERE id = ?",
+                                    (policy_id,)).fetchone()
+            if row is None:
+                raise StoreError(f"{self.path}: policy {policy_id} is missing")
+            self._policies[policy_id] = parse_policy(row[0], f"stored policy {policy_id}")
+        return self._policies[policy_id]
+
+    def adopt(self, policy: Policy) -> None:
+        """Use an already-parsed policy for incidents stored under the same text."""
+        row = self.conn.execute("SELECT id FROM policies WHERE digest = ?",
+                                (policy.digest,)).fetchone()
+        if row:
+            self.remember_policy(row[0], policy)
+
+    def remember_policy(self, policy_id: int, policy: Policy) -> None:
+        self._policies[policy_id] = policy
+        self._policy_ids[policy.digest] = policy_id
+
+    def counts(self) -> dict[str, int]:
+        return dict(self.conn.execute("SELECT state, count(*) FROM incidents GROUP BY state")
+                    .fetchall())
+
+    def integrity_check(self) -> str:
+        return self.conn.execute("PRAGMA integrity_check").fetchone()[0]
+
+    def backup(self, dest: str) -> None:
+        """A consistent copy through SQLite's backup API while others keep writing."""
+        target = sqlite3.connect(dest)
+        try:
+            self.conn.backup(target)
+        finally:
+            target.close()
+
+
+class Transaction:
+    """Writes inside one BEGIN IMMEDIATE; obtained from `Store.write()`."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.conn = store.conn
+        self._last: tuple[int, str] | None = None  # (id, hash) of the chain's last event
+
+    def incident(self, incident_id: int) -> Incident | None:
+        return self.store.incident(incident_id)
+
+    def open_by_dedup(self, key: str) -> Incident | None:
+        placeholders = ", ".join("?" * len(ACTIVE_STATES))
+        row = self.conn.execute(
+            f"{_SELECT_INCIDENT} WHERE dedup_key = ? AND state IN ({placeholders})",
+            (key, *ACTIVE_STATES)).fetchone()
+        return _incident(row) if row else None
+
+    def latest_by_dedup(self, key: str) -> Incident | None:
+        row = self.conn.execute(f"{_SELECT_INCIDENT} WHERE dedup_key = ? ORDER BY id DESC "
+                                "LIMIT 1", (key,)).fetchone()
+        return _incident(row) if row else None
+
+    def events_after(self, incident_id: int, version: int) -> list[Event]:
+        rows = self.conn.execute(
+            f"SELECT {', '.join(EVENT_COLUMNS)} FROM events WHERE incident_id = ? AND version > ? "
+            "ORDER BY id", (incident_id, version)).fetchall()
+        return [_event(r) for r in rows]
+
+    def policy_id(self, policy: Policy, now: datetime) -> int:
+        """The stored id of `policy`, storing it once per distinct text."""
+        known = self.store._policy_ids.get(policy.digest)
+        if known is not None:
+            return known
+        row = self.conn.execute("SELECT id FROM policies WHERE digest = ?",
+                                (policy.digest,)).fetchone()
+        if row:
+            policy_id = row[0]
+        else:
+            policy_id = self.conn.execute(
+                "INSERT INTO policies (digest, name, source, added_at) VALUES (?, ?, ?, ?)",
+                (policy.digest, policy.name, policy.source, to_iso(now))).lastrowid
+        self.store.remember_policy(policy_id, policy)
+        return policy_id
+
+    def next_incident_id(self) -> int:
+        return self.conn.execute("SELECT coalesce(max(id), 0) + 1 FROM incidents").fetchone()[0]
+
+    def _write_row(self, sql: str, params: list[Any], incident: Incident) -> sqlite3.Cursor:
+        try:
+            return self.conn.execute(sql, params)
+        except sqlite3.IntegrityError as exc:
+            if "dedup_key" in str(exc):
+                raise Refused(f"another open incident has dedup key {incident.dedup_key!r}"
+                              ) from None
+            raise
+
+    def insert_incident(self, incident: Incident) -> None:
+        row = _incident_row(incident)
+        self._write_row(f"INSERT INTO incidents ({', '.join(INCIDENT_COLUMNS)}) "
+                        f"VALUES ({', '.join('?' * len(INCIDENT_COLUMNS))})",
+                        [row[c] for c in INCIDENT_COLUMNS], incident)
+
+    def update_incident(self, incident: Incident, expected_version: int) -> None:
+        row = _incident_row(incident)
+        columns = [c for c in INCIDENT_COLUMNS if c != "id"]
+        cursor = self._write_row(
+            f"UPDATE incidents SET {', '.join(f'{c} = ?' for c in columns)} "
+            "WHERE id = ? AND version = ?",
+            [row[c] for c in columns] + [incident.id, expected_version], incident)
+        if cursor.rowcount != 1:
+            raise StoreError(f"INC-{incident.id} changed during the transaction")
+
+    def next_event_id(self) -> int:
+        if self._last is None:
+            row = self.conn.execute("SELECT id, hash FROM events ORDER BY id DESC LIMIT 1").fetchone()
+            self._last = (row[0], row[1]) if row else (0, GENESIS)
+        return self._last[0] + 1
+
+    def append_event(self, incident_id: int, version: int, at: datetime, actor: Actor,
+                     kind: str, payload: dict[str, Any]) -> Event:
+        """Append one event to the hash chain (we hold the write lock: the chain is linear)."""
+        event_id = self.next_event_id()
+        assert self._last is not None
+        prev_hash = self._last[1]
+        at_text, payload_text = to_iso(at), _dumps(payload)
+        digest = event_hash(prev_hash, event_id, incident_id, version, at_text, actor.account,
+                            actor.name, kind, payload_text)
+        self.conn.execute(
+            f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (event_id, incident_id, version, at_text, actor.account, actor.name, kind,
+             payload_text, prev_hash, digest))
+        self._last = (event_id, digest)
+        return Event(event_id, incident_id, version, at, actor.account, actor.name, kind,
+                     json.loads(payload_text), prev_hash, digest)
+
+    def add_handoff(self, incident_id: int, event_id: int, from_level: str, to_level: str,
+                    trigger: str, reason: str, fields: dict[str, str]) -> None:
+        self.conn.execute(
+            "INSERT INTO handoffs (incident_id, event_id, from_level, to_level, trigger, reason, "
+            "fields) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (incident_id, event_id, from_level, to_level, trigger, reason, _dumps(fields)))
+
+    def ticks(self, incident_id: int) -> set[tuple[str, str]]:
+        return set(self.conn.execute(
+            "SELECT checklist, item FROM checklist_ticks WHERE incident_id = ?",
+            (incident_id,)).fetchall())
+
+    def set_tick(self, incident_id: int, checklist: str, item: str, event_id: int | None) -> None:
+        """Tick (event_id given) or untick (None) one checklist item."""
+        if event_id is None:
+            self.conn.execute("DELETE FROM checklist_ticks WHERE incident_id = ? AND checklist = ? "
+                              "AND item = ?", (incident_id, checklist, item))
+        else:
+            self.conn.execute("INSERT OR REPLACE INTO checklist_ticks VALUES (?, ?, ?, ?)",
+                              (incident_id, checklist, item, event_id))
+
+    def add_review(self, incident_id: int, event_id: int, fields: dict[str, str]) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO reviews VALUES (?, ?, ?)",
+                          (incident_id, event_id, _dumps(fields)))
+
+    def add_follow_up(self, incident_id: int, event_id: int, kind: str, description: str,
+                      owner: str, due: str | None) -> int:
+        return self.conn.execute(
+            "INSERT INTO follow_ups (incident_id, kind, description, owner, due, event_id) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (incident_id, kind, description, owner, due, event_id)).lastrowid
+
+    def follow_up(self, follow_up_id: int) -> tuple[int, int | None] | None:
+        """(incident_id, done_event_id) of a follow-up, or None."""
+        row = self.conn.execute("SELECT incident_id, done_event_id FROM follow_ups WHERE id = ?",
+                                (follow_up_id,)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def finish_follow_up(self, follow_up_id: int, event_id: int) -> None:
+        self.conn.execute("UPDATE follow_ups SET done_event_id = ? WHERE id = ?",
+                          (event_id, follow_up_id))
+
+    def claim_notice(self, incident_id: int, clock: str, due_at: datetime, status: str) -> bool:
+        """True for the one process that records this notice first; False for the rest."""
+        cursor = self.conn.execute("INSERT OR IGNORE INTO notices (incident_id, clock, due_at, "
+                                   "status) VALUES (?, ?, ?, ?)",
+                                   (incident_id, clock, to_iso(due_at), status))
+        return cursor.rowcount == 1
+
+    def link_notice(self, incident_id: int, clock: str, due_at: datetime, status: str,
+                    event_id: int) -> None:
+        self.conn.execute("UPDATE notices SET event_id = ? WHERE incident_id = ? AND clock = ? "
+                          "AND due_at = ? AND status = ?",
+                          (event_id, incident_id, clock, to_iso(due_at), status))
