@@ -253,10 +253,13 @@ def escalate(desk: Desk, incident_id: int, *, to: str, trigger: str, fields: Map
         missing, problem = handoff_problems(policy, to, trigger, reason, fields)
         if missing:
             labels = {item.key: item.label for item in policy.escalation[to].handoff}
-            raise MissingFields(f"escalating {incident.ref} to {to} needs: "
-                                + ", ".join(f"{labels[k]} ({k})" for k in missing), missing)
+            message = f"escalating {incident.ref} to {to} needs: " + ", ".join(
+                f"{labels[k]} ({k})" for k in missing)
+            trigger_missing = ["trigger"] if problem else []
+            raise MissingFields(message + (f"; and {problem}" if problem else ""),
+                                trigger_missing + missing)
         if problem:
-            raise Refused(problem)
+            raise MissingFields(problem, ["reason" if trigger == OTHER else "trigger"])
         payload = {"from": incident.level, "to": to, "trigger": trigger, "reason": reason,
                    "fields": dict(fields)}
         new, event = w.record(incident, "escalated", payload, policy.levels)

@@ -1,0 +1,469 @@
+"""SladeckApp: wiring between the store, the queue, the screens and the actions.
+
+Two loops, never overlapping: a one-second tick that does no I/O (it re-assesses
+only rows whose risk may have moved and repaints what is on screen), and a poll
+of `PRAGMA data_version` that loads only incidents changed since the last event
+it saw. Actions run in thread workers on their own connection.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Footer, Input, Static
+from textual.worker import Worker, WorkerState
+
+from sladeck.clock import Clock, SystemClock
+from sladeck.domain import actions
+from sladeck.domain.actions import Desk, Outcome
+from sladeck.domain.model import ACKNOWLEDGED, ACTIVE_STATES, OPEN, RESOLVED, Actor, Incident
+from sladeck.domain.queue import Filter, Queue, Transition
+from sladeck.errors import Conflict, MissingFields, SladeckError
+from sladeck.hooks import run_hook
+from sladeck.policy import Policy
+from sladeck.report import incident_json
+from sladeck.store import Store
+from sladeck.text import visible
+from sladeck.tui.detail import DetailScreen
+from sladeck.tui.forms import (
+    ActionForm,
+    AssignForm,
+    EscalateForm,
+    FilterForm,
+    NewIncidentForm,
+    NoteForm,
+    ResolveForm,
+    ReviewForm,
+    SeverityForm,
+)
+from sladeck.tui.help import HelpScreen
+from sladeck.tui.keys import INCIDENT_BINDINGS, QUEUE_BINDINGS
+from sladeck.tui.queue import QueueHeader, QueueView
+
+log = logging.getLogger("sladeck.tui")
+LOADED_STATES = (*ACTIVE_STATES, RESOLVED)  # closed incidents never enter memory
+
+
+class QueueScreen(Screen[None]):
+    """The open-incident queue with a summary line and a text filter."""
+
+    BINDINGS = [*INCIDENT_BINDINGS, *QUEUE_BINDINGS,
+                Binding("escape", "app.clear_search", "Clear filter", show=False,
+                        id="queue.clear")]
+
+    def compose(self) -> ComposeResult:
+        app: SladeckApp = self.app  # type: ignore[assignment]
+        yield Static(id="summary")
+        yield QueueHeader(id="queue-header")
+        yield QueueView(app.queue, app.clock, id="queue")
+        yield Input(placeholder="Filter: text in id, title, service, assignee — enter keeps, "
+                                "esc clears", id="search")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one(QueueView).focus()
+
+
+class SladeckApp(App[int]):
+    CSS_PATH = "app.tcss"
+    TITLE = "sladeck"
+    BINDINGS = [
+        Binding("q", "quit", "Quit", id="app.quit", tooltip="Leave the dashboard"),
+        Binding("question_mark", "help", "Help", id="app.help", tooltip="Every key"),
+    ]
+
+    def __init__(self, db_path: str | Path, policy: Policy, actor: Actor, *,
+                 clock: Clock | None = None, poll_interval: float | None = 0.2,
+                 tick_interval: float | None = 1.0, bell: bool = True,
+                 log_file: Path | None = None, run_hooks: bool = True) -> None:
+        super().__init__()
+        self.db_path = Path(db_path)
+        self.policy = policy
+        self.actor = actor
+        self.clock: Clock = clock or SystemClock()
+        self.poll_interval = poll_interval
+        self.tick_interval = tick_interval
+        self.ring_bell = bell and policy.notifications.bell
+        self.log_file = log_file
+        self.run_hooks = run_hooks
+        self.reader = Store(self.db_path)  # main thread: polls and reads
+        self.writer = Store(self.db_path, migrate=False)  # action workers, one at a time
+        self.reader.adopt(policy)
+        self.writer.adopt(policy)
+        self.write_lock = threading.Lock()
+        self.desk = Desk(self.writer, policy, self.clock, actor)
+        me = tuple(n for n in (actor.account, actor.name) if n)
+        self.queue = Queue(self.reader.policy, me=me)
+        self.seq = 0
+        self.data_version = -1
+        self.loaded = False
+
+    # -- start-up and the two loops --------------------------------------------
+
+    def get_default_screen(self) -> Screen[Any]:
+        return QueueScreen()
+
+    def on_mount(self) -> None:
+        self.load_queue()
+        if self.tick_interval:
+            self.set_interval(self.tick_interval, self.tick, name="tick")
+
+    def load_queue(self) -> None:
+        """Load every open and resolved incident once (closed ones never load)."""
+        self.data_version = self.reader.data_version()
+        self.seq = self.reader.last_seq()
+        self.queue.load(self.reader.incidents(LOADED_STATES), self.clock.now())
+        self.loaded = True
+        self._rows_changed()
+        if self.poll_interval:
+            self.set_timer(self.poll_interval, self.poll, name="poll")
+
+    def poll(self) -> None:
+        """Notice other processes' commits (about 4 µs when nothing changed); re-arm after."""
+        try:
+            self.refresh_from_store()
+        finally:
+            if self.poll_interval:
+                self.set_timer(self.poll_interval, self.poll, name="poll")
+
+    def refresh_from_store(self) -> None:
+        version = self.reader.data_version()
+        if version == self.data_version:
+            return
+        self.data_version = version
+        changed = self.reader.changed_since(self.seq)
+        if not changed:
+            return
+        self.seq = max(self.seq, *(i.changed_seq for i in changed))
+        transitions = self.queue.merge(changed, self.clock.now())
+        self._rows_changed()
+        self._alert(transitions)
+        screen = self.screen
+        ids = {i.id for i in changed}
+        for s in self.screen_stack:
+            if isinstance(s, DetailScreen) and s.incident.id in ids:
+                detail = self.reader.detail(s.incident.id)
+                if detail is not None:
+                    s.show(detail)
+        if isinstance(screen, ActionForm) and screen.incident is not None \
+                and screen.incident.id in ids:
+            newer = next((i for i in changed if i.id == screen.incident.id), None)
+            if newer is not None and newer.version != screen.expected_version:
+                screen.query_one("#form-error", Static).update(Text(
+                    f"{newer.ref} was just changed by {visible(newer.updated_by)} "
+                    f"({newer.last_change}); submitting will show what changed."))
+
+    def tick(self) -> None:
+        """Once a second: no I/O, only rows whose risk may have moved, then repaint."""
+        now = self.clock.now()
+        transitions = self.queue.tick(now)
+        if transitions:
+            self._rows_changed()
+            self._alert(transitions)
+        else:
+            self.query_one(QueueView).refresh() if self._on_queue_screen() else None
+        self._update_summary(now)
+        for s in self.screen_stack:
+            if isinstance(s, DetailScreen):
+                s.tick(now)
+
+    def _on_queue_screen(self) -> bool:
+        return isinstance(self.screen_stack[0] if self.screen_stack else None, QueueScreen) \
+            and bool(self.screen_stack[0].query(QueueView))
+
+    def _queue_view(self) -> QueueView | None:
+        if not self.screen_stack:
+            return None
+        found = self.screen_stack[0].query(QueueView)
+        return found.first() if found else None
+
+    def _rows_changed(self) -> None:
+        view = self._queue_view()
+        if view is not None:
+            view.rows_changed()
+        self._update_summary(self.clock.now())
+        self.refresh_bindings()
+
+    def _update_summary(self, now: datetime) -> None:
+        if not self.screen_stack or not self.screen_stack[0].query("#summary"):
+            return
+        by_severity, by_risk = self.queue.summary()
+        total = sum(by_severity.values())
+        text = Text()
+        text.append(" sladeck ", style="reverse bold")
+        text.append(f" {total} open ")
+        text.append(" ".join(f"{k}:{by_severity.get(k, 0)}" for k in self.policy.severities))
+        text.append(" │ ")
+        text.append(f"✖{by_risk.get('breached', 0)} breached", style="bold red")
+        text.append(" ")
+        text.append(f"▲{by_risk.get('due', 0)} due", style="bold yellow")
+        text.append(f" ●{by_risk.get('warning', 0)} warn")
+        shown = self.queue.filter.describe()
+        if shown:
+            text.append(f" │ {visible(shown)}: {len(self.queue.visible)} shown")
+        text.append(f" │ {now.astimezone().strftime('%H:%M:%S %Z')}")
+        self.screen_stack[0].query_one("#summary", Static).update(text)
+
+    def _alert(self, transitions: list[Transition]) -> None:
+        """An incident crossed into due or breached: notify, ring once, record once."""
+        if not transitions:
+            return
+        for t in transitions[:5]:
+            word = "BREACHED its SLA" if t.after == "breached" else "due for escalation"
+            self.notify(f"{t.incident.ref} {visible(t.incident.title)[:60]} is {word}",
+                        severity="error" if t.after == "breached" else "warning",
+                        title=t.after.upper(), markup=False)
+        if len(transitions) > 5:
+            self.notify(f"and {len(transitions) - 5} more", markup=False)
+        if self.ring_bell:
+            self.bell()
+        self.record_notices([t.incident for t in transitions])
+
+    @work(thread=True, exit_on_error=False, group="notices")
+    def record_notices(self, incidents: list[Incident]) -> None:
+        with self.write_lock:
+            recorded = actions.record_notices(self.desk, incidents)
+        if not self.run_hooks:
+            return
+        for incident, event in recorded:
+            policy = self.writer.policy(incident.policy_id)
+            payload = {"event": event.kind, "clock": event.payload.get("clock"),
+                       "incident": incident_json(incident, policy, self.clock.now())}
+            run_hook(policy.notifications, payload)
+
+    # -- the current incident and what applies to it ---------------------------
+
+    def current_incident(self) -> Incident | None:
+        screen = self.screen
+        if isinstance(screen, DetailScreen):
+            return screen.incident
+        if isinstance(screen, QueueScreen):
+            view = self._queue_view()
+            row = view.selected_row if view else None
+            return row.incident if row else None
+        return None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        incident_actions = {"acknowledge", "escalate", "resolve", "comment", "severity",
+                            "assign", "review", "details"}
+        if action not in incident_actions:
+            return True
+        if isinstance(self.screen, ModalScreen):
+            return False
+        incident = self.current_incident()
+        if incident is None:
+            return None  # shown dimmed: nothing selected
+        policy = self.reader.policy(incident.policy_id)
+        allowed = {
+            "acknowledge": incident.state == OPEN,
+            "escalate": incident.active and policy.next_level(incident.level) is not None,
+            "resolve": incident.state in (OPEN, ACKNOWLEDGED),
+            "review": incident.state == RESOLVED,
+            "severity": incident.state != "closed",
+            "assign": incident.state != "closed",
+        }
+        return True if allowed.get(action, True) else None
+
+    # -- actions: keys, palette and forms all end here --------------------------
+
+    def _incident_and_policy(self) -> tuple[Incident, Policy] | None:
+        incident = self.current_incident()
+        if incident is None:
+            self.notify("Select an incident first", severity="warning")
+            return None
+        return incident, self.reader.policy(incident.policy_id)
+
+    def action_acknowledge(self) -> None:
+        found = self._incident_and_policy()
+        if found:
+            incident_id, version = found[0].id, found[0].version
+            self.perform(lambda desk: actions.acknowledge(desk, incident_id,
+                                                          expected_version=version))
+
+    def action_escalate(self) -> None:
+        found = self._incident_and_policy()
+        if found:
+            self.push_screen(EscalateForm(found[0], found[1], self.clock.now()))
+
+    def action_resolve(self) -> None:
+        found = self._incident_and_policy()
+        if found:
+            self.push_screen(ResolveForm(found[0], found[1], self.clock.now()))
+
+    def action_review(self) -> None:
+        found = self._incident_and_policy()
+        if found:
+            self.push_screen(ReviewForm(found[0], found[1], self.clock.now()))
+
+    def action_comment(self) -> None:
+        found = self._incident_and_policy()
+        if found:
+            self.push_screen(NoteForm(found[0], found[1]))
+
+    def action_severity(self) -> None:
+        found = self._incident_and_policy()
+        if found:
+            self.push_screen(SeverityForm(found[0], found[1]))
+
+    def action_assign(self) -> None:
+        found = self._incident_and_policy()
+        if found:
+            self.push_screen(AssignForm(found[0], self.actor.name or self.actor.account))
+
+    def action_new(self) -> None:
+        self.push_screen(NewIncidentForm(None, self.policy))
+
+    def action_details(self) -> None:
+        incident = self.current_incident()
+        if incident is None:
+            return
+        detail = self.reader.detail(incident.id)
+        if detail is not None:
+            self.push_screen(DetailScreen(detail, self.reader.policy(incident.policy_id)))
+
+    def action_search(self) -> None:
+        search = self.screen.query("#search")
+        if search:
+            search.first().display = True
+            search.first().focus()
+
+    def action_clear_search(self) -> None:
+        search = self.screen.query("#search")
+        if search:
+            field = search.first(Input)
+            field.value = ""
+            field.display = False
+            self._apply_filter(Filter(**{**self.queue.filter.__dict__, "text": ""}))
+            view = self._queue_view()
+            if view is not None:
+                view.focus()
+
+    @on(Input.Changed, "#search")
+    def _search_changed(self, event: Input.Changed) -> None:
+        self._apply_filter(Filter(**{**self.queue.filter.__dict__, "text": event.value.strip()}))
+
+    @on(Input.Submitted, "#search")
+    def _search_submitted(self, event: Input.Submitted) -> None:
+        view = self._queue_view()
+        if view is not None:
+            view.focus()
+        if not event.value:
+            event.input.display = False
+
+    def action_filter(self) -> None:
+        def chosen(result: Filter | None) -> None:
+            if result is not None:
+                self._apply_filter(result)
+        self.push_screen(FilterForm(self.queue.filter, self.policy), chosen)
+
+    def action_mine(self) -> None:
+        f = self.queue.filter
+        self._apply_filter(Filter(**{**f.__dict__, "mine": not f.mine}))
+        self.notify("Showing only incidents assigned to me" if not f.mine
+                    else "Showing everyone's incidents", markup=False)
+
+    def _apply_filter(self, new: Filter) -> None:
+        self.queue.set_filter(new)
+        self._rows_changed()
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def tick_checklist(self, incident_id: int, checklist: str, item: str, done: bool) -> None:
+        self.perform(lambda desk: actions.tick(desk, incident_id, checklist, item, done=done))
+
+    @work(thread=True, exit_on_error=False, group="actions")
+    def perform(self, run: Callable[[Desk], Outcome], form: ActionForm | None = None) -> None:
+        """Run one action off the event loop; report back on the main thread."""
+        try:
+            with self.write_lock:
+                outcome = run(self.desk)
+        except MissingFields as exc:
+            self.call_from_thread(self._refused, str(exc), form, exc.missing)
+        except Conflict as exc:
+            self.call_from_thread(self._refused, str(exc), form, None)
+            self.call_from_thread(self.refresh_from_store)
+        except SladeckError as exc:
+            self.call_from_thread(self._refused, str(exc), form, None)
+        else:
+            self.call_from_thread(self._performed, outcome, form)
+
+    def _refused(self, message: str, form: ActionForm | None, missing: list[str] | None
+                 ) -> None:
+        if form is not None and form.is_attached:
+            form.show_refusal(message, missing)
+        else:
+            self.notify(visible(message), severity="error", markup=False)
+
+    def _performed(self, outcome: Outcome, form: ActionForm | None) -> None:
+        if form is not None and form.is_attached:
+            form.dismiss(outcome)
+        self.notify(visible(outcome.message), markup=False,
+                    severity="information" if outcome.changed else "warning")
+        self.refresh_from_store()
+        if outcome.incident.state != "closed":
+            view = self._queue_view()
+            if view is not None and isinstance(self.screen_stack[-1], QueueScreen) \
+                    and outcome.event is not None and outcome.event.kind == "opened":
+                view.select_id(outcome.incident.id)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR:
+            error = event.worker.error
+            log.error("worker %s failed", event.worker.name, exc_info=error)
+            where = f" (details in {self.log_file})" if self.log_file else ""
+            self.notify(f"Unexpected {type(error).__name__}: {error}{where}"[:300],
+                        severity="error", markup=False, timeout=10)
+
+    # -- the command palette -----------------------------------------------------
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for binding in (*INCIDENT_BINDINGS, *QUEUE_BINDINGS):
+            name = binding.action.removeprefix("app.")
+            if self.check_action(name, ()) is True:
+                yield SystemCommand(f"{binding.description} ({binding.key})",
+                                    binding.tooltip or binding.description,
+                                    getattr(self, f"action_{name}"))
+
+    # -- never a traceback -------------------------------------------------------
+
+    def _fatal_error(self) -> None:
+        error = self._exception
+        log.error("unexpected error", exc_info=error)
+        where = f" (details in {self.log_file})" if self.log_file else ""
+        self.bell()
+        self._exit_renderables.append(Text(
+            f"sladeck: error: unexpected {type(error).__name__}: {error}{where}"))
+        self._close_messages_no_wait()
+
+    def on_unmount(self) -> None:
+        self.reader.close()
+        self.writer.close()
+
+
+def run_dashboard(store: Store, policy: Policy, actor: Actor, *, db_path: Path,
+                  log_file: Path) -> None:
+    """Open the dashboard on `db_path` (the CLI's store is closed first)."""
+    store.close()
+    try:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        logging.basicConfig(filename=log_file, level=logging.INFO,
+                            format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    except OSError:
+        pass
+    app = SladeckApp(db_path, policy, actor, log_file=log_file)
+    app.run()
+    if app.return_code:
+        raise SystemExit(app.return_code)

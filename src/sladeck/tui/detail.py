@@ -1,0 +1,193 @@
+"""One incident: clocks, contacts, checklists, handoffs, timeline, review."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import humanize
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Label, OptionList, Static
+from textual.widgets.option_list import Option
+
+from sladeck.domain.actions import checklist_items
+from sladeck.domain.clocks import KIND_TITLE, assess, format_countdown
+from sladeck.domain.model import IncidentDetail
+from sladeck.domain.timeline import describe
+from sladeck.policy import Policy
+from sladeck.text import visible
+from sladeck.tui.forms import contacts_text
+from sladeck.tui.keys import INCIDENT_BINDINGS
+
+CHECKLIST_PREFIX = {"internal": "Internal ", "external": ""}
+STATUS_WORD = {"running": "running", "met": "✔ met", "due": "▲ DUE", "breached": "✖ BREACHED"}
+
+
+def local(at: datetime) -> str:
+    return at.astimezone().strftime("%a %H:%M:%S %Z")
+
+
+def clocks_table(detail: IncidentDetail, policy: Policy, now: datetime) -> Table:
+    a = assess(detail.incident, policy, now)
+    table = Table(box=None, pad_edge=False, expand=True, show_edge=False)
+    for name in ("Clock", "Due", "", "Status"):
+        table.add_column(name, no_wrap=True)
+    for c in a.clocks:
+        when = c.stopped_at or now
+        rel = "stopped" if c.stopped else (
+            f"in {humanize.naturaldelta(c.due_at - now)}" if c.due_at > now
+            else f"{humanize.naturaldelta(now - c.due_at)} ago")
+        countdown = "" if c.stopped else format_countdown(c.due_at - when)
+        style = {"breached": "bold red", "due": "bold yellow", "met": "green"}.get(c.status, "")
+        target = f" → {c.target_level}" if c.target_level else ""
+        table.add_row(KIND_TITLE[c.kind] + target, local(c.due_at), f"{countdown} {rel}",
+                      Text(STATUS_WORD[c.status], style=style))
+    return table
+
+
+def header_text(detail: IncidentDetail, policy: Policy, now: datetime) -> Text:
+    i = detail.incident
+    a = assess(i, policy, now)
+    sev, tier = policy.severities[i.severity], policy.tiers[i.level]
+    text = Text()
+    text.append(f"{i.ref} ", style="bold")
+    text.append(visible(i.title), style="bold")
+    text.append(f"\n{i.severity} {sev.name} · {i.level} {tier.name} · {i.state} · risk "
+                f"{a.risk.upper()}")
+    text.append(f"\nService {visible(i.service) or '-'} · assignee {visible(i.assignee) or '-'}"
+                f" · ref {visible(i.external_ref) or '-'} · repeats {i.repeats}")
+    text.append(f"\nOpened {local(i.opened_at)} by {visible(i.opened_by)}")
+    if i.description:
+        text.append("\n\n" + visible(i.description, multiline=True))
+    return text
+
+
+def timeline_text(detail: IncidentDetail) -> Text:
+    text = Text()
+    for e in detail.events:
+        text.append(f"{local(e.at)}  ", style="dim")
+        text.append(visible(e.actor.display), style="bold")
+        text.append(" " + describe(e.kind, e.payload))
+        body = e.payload.get("text") or e.payload.get("summary") or e.payload.get("reason")
+        if body:
+            text.append(": " + visible(str(body), multiline=True))
+        text.append("\n")
+    return text
+
+
+def handoffs_renderable(detail: IncidentDetail, policy: Policy) -> Group | Text:
+    if not detail.handoffs:
+        return Text("No handoffs yet.", style="dim")
+    parts: list[Text] = []
+    for h in detail.handoffs:
+        target = policy.escalation.get(h.to_level)
+        labels = {f.key: f.label for f in target.handoff} if target else {}
+        triggers = {t.key: t.label for t in target.triggers} if target else {}
+        t = Text()
+        t.append(f"{h.from_level} → {h.to_level}  {local(h.at)} by {visible(h.actor)}\n",
+                 style="bold")
+        t.append(f"Trigger: {visible(triggers.get(h.trigger, h.trigger))}")
+        if h.reason:
+            t.append(f" ({visible(h.reason)})")
+        for key, value in h.fields.items():
+            t.append(f"\n{labels.get(key, key)}: ", style="bold")
+            t.append(visible(value, multiline=True))
+        parts.append(t)
+    return Group(*parts)
+
+
+class DetailScreen(Screen[None]):
+    """Everything about one incident; the action keys act on it."""
+
+    BINDINGS = [Binding("escape", "app.pop_screen", "Back", id="detail.back"),
+                *INCIDENT_BINDINGS]
+
+    def __init__(self, detail: IncidentDetail, policy: Policy) -> None:
+        super().__init__()
+        self.detail = detail
+        self.policy = policy
+
+    @property
+    def incident(self):
+        return self.detail.incident
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="detail-header")
+        with VerticalScroll(id="detail-body"):
+            yield Label("SLA clocks", classes="section")
+            yield Static(id="clocks")
+            yield Label("Contacts", classes="section")
+            yield Static(id="contacts")
+            yield Label("Checklists (enter ticks)", classes="section")
+            yield OptionList(id="checklists")
+            yield Label("Handoffs", classes="section")
+            yield Static(id="handoffs")
+            yield Label("Timeline", classes="section")
+            yield Static(id="timeline")
+            yield Label("Review and follow-ups", classes="section")
+            yield Static(id="review")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.show(self.detail)
+
+    def show(self, detail: IncidentDetail) -> None:
+        """Render a (possibly newer) copy of the incident, keeping the scroll position."""
+        self.detail = detail
+        now = self.app.clock.now()  # type: ignore[attr-defined]
+        self.query_one("#detail-header", Static).update(header_text(detail, self.policy, now))
+        self.query_one("#contacts", Static).update(
+            contacts_text(self.policy, detail.incident.level, detail.incident.severity, now))
+        self.query_one("#handoffs", Static).update(handoffs_renderable(detail, self.policy))
+        self.query_one("#timeline", Static).update(timeline_text(detail))
+        self.query_one("#review", Static).update(self._review_text())
+        self._fill_checklists()
+        self.tick(now)
+
+    def tick(self, now: datetime) -> None:
+        self.query_one("#clocks", Static).update(clocks_table(self.detail, self.policy, now))
+
+    def _review_text(self) -> Text:
+        d = self.detail
+        text = Text()
+        if d.review:
+            for f in self.policy.review_fields:
+                text.append(f"{f.label}: ", style="bold")
+                text.append(visible(d.review.fields.get(f.key, ""), multiline=True) + "\n")
+        elif self.policy.needs_review(d.incident.severity):
+            text.append("A review is required before this incident closes (key v).\n")
+        else:
+            text.append("No review required for this severity.\n", style="dim")
+        for f in d.follow_ups:
+            done = f"done {local(f.done_at)}" if f.done_at else "open"
+            text.append(f"#{f.id} {f.kind}: {visible(f.description)} — {visible(f.owner)}"
+                        f" (due {f.due or '-'}, {done})\n")
+        return text
+
+    def _fill_checklists(self) -> None:
+        lists = self.query_one("#checklists", OptionList)
+        ticked = {(t.checklist, t.item) for t in self.detail.ticks}
+        highlighted = lists.highlighted
+        lists.clear_options()
+        options = []
+        for name, items in checklist_items(self.policy, self.detail.incident).items():
+            prefix = "" if name == "triage" else CHECKLIST_PREFIX.get(name.split(".")[0], "") \
+                + name.split(".")[-1].capitalize() + ": "
+            for item in items:
+                mark = "[x]" if (name, item.key) in ticked else "[ ]"
+                options.append(Option(Text(f"{mark} {prefix}{item.label}"),
+                                      id=f"{name}|{item.key}|{'0' if mark == '[x]' else '1'}"))
+        lists.add_options(options)
+        if highlighted is not None and highlighted < len(options):
+            lists.highlighted = highlighted
+
+    @on(OptionList.OptionSelected, "#checklists")
+    def _toggled(self, event: OptionList.OptionSelected) -> None:
+        name, item, done = str(event.option.id).split("|")
+        self.app.tick_checklist(self.incident.id, name, item, done == "1")  # type: ignore[attr-defined]

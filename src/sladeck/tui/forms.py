@@ -1,0 +1,393 @@
+"""Modal forms: escalate, resolve, review, note, new incident, severity, assign, filter.
+
+A form collects input and hands the app a callable that runs one domain action.
+The app runs it in a worker; on success the form closes, on refusal it stays open
+with the message shown and the refused fields marked — nothing typed is lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
+from textual.screen import ModalScreen
+from textual.widget import Widget
+from textual.widgets import Button, Checkbox, Input, Label, Select, SelectionList, Static, TextArea
+
+from sladeck.domain import actions
+from sladeck.domain.actions import OTHER, Desk, Outcome
+from sladeck.domain.clocks import SEVERITY_LEVEL, assess
+from sladeck.domain.model import Incident
+from sladeck.domain.queue import DEFAULT_STATES, Filter
+from sladeck.policy import Policy
+from sladeck.text import visible
+
+Run = Callable[[Desk], Outcome]
+
+
+def contacts_text(policy: Policy, level: str, severity: str, now: datetime) -> Text:
+    """Who to contact at `level` now: the level's contacts and management on call."""
+    text = Text()
+    contact = policy.level_contacts.get(level)
+    tier = policy.tiers[level]
+    text.append(f"Contact {level} {tier.name}: ", style="bold")
+    if contact:
+        text.append(f"{contact.primary} · {contact.phone} · {contact.chat} · "
+                    f"escalation {contact.escalation}")
+    available = policy.management_available(severity, now)
+    text.append("\nManagement available now for " + severity + ": ", style="bold")
+    text.append(", ".join(f"{m.name} ({m.email}, {m.phone})" for m in available) or "none")
+    return text
+
+
+class ActionForm(ModalScreen[Outcome | None]):
+    """The shared frame: title, fields, an inline error, Submit and Cancel."""
+
+    BINDINGS = [
+        Binding("ctrl+s", "submit", "Submit", priority=True, id="form.submit",
+                tooltip="Run this action"),
+        Binding("escape", "cancel", "Cancel", id="form.cancel", tooltip="Close without acting"),
+    ]
+    heading = "Form"
+
+    def __init__(self, incident: Incident | None = None, policy: Policy | None = None,
+                 now: datetime | None = None) -> None:
+        super().__init__()
+        self.incident = incident
+        self.policy = policy
+        self.now = now
+        self.expected_version = incident.version if incident else None
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="form"):
+            title = self.heading
+            if self.incident is not None:
+                title += f" · {self.incident.ref} {visible(self.incident.title)}"
+            yield Label(Text(title), id="form-title")
+            with VerticalScroll(id="form-body"):
+                yield from self.fields()
+            yield Static("", id="form-error")
+            with Horizontal(id="form-buttons"):
+                yield Button("Submit (ctrl+s)", id="submit", variant="primary", compact=True)
+                yield Button("Cancel (esc)", id="cancel", compact=True)
+
+    def fields(self) -> ComposeResult:
+        yield from ()
+
+    def build(self) -> Run | None:
+        """The action to run, or None after showing why not."""
+        raise NotImplementedError
+
+    def action_submit(self) -> None:
+        run = self.build()
+        if run is not None:
+            self.query_one("#form-error", Static).update("Working…")
+            self.app.perform(run, form=self)  # type: ignore[attr-defined]
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    @on(Button.Pressed, "#submit")
+    def _submit_pressed(self) -> None:
+        self.action_submit()
+
+    @on(Button.Pressed, "#cancel")
+    def _cancel_pressed(self) -> None:
+        self.action_cancel()
+
+    def show_refusal(self, message: str, missing: list[str] | None = None) -> None:
+        """Keep the form open: say why, mark the refused fields."""
+        self.query_one("#form-error", Static).update(Text(visible(message)))
+        for widget in self.query(".field"):
+            widget.set_class(bool(missing) and widget.name in (missing or []), "missing")
+        if missing:
+            first = [w for w in self.query(".field") if w.name in missing]
+            if first:
+                first[0].focus()
+
+    def labelled(self, label: str, help_text: str, widget: Widget) -> ComposeResult:
+        """A field under its label and help; `widget.name` is the action's field key."""
+        widget.add_class("field")
+        yield Label(Text(label, style="bold"), classes="field-label")
+        if help_text:
+            yield Label(Text(help_text), classes="field-help")
+        yield widget
+
+
+class Tick(Checkbox):
+    """A checkbox that reads `[x]` / `[ ]`, so its state shows without colour."""
+
+    @property
+    def _button(self) -> Content:
+        return Content.assemble((f"[{'x' if self.value else ' '}]",
+                                 self.get_visual_style("toggle--button")))
+
+
+def _area(value: str = "", *, name: str, id: str | None = None) -> TextArea:
+    area = TextArea(value, soft_wrap=True, show_line_numbers=False, id=id, name=name)
+    area.styles.height = 3
+    return area
+
+
+class EscalateForm(ActionForm):
+    heading = "Escalate"
+
+    def __init__(self, incident: Incident, policy: Policy, now: datetime,
+                 typed: dict[str, str] | None = None) -> None:
+        super().__init__(incident, policy, now)
+        self.typed: dict[str, str] = dict(typed or {})
+        above = policy.levels[policy.level_rank(incident.level) + 1:]
+        self.targets = above
+        self.target = above[0] if above else incident.level
+        a = assess(incident, policy, now)
+        for clock in a.clocks:  # a due severity escalation offers its level directly (P0 → L4)
+            if clock.kind == SEVERITY_LEVEL and clock.status == "due" and clock.target_level \
+                    and clock.target_level in above:
+                self.target = clock.target_level
+
+    def fields(self) -> ComposeResult:
+        assert self.policy is not None
+        yield Label("Target level", classes="field-label")
+        yield Select([(f"{lv} {self.policy.tiers[lv].name}", lv) for lv in self.targets],
+                     value=self.target, allow_blank=False, id="target", compact=True)
+        yield Vertical(id="level-fields")
+
+    async def on_mount(self) -> None:
+        await self._show_level(self.target)
+
+    def _remember_typed(self) -> None:
+        for area in self.query(".handoff"):
+            if isinstance(area, TextArea) and area.name:
+                self.typed[area.name] = area.text
+        if self.query("#reason"):
+            self.typed["__reason"] = self.query_one("#reason", Input).value
+
+    async def _show_level(self, level: str) -> None:
+        assert self.policy is not None and self.incident is not None and self.now is not None
+        self._remember_typed()
+        box = self.query_one("#level-fields", Vertical)
+        await box.remove_children()
+        target = self.policy.escalation[level]
+        widgets: list[Widget] = [
+            Static(contacts_text(self.policy, level, self.incident.severity, self.now),
+                   classes="contacts"),
+            Label(Text("Trigger", style="bold"), classes="field-label"),
+        ]
+        trigger = Select([(t.label, t.key) for t in target.triggers]
+                         + [("Other (give a reason)", OTHER)],
+                         prompt="Choose why", id="trigger", name="trigger", classes="field",
+                         compact=True)
+        widgets += [trigger, Label("Reason (needed for Other)", classes="field-help"),
+                    Input(self.typed.get("__reason", ""), id="reason", name="reason",
+                          classes="field", compact=True)]
+        for item in target.handoff:
+            area = _area(self.typed.get(item.key, ""), name=item.key)
+            area.add_class("handoff")
+            widgets += list(self.labelled(item.label, item.help, area))
+        await box.mount_all(widgets)
+
+    @on(Select.Changed, "#target")
+    async def _target_changed(self, event: Select.Changed) -> None:
+        if isinstance(event.value, str) and event.value != self.target:
+            self.target = event.value
+            await self._show_level(self.target)
+
+    def build(self) -> Run | None:
+        assert self.incident is not None
+        self._remember_typed()
+        trigger = self.query_one("#trigger", Select).value
+        trigger_key = trigger if isinstance(trigger, str) else ""
+        fields = {a.name: a.text for a in self.query(".handoff")
+                  if isinstance(a, TextArea) and a.name}
+        reason = self.query_one("#reason", Input).value
+        incident_id, to, version = self.incident.id, self.target, self.expected_version
+        return lambda desk: actions.escalate(desk, incident_id, to=to, trigger=trigger_key,
+                                             fields=fields, reason=reason,
+                                             expected_version=version)
+
+
+class ResolveForm(ActionForm):
+    heading = "Resolve"
+
+    def fields(self) -> ComposeResult:
+        assert self.policy is not None
+        yield from self.labelled("Resolution summary", "What fixed it",
+                                 _area(name="summary", id="summary"))
+        yield Label(Text("Resolution checklist", style="bold"), classes="field-label")
+        for item in self.policy.checklists.get("resolution", ()):
+            yield Tick(item.label, name=item.key, classes="field check")
+
+    def build(self) -> Run | None:
+        assert self.incident is not None
+        summary = self.query_one("#summary", TextArea).text
+        checks = [c.name for c in self.query(".check") if isinstance(c, Checkbox) and c.value
+                  and c.name]
+        incident_id, version = self.incident.id, self.expected_version
+        return lambda desk: actions.resolve(desk, incident_id, summary=summary, checks=checks,
+                                            expected_version=version)
+
+
+class ReviewForm(ActionForm):
+    heading = "Post-incident review"
+
+    def fields(self) -> ComposeResult:
+        assert self.policy is not None
+        for item in self.policy.review_fields:
+            area = _area(name=item.key)
+            area.add_class("review")
+            yield from self.labelled(item.label, item.help, area)
+
+    def build(self) -> Run | None:
+        assert self.incident is not None
+        fields = {a.name: a.text for a in self.query(".review") if isinstance(a, TextArea)
+                  and a.name}
+        incident_id, version = self.incident.id, self.expected_version
+        return lambda desk: actions.file_review(desk, incident_id, fields,
+                                                expected_version=version)
+
+
+class NoteForm(ActionForm):
+    heading = "Comment"
+
+    def fields(self) -> ComposeResult:
+        yield from self.labelled("Note", "Added to the timeline", _area(name="note", id="note"))
+
+    def build(self) -> Run | None:
+        assert self.incident is not None
+        text, incident_id = self.query_one("#note", TextArea).text, self.incident.id
+        return lambda desk: actions.add_note(desk, incident_id, text)
+
+
+class NewIncidentForm(ActionForm):
+    heading = "New incident"
+
+    def fields(self) -> ComposeResult:
+        assert self.policy is not None
+        yield from self.labelled("Title", "One line saying what is wrong",
+                                 Input(id="title", name="title", compact=True))
+        yield from self.labelled(
+            "Severity", "",
+            Select([(f"{k} {s.name}: {s.definition}", k) for k, s in
+                    self.policy.severities.items()], prompt="Choose a severity", id="severity",
+                   name="severity", compact=True))
+        yield from self.labelled("Service", "Optional", Input(id="service", name="service", compact=True))
+        yield from self.labelled("Description", "Optional",
+                                 _area(name="description", id="description"))
+
+    def build(self) -> Run | None:
+        title = self.query_one("#title", Input).value
+        severity = self.query_one("#severity", Select).value
+        if not isinstance(severity, str):
+            self.show_refusal("choose a severity", ["severity"])
+            return None
+        service = self.query_one("#service", Input).value
+        description = self.query_one("#description", TextArea).text
+        return lambda desk: actions.open_incident(desk, title=title, severity=severity,
+                                                  service=service, description=description)
+
+
+class SeverityForm(ActionForm):
+    heading = "Change severity"
+
+    def fields(self) -> ComposeResult:
+        assert self.policy is not None and self.incident is not None
+        yield from self.labelled(
+            "New severity", "Every clock follows the change",
+            Select([(f"{k} {s.name}", k) for k, s in self.policy.severities.items()
+                    if k != self.incident.severity], prompt="Choose", id="severity",
+                   name="severity", compact=True))
+        yield from self.labelled("Reason", "Why the severity changes",
+                                 Input(id="reason", name="reason", compact=True))
+
+    def build(self) -> Run | None:
+        assert self.incident is not None
+        severity = self.query_one("#severity", Select).value
+        if not isinstance(severity, str):
+            self.show_refusal("choose a severity", ["severity"])
+            return None
+        reason = self.query_one("#reason", Input).value
+        incident_id, version = self.incident.id, self.expected_version
+        return lambda desk: actions.change_severity(desk, incident_id, severity, reason=reason,
+                                                    expected_version=version)
+
+
+class AssignForm(ActionForm):
+    heading = "Assign"
+
+    def __init__(self, incident: Incident, me: str) -> None:
+        super().__init__(incident)
+        self.me = me
+
+    def fields(self) -> ComposeResult:
+        assert self.incident is not None
+        yield from self.labelled("Assignee", "Empty to unassign",
+                                 Input(self.incident.assignee or self.me, id="assignee",
+                                       name="assignee", compact=True))
+
+    def build(self) -> Run | None:
+        assert self.incident is not None
+        name, incident_id = self.query_one("#assignee", Input).value, self.incident.id
+        version = self.expected_version
+        return lambda desk: actions.assign(desk, incident_id, name, expected_version=version)
+
+
+class FilterForm(ModalScreen[Filter | None]):
+    """Choose which incidents the queue shows."""
+
+    BINDINGS = [
+        Binding("ctrl+s", "apply", "Apply", priority=True, id="filter.apply"),
+        Binding("escape", "cancel", "Cancel", id="filter.cancel"),
+    ]
+
+    def __init__(self, current: Filter, policy: Policy) -> None:
+        super().__init__()
+        self.current = current
+        self.policy = policy
+
+    def compose(self) -> ComposeResult:
+        f = self.current
+        with Vertical(id="form"):
+            yield Label("Filter the queue", id="form-title")
+            with VerticalScroll(id="form-body"):
+                yield Label("Text (/)", classes="field-label")
+                yield Input(f.text, id="text")
+                with Horizontal(id="filter-lists"):
+                    yield SelectionList(*[(k, k, k in f.severities) for k in self.policy.severities],
+                                        id="severities")
+                    yield SelectionList(*[(k, k, k in f.levels) for k in self.policy.levels],
+                                        id="levels")
+                    yield SelectionList(*[(k, k, k in f.states) for k in
+                                          ("open", "acknowledged", "resolved")], id="states")
+                    yield SelectionList(*[(k, k, k in f.risks) for k in
+                                          ("breached", "due", "warning", "ok")], id="risks")
+                yield Tick("Only mine (assigned to me)", f.mine, id="mine")
+            with Horizontal(id="form-buttons"):
+                yield Button("Apply (ctrl+s)", id="apply", variant="primary")
+                yield Button("Reset", id="reset")
+                yield Button("Cancel (esc)", id="cancel")
+
+    def action_apply(self) -> None:
+        def chosen(name: str) -> frozenset[str]:
+            return frozenset(self.query_one(f"#{name}", SelectionList).selected)
+
+        self.dismiss(Filter(self.query_one("#text", Input).value.strip(), chosen("severities"),
+                            chosen("levels"), chosen("states"), chosen("risks"),
+                            self.query_one("#mine", Checkbox).value))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "apply":
+            self.action_apply()
+        elif event.button.id == "reset":
+            self.dismiss(Filter(states=DEFAULT_STATES))
+        else:
+            self.action_cancel()

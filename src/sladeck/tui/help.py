@@ -1,0 +1,62 @@
+"""`?`: every key the dashboard knows, from the same bindings the footer shows."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Label, Static
+
+from sladeck.tui.forms import ActionForm, FilterForm
+from sladeck.tui.keys import INCIDENT_BINDINGS, QUEUE_BINDINGS
+from sladeck.tui.queue import QueueView
+
+APP_KEYS = [
+    ("q", "Quit"), ("?", "This help"), ("ctrl+p", "Command palette: every action by name"),
+    ("escape", "Back from details / clear the filter / close a form"),
+]
+
+
+def _key(binding: Binding) -> str:
+    return binding.key.replace("question_mark", "?").replace("slash", "/")
+
+
+def help_table() -> Table:
+    table = Table(box=None, show_header=False, pad_edge=False, expand=True)
+    table.add_column("key", style="bold", no_wrap=True, width=16)
+    table.add_column("what")
+    sections = [
+        ("Incident (queue row or detail screen)", [(_key(b), b.tooltip or b.description)
+                                                   for b in INCIDENT_BINDINGS]),
+        ("Queue", [(_key(b), b.tooltip or b.description) for b in QUEUE_BINDINGS]
+         + [(b.key.replace(",", " / "), b.description) for b in QueueView.BINDINGS
+            if isinstance(b, Binding)]),
+        ("Forms", [(b.key, b.tooltip or b.description) for b in ActionForm.BINDINGS
+                   if isinstance(b, Binding)] + [("tab / shift+tab", "Next / previous field"),
+                                                 ("space", "Tick a checkbox")]),
+        ("Filters", [(b.key, b.description) for b in FilterForm.BINDINGS
+                     if isinstance(b, Binding)]),
+        ("Everywhere", APP_KEYS),
+    ]
+    for title, rows in sections:
+        table.add_row("", "")
+        table.add_row(title, "", style="underline")
+        for key, what in rows:
+            table.add_row(key, what)
+    return table
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close", id="help.close")]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="form"):
+            yield Label("Keys", id="form-title")
+            with VerticalScroll(id="form-body"):
+                yield Static(help_table())
+            yield Label("escape closes", classes="field-help")
+
+    def action_dismiss(self) -> None:  # type: ignore[override]
+        self.dismiss(None)
