@@ -430,6 +430,12 @@ class Transaction:
             "ORDER BY id", (incident_id, version)).fetchall()
         return [_event(r) for r in rows]
 
+    def last_event_at(self, incident_id: int) -> datetime | None:
+        """When the incident's latest event happened (its timeline never runs back)."""
+        row = self.conn.execute("SELECT max(at) FROM events WHERE incident_id = ?",
+                                (incident_id,)).fetchone()
+        return from_iso(row[0]) if row and row[0] else None
+
     def policy_id(self, policy: Policy, now: datetime) -> int:
         """The stored id of `policy`, storing it once per distinct text."""
         known = self.store._policy_ids.get(policy.digest)

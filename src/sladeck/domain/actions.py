@@ -121,9 +121,13 @@ class _Writer:
         return self.desk.store.policy(incident.policy_id)
 
     def at(self, incident: Incident | None) -> datetime:
-        """Now, but never before the incident's last change: the timeline never runs back."""
-        if incident is not None and incident.updated_at and incident.updated_at > self.now:
-            return incident.updated_at
+        """Now, but never before the incident's last event: the timeline never runs back
+        (notes and ticks leave `updated_at` alone, so ask the timeline itself)."""
+        if incident is None:
+            return self.now
+        last = self.tx.last_event_at(incident.id) or incident.updated_at
+        if last is not None and last > self.now:
+            return last
         return self.now
 
     def record(self, incident: Incident | None, kind: str, payload: dict[str, Any],

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sladeck.domain.actions import Desk, Outcome, _open, _Writer, clean_text
+from sladeck.domain.actions import MAX_TEXT, MAX_TITLE, Desk, Outcome, _open, _Writer, clean_text
 from sladeck.domain.model import CLOSED, RESOLVED, to_iso
 from sladeck.errors import Refused, SladeckError
 
@@ -57,10 +57,11 @@ def parse_line(raw: bytes, severities: tuple[str, ...], now: datetime) -> dict[s
         if key not in record:
             raise ValueError(f"{key} is missing")
     try:
-        clean_text(record["title"], "title", limit=1000)
+        clean_text(record["title"], "title", limit=MAX_TITLE)
         for key in TEXT_KEYS:
             if record.get(key) is not None:
-                clean_text(record[key], key, required=False)
+                clean_text(record[key], key, required=False,
+                           limit=MAX_TEXT if key == "description" else MAX_TITLE)
     except Refused as exc:
         raise ValueError(str(exc)) from None
     if record["severity"] not in severities:

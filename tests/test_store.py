@@ -1,0 +1,360 @@
+"""The SQLite store: schema, permissions, append-only log, change detection, transactions."""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import stat
+from pathlib import Path
+
+import pytest
+
+from sladeck.domain import actions
+from sladeck.domain.actions import Desk
+from sladeck.domain.model import Actor
+from sladeck.errors import Refused, StoreError
+from sladeck.store import SCHEMA_VERSION, Store
+from sladeck.verify import verify
+
+L2_FIELDS = {"issue_summary": "db down", "actions_taken": "restarted",
+             "current_status": "degraded", "logs_and_evidence": "see log",
+             "business_impact": "checkout slow"}
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def _raw(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(str(path), isolation_level=None)
+
+
+# -- schema and pragmas ---------------------------------------------------------
+
+def test_new_database_has_current_schema_and_safe_pragmas(store: Store) -> None:
+    conn = store.conn
+    assert SCHEMA_VERSION >= 1
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert store.schema_version() == SCHEMA_VERSION
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"policies", "incidents", "events", "handoffs", "checklist_ticks", "reviews",
+            "follow_ups", "notices"} <= tables
+
+
+def test_newer_schema_is_refused(db_path: Path) -> None:
+    Store(db_path).close()
+    raw = _raw(db_path)
+    raw.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    raw.close()
+    with pytest.raises(StoreError, match="newer sladeck"):
+        Store(db_path)
+
+
+def test_second_store_migrates_nothing_and_works(desk: Desk, db_path: Path, policy, clock
+                                                 ) -> None:
+    first = actions.open_incident(desk, title="Checkout down", severity="P1").incident
+    statements: list[str] = []
+    original = sqlite3.connect
+
+    def traced(*args, **kwargs):
+        conn = original(*args, **kwargs)
+        conn.set_trace_callback(statements.append)
+        return conn
+
+    sqlite3.connect = traced
+    try:
+        second = Store(db_path)
+    finally:
+        sqlite3.connect = original
+    try:
+        assert not any(s.lstrip().upper().startswith(("CREATE", "BEGIN")) for s in statements)
+        assert second.schema_version() == SCHEMA_VERSION
+        assert second.incident(first.id) == first
+        other = Desk(second, policy, clock, Actor("bob"))
+        outcome = actions.acknowledge(other, first.id)
+        assert outcome.incident.state == "acknowledged"
+        assert desk.store.incident(first.id).state == "acknowledged"
+        assert verify(second) == []
+    finally:
+        second.close()
+
+
+# -- file permissions -----------------------------------------------------------
+
+def test_new_database_file_is_private(tmp_path: Path) -> None:
+    old = os.umask(0o000)  # even a careless umask must not widen it
+    try:
+        path = tmp_path / "private" / "sladeck.db"
+        Store(path).close()
+    finally:
+        os.umask(old)
+    assert _mode(path) == 0o600
+    assert not path.stat().st_mode & stat.S_IWOTH
+
+
+def test_new_database_in_setgid_group_folder_is_group_shared(tmp_path: Path) -> None:
+    shared = tmp_path / "team"
+    shared.mkdir()
+    shared.chmod(0o2770)
+    if not shared.stat().st_mode & stat.S_ISGID:
+        pytest.skip("this filesystem does not keep the setgid bit")
+    path = shared / "sladeck.db"
+    Store(path).close()
+    assert _mode(path) == 0o660
+
+
+def test_world_writable_database_is_refused_with_the_fix(db_path: Path) -> None:
+    Store(db_path).close()
+    db_path.chmod(0o666)
+    with pytest.raises(StoreError) as caught:
+        Store(db_path)
+    message = str(caught.value)
+    assert str(db_path) in message
+    assert "chmod o-rwx" in message
+
+
+# -- the append-only event log ----------------------------------------------------
+
+def test_events_cannot_be_updated_or_deleted(desk: Desk, store: Store) -> None:
+    actions.open_incident(desk, title="Checkout down", severity="P2")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        store.conn.execute("UPDATE events SET kind = 'note'")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        store.conn.execute("DELETE FROM events")
+    assert [e.kind for e in store.events()] == ["opened"]
+    assert not store.conn.in_transaction
+
+
+def test_dedup_index_refuses_second_open_incident_at_sql_level(desk: Desk, store: Store
+                                                               ) -> None:
+    first = actions.open_incident(desk, title="Disk full", severity="P2",
+                                  dedup_key="disk-full").incident
+    columns = ", ".join(c for c in _columns(store) if c != "id")
+    with pytest.raises(sqlite3.IntegrityError, match="dedup_key"):
+        store.conn.execute(f"INSERT INTO incidents ({columns}) SELECT {columns} FROM incidents "
+                           "WHERE id = ?", (first.id,))
+    # once resolved, the key is free again for a new incident
+    actions.resolve(desk, first.id, summary="cleaned up", checks="all")
+    second = actions.open_incident(desk, title="Disk full", severity="P2", dedup_key="disk-full")
+    assert second.incident.id != first.id
+
+
+def _columns(store: Store) -> list[str]:
+    return [r[1] for r in store.conn.execute("PRAGMA table_info(incidents)")]
+
+
+# -- change detection -------------------------------------------------------------
+
+def test_changed_since_returns_only_incidents_changed_after_seq(desk: Desk, store: Store
+                                                                ) -> None:
+    one = actions.open_incident(desk, title="One", severity="P2").incident
+    two = actions.open_incident(desk, title="Two", severity="P3").incident
+    seq = store.last_seq()
+    assert store.changed_since(seq) == []
+    actions.acknowledge(desk, two.id)
+    changed = store.changed_since(seq)
+    assert [i.id for i in changed] == [two.id]
+    assert changed[0].state == "acknowledged"
+    assert {i.id for i in store.changed_since(0)} == {one.id, two.id}
+    seq = store.last_seq()
+    actions.add_note(desk, one.id, "looking")  # a note changes no state, but is news
+    assert [i.id for i in store.changed_since(seq)] == [one.id]
+
+
+def test_data_version_moves_only_when_another_connection_commits(desk: Desk, db_path: Path,
+                                                                 policy, clock) -> None:
+    watcher = Store(db_path)
+    try:
+        before = watcher.data_version()
+        assert watcher.data_version() == before  # nothing happened
+        watcher.incidents()
+        assert watcher.data_version() == before  # reading is not a change
+        actions.open_incident(desk, title="Checkout down", severity="P1")
+        after = watcher.data_version()
+        assert after != before
+        assert watcher.data_version() == after
+        assert [i.title for i in watcher.changed_since(0)] == ["Checkout down"]
+    finally:
+        watcher.close()
+
+
+def test_reads_leave_no_open_transaction(desk: Desk, store: Store, policy) -> None:
+    inc = actions.open_incident(desk, title="Checkout down", severity="P1").incident
+    actions.escalate(desk, inc.id, to="L2", trigger="performance", fields=L2_FIELDS)
+    conn = store.conn
+    reads = [
+        lambda: store.schema_version(), lambda: store.data_version(), lambda: store.last_seq(),
+        lambda: store.incident(inc.id), lambda: store.incidents(),
+        lambda: store.incidents(None, severity="P1", level="L2"),
+        lambda: store.changed_since(0), lambda: store.events(),
+        lambda: store.events(inc.id, after=1), lambda: list(store.iter_events(batch=1)),
+        lambda: store.detail(inc.id), lambda: store.policy(inc.policy_id),
+        lambda: store.adopt(policy), lambda: store.counts(), lambda: store.integrity_check(),
+    ]
+    for read in reads:
+        read()
+        assert not conn.in_transaction
+    # a half-consumed iterator holds no transaction either
+    events = store.iter_events(batch=1)
+    next(events)
+    assert not conn.in_transaction
+    events.close()
+
+
+# -- every write begins with BEGIN IMMEDIATE ---------------------------------------
+
+_WRITE = re.compile(r"^\s*(INSERT|UPDATE|DELETE|REPLACE|CREATE|DROP|ALTER)\b", re.IGNORECASE)
+
+
+def _check_transactions(statements: list[str]) -> int:
+    """Every write sits inside a transaction opened by BEGIN IMMEDIATE; returns their count."""
+    inside, opened = False, 0
+    for sql in statements:
+        text = sql.strip().upper()
+        if text.startswith("--"):  # statements run by triggers
+            continue
+        if text.startswith("BEGIN"):
+            assert text == "BEGIN IMMEDIATE", f"not an immediate transaction: {sql!r}"
+            assert not inside, "nested BEGIN"
+            inside, opened = True, opened + 1
+        elif text.startswith(("COMMIT", "ROLLBACK", "END")):
+            inside = False
+        elif _WRITE.match(sql):
+            assert inside, f"write outside BEGIN IMMEDIATE: {sql!r}"
+    assert not inside, "a transaction was left open"
+    return opened
+
+
+def test_every_action_opens_with_begin_immediate(desk: Desk, store: Store, clock) -> None:
+    from sladeck.domain.ingest import import_ndjson
+
+    statements: list[str] = []
+    store.conn.set_trace_callback(statements.append)
+    calls = []
+
+    def run(name, fn):
+        before = len(statements)
+        fn()
+        calls.append(name)
+        batch = statements[before:]
+        assert _check_transactions(batch) >= 1, f"{name} did not open a transaction"
+        first = next(s for s in batch if s.strip().upper().startswith(("BEGIN", "INSERT",
+                                                                       "UPDATE", "DELETE")))
+        assert first.strip().upper() == "BEGIN IMMEDIATE", name
+
+    run("open", lambda: actions.open_incident(desk, title="A", severity="P1", dedup_key="a"))
+    run("repeat", lambda: actions.open_incident(desk, title="A", severity="P1", dedup_key="a"))
+    run("ack", lambda: actions.acknowledge(desk, 1))
+    run("note", lambda: actions.add_note(desk, 1, "hi"))
+    run("assign", lambda: actions.assign(desk, 1, "bob"))
+    run("severity", lambda: actions.change_severity(desk, 1, "P2", reason="smaller"))
+    run("tick", lambda: actions.tick(desk, 1, "triage", "assess_severity"))
+    run("untick", lambda: actions.tick(desk, 1, "triage", "assess_severity", done=False))
+    run("escalate", lambda: actions.escalate(desk, 1, to="L2", trigger="performance",
+                                             fields=L2_FIELDS))
+    clock.advance(hours=3)
+    run("notices", lambda: actions.record_notices(desk, store.incidents()))
+    run("resolve", lambda: actions.resolve(desk, 1, summary="fixed", checks="all"))
+    run("follow-up", lambda: actions.add_follow_up(desk, 1, kind="monitoring",
+                                                   description="alert", owner="bob"))
+    run("follow-up done", lambda: actions.complete_follow_up(desk, 1))
+    run("reopen", lambda: actions.reopen(desk, 1, reason="back"))
+    run("sev P1", lambda: actions.change_severity(desk, 1, "P1", reason="bigger"))
+    run("resolve P1", lambda: actions.resolve(desk, 1, summary="fixed", checks="all"))
+    run("review", lambda: actions.file_review(desk, 1, {
+        "incident_analysis": "a", "root_cause_analysis": "b", "lessons_learned": "c",
+        "process_improvement": "d"}))
+    run("apply", lambda: actions.apply_policy(desk))
+    run("import", lambda: import_ndjson(desk, b'{"title": "B", "severity": "P3"}\n', "x"))
+
+    def refused():
+        with pytest.raises(Refused, match="closed"):
+            actions.acknowledge(desk, 1)
+    run("refused", refused)
+    store.conn.set_trace_callback(None)
+    assert not any(re.fullmatch(r"\s*BEGIN\s*(DEFERRED)?\s*(TRANSACTION)?\s*;?\s*", s,
+                                re.IGNORECASE) for s in statements)
+    assert len(calls) == 20
+    assert verify(store) == []
+
+
+# -- backup and verify ---------------------------------------------------------------
+
+def test_backup_is_a_consistent_copy(desk: Desk, store: Store, tmp_path: Path) -> None:
+    actions.open_incident(desk, title="One", severity="P1")
+    actions.open_incident(desk, title="Two", severity="P3")
+    actions.acknowledge(desk, 2)
+    dest = tmp_path / "copy.db"
+    store.backup(str(dest))
+    raw = _raw(dest)
+    try:
+        assert raw.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    finally:
+        raw.close()
+    copy = Store(dest)
+    try:
+        assert copy.incidents(None) == store.incidents(None)
+        assert [e.hash for e in copy.events()] == [e.hash for e in store.events()]
+        assert verify(copy) == []
+    finally:
+        copy.close()
+
+
+def _busy_history(desk: Desk) -> None:
+    inc = actions.open_incident(desk, title="Checkout down", severity="P2").incident
+    actions.add_note(desk, inc.id, "looking")
+    actions.acknowledge(desk, inc.id)
+    actions.open_incident(desk, title="Other", severity="P3")
+    actions.escalate(desk, inc.id, to="L2", trigger="performance", fields=L2_FIELDS)
+
+
+def test_verify_passes_on_a_healthy_database(desk: Desk, store: Store) -> None:
+    assert verify(store) == []
+    _busy_history(desk)
+    assert verify(store) == []
+
+
+def test_verify_names_the_first_edited_event(desk: Desk, store: Store, db_path: Path) -> None:
+    _busy_history(desk)
+    raw = _raw(db_path)
+    raw.execute("DROP TRIGGER events_no_update")
+    raw.execute("""UPDATE events SET payload = '{"text":"nothing to see"}' WHERE id = 2""")
+    raw.close()
+    problems = verify(store)
+    assert problems
+    assert problems[0].startswith("event 2 (INC-1, note)")
+    assert "edited" in problems[0]
+
+
+def test_verify_names_a_state_edit_of_an_event(desk: Desk, store: Store, db_path: Path) -> None:
+    _busy_history(desk)
+    raw = _raw(db_path)
+    raw.execute("DROP TRIGGER events_no_update")
+    raw.execute("UPDATE events SET kind = 'note' WHERE id = 3")  # the acknowledgement
+    raw.close()
+    problems = verify(store)
+    assert problems[0].startswith("event 3 (INC-1, note)")
+
+
+def test_verify_reports_a_deleted_event(desk: Desk, store: Store, db_path: Path) -> None:
+    _busy_history(desk)
+    raw = _raw(db_path)
+    raw.execute("DROP TRIGGER events_no_delete")
+    raw.execute("DELETE FROM events WHERE id = 2")
+    raw.close()
+    problems = verify(store)
+    assert problems
+    assert "2..2 are missing (deleted)" in problems[0]
+
+
+def test_verify_reports_an_edited_incident_row(desk: Desk, store: Store, db_path: Path) -> None:
+    _busy_history(desk)
+    raw = _raw(db_path)
+    raw.execute("UPDATE incidents SET level = 'L4' WHERE id = 1")
+    raw.close()
+    problems = verify(store)
+    assert problems == ["INC-1: stored level 'L4' differs from its timeline ('L2')"]
