@@ -19,9 +19,7 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
-from typing import Any
-
-import sqlite_utils
+from typing import TYPE_CHECKING, Any
 
 from sladeck.domain.model import (
     ACTIVE_STATES,
@@ -38,6 +36,9 @@ from sladeck.domain.model import (
 )
 from sladeck.errors import Refused, StoreError
 from sladeck.policy import Policy
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 BUSY_TIMEOUT_MS = 30_000
 GENESIS = "0" * 64
@@ -231,7 +232,6 @@ class Store:
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open {path}: {exc}") from None
         self.conn = conn
-        self.db = sqlite_utils.Database(conn)
         self._policies: dict[int, Policy] = {}
         self._policy_ids: dict[str, int] = {}
         if migrate:
@@ -254,8 +254,11 @@ class Store:
             if current > SCHEMA_VERSION:
                 raise StoreError(f"{self.path} was written by a newer sladeck "
                                  f"(schema {current}); upgrade sladeck")
+            import sqlite_utils  # only migrations need it; keeps start-up fast
+
+            db = sqlite_utils.Database(self.conn)
             for number, step in enumerate(MIGRATIONS[current:], start=current + 1):
-                step(self.db)
+                step(db)
                 self.conn.execute(f"PRAGMA user_version={number}")
 
     @contextmanager
@@ -392,9 +395,15 @@ class Store:
     def integrity_check(self) -> str:
         return self.conn.execute("PRAGMA integrity_check").fetchone()[0]
 
-    def backup(self, dest: str) -> None:
-        """A consistent copy through SQLite's backup API while others keep writing."""
-        target = sqlite3.connect(dest)
+    def backup(self, dest: str | os.PathLike[str]) -> None:
+        """A consistent copy through SQLite's backup API while others keep writing.
+
+        The copy is created with the same care as the database: 0600, or 0660 in a
+        group-shared folder, never readable by everyone.
+        """
+        target_path = Path(dest)
+        prepare_file(target_path)
+        target = sqlite3.connect(str(target_path))
         try:
             self.conn.backup(target)
         finally:

@@ -26,7 +26,7 @@ def format_ref(incident_id: int) -> str:
 
 def to_iso(at: datetime) -> str:
     """Fixed-width UTC text that sorts as time does."""
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return at.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def from_iso(text: str) -> datetime:
@@ -36,7 +36,8 @@ def from_iso(text: str) -> datetime:
 
 def json_time(at: datetime | None) -> str | None:
     """ISO 8601 UTC to the second, as the --json output shows it."""
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if at else None
+    return at.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z") if at \
+        else None
 
 
 @dataclass(frozen=True)
