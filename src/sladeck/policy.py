@@ -25,6 +25,7 @@ import yaml
 
 from sladeck.errors import PolicyError
 
+MAX_DURATION = timedelta(days=3650)  # beyond this, deadlines would overflow the calendar
 DURATION_RE = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 KEY_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -189,7 +190,11 @@ def parse_duration(text: str) -> timedelta | None:
     if not text.strip() or not match:
         return None
     d, h, m, s = (int(g) if g else 0 for g in match.groups())
-    return timedelta(days=d, hours=h, minutes=m, seconds=s)
+    try:
+        delta = timedelta(days=d, hours=h, minutes=m, seconds=s)
+    except OverflowError:
+        return None
+    return delta if delta <= MAX_DURATION else None
 
 
 def format_duration(delta: timedelta) -> str:
@@ -233,6 +238,7 @@ class _Reader:
     def problem(self, node: yaml.Node | None, path: str, message: str) -> None:
         line = node.start_mark.line + 1 if node is not None else 1
         where = f"{path}: " if path else ""
+        message = " ".join(message.split())  # one line per problem, whatever the value held
         self.problems.append(f"{self.filename}:{line}: {where}{message}")
 
     def _tag_ok(self, node: yaml.Node, path: str) -> bool:
@@ -302,17 +308,22 @@ class _Reader:
         if allow_none and value.strip() == "none":
             return None
         parsed = parse_duration(value)
-        if parsed is None:
-            also = " or none" if allow_none else ""
-            self.problem(node, path, f'"{value}" is not a duration ({_duration_hint(value)}{also})')
+        if parsed is None and DURATION_RE.match(value.strip()):
+            self.problem(node, path, f'"{value}" is too long (at most {format_duration(MAX_DURATION)})')
+        elif parsed is None:
+            hint = _duration_hint(value)
+            if allow_none and hint.startswith("write e.g."):
+                hint += ", or none"
+            self.problem(node, path, f'"{value}" is not a duration ({hint})')
         return parsed
 
     def boolean(self, node: yaml.Node, path: str) -> bool:
-        value = (self.scalar(node, path) or "").strip().lower()
+        written = (self.scalar(node, path) or "").strip()
+        value = written.lower()
         if value in ("true", "yes", "on"):
             return True
         if value not in ("false", "no", "off"):
-            self.problem(node, path, f'"{value}" is not true or false')
+            self.problem(node, path, f'"{written}" is not true or false')
         return False
 
     def ratio(self, node: yaml.Node, path: str) -> float:
@@ -451,8 +462,10 @@ def parse_policy(source: str, filename: str = "policy.yaml") -> Policy:
         root = yaml.compose(source, Loader=_NoTagsLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark else 1
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        position = getattr(exc, "position", None)  # a ReaderError (a control character)
+        line = mark.line + 1 if mark else \
+            source[:position].count("\n") + 1 if isinstance(position, int) else 1
+        problem = " ".join((getattr(exc, "problem", None) or str(exc).splitlines()[0]).split())
         raise PolicyError([f"{filename}:{line}: invalid YAML: {problem}"]) from None
     if root is None:
         raise PolicyError([f"{filename}:1: the policy is empty"])
@@ -491,11 +504,13 @@ def _build(r: _Reader, top: dict[str, yaml.Node], source: str) -> Policy | None:
 
     if "severities" in top and isinstance(top["severities"], yaml.MappingNode):
         for key_node, value in top["severities"].value:
-            sev = severities.get(key_node.value)
+            # Keys that are not plain text were reported already (and are unhashable here).
+            sev = severities.get(key_node.value) if isinstance(key_node, yaml.ScalarNode) else None
             if sev and sev.escalate_to and isinstance(value, yaml.MappingNode):
-                esc = dict((k.value, v) for k, v in value.value).get("escalation")
-                to = dict((k.value, v) for k, v in esc.value).get("to") if isinstance(
-                    esc, yaml.MappingNode) else None
+                esc = {k.value: v for k, v in value.value
+                       if isinstance(k, yaml.ScalarNode)}.get("escalation")
+                to = {k.value: v for k, v in esc.value if isinstance(k, yaml.ScalarNode)
+                      }.get("to") if isinstance(esc, yaml.MappingNode) else None
                 check_level(to or value, f"severities.{sev.key}.escalation.to", sev.escalate_to)
 
     matrix: dict[str, dict[str, timedelta]] = {}
@@ -624,7 +639,7 @@ def _build(r: _Reader, top: dict[str, yaml.Node], source: str) -> Policy | None:
         tz = r.text(f["timezone"], "business_hours.timezone") if "timezone" in f else "UTC"
         try:
             ZoneInfo(tz)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):
             r.problem(f["timezone"], "business_hours.timezone", f'"{tz}" is not a time zone')
             tz = "UTC"
         days = []

@@ -1,0 +1,498 @@
+"""policy.yaml: the shipped procedure, and every way a broken policy is refused."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sladeck.errors import PolicyError
+from sladeck.policy import Policy, load_policy, parse_duration, parse_policy
+
+REPO = Path(__file__).resolve().parent.parent
+SHIPPED = (REPO / "policy.yaml").read_text(encoding="utf-8")
+T0 = datetime(2026, 11, 26, 15, 0, 0, tzinfo=UTC)  # Thursday 10:00 in New York
+
+m, h = (lambda n: timedelta(minutes=n)), (lambda n: timedelta(hours=n))
+
+
+# -- helpers ------------------------------------------------------------------------
+
+
+def edit(old: str, new: str, text: str = SHIPPED) -> str:
+    """Replace exactly one occurrence of `old` (so an edit can never silently miss)."""
+    assert text.count(old) == 1, f"{old!r} occurs {text.count(old)} times"
+    return text.replace(old, new)
+
+
+def line_of(text: str, fragment: str, nth: int = 0) -> int:
+    """1-based line number of the `nth` line containing `fragment`."""
+    hits = [i for i, line in enumerate(text.splitlines(), 1) if fragment in line]
+    assert len(hits) > nth, f"{fragment!r} not found"
+    return hits[nth]
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(PolicyError) as err:
+        parse_policy(text, "policy.yaml")
+    assert str(err.value) == "\n".join(err.value.problems)
+    return err.value.problems
+
+
+# -- the shipped policy ---------------------------------------------------------------
+
+
+def test_top_level_policy_is_the_packaged_default(policy: Policy) -> None:
+    packaged = REPO / "src" / "sladeck" / "policy.yaml"
+    assert (REPO / "policy.yaml").read_bytes() == packaged.read_bytes()
+    default = load_policy(None)
+    assert default.digest == policy.digest
+    assert default.source == SHIPPED
+    assert default == policy
+
+
+def test_severities(policy: Policy) -> None:
+    assert list(policy.severities) == ["P0", "P1", "P2", "P3"]
+    expected = {
+        # response, resolution target, maximum, escalate to, within, review
+        "P0": ("Critical", m(5), h(2), h(4), "L4", m(0), True),
+        "P1": ("High", m(15), h(4), h(8), "L3", h(1), True),
+        "P2": ("Medium", h(1), h(8), h(24), "L2", h(2), False),
+        "P3": ("Low", h(4), h(24), h(48), "L1", h(4), False),
+    }
+    for key, (name, resp, target, maximum, to, within, review) in expected.items():
+        s = policy.severities[key]
+        assert (s.name, s.response, s.resolution_target, s.resolution_maximum,
+                s.escalate_to, s.escalate_within, s.review_required) == \
+            (name, resp, target, maximum, to, within, review), key
+        assert s.definition and len(s.examples) == 4
+    assert policy.severities["P0"].definition == "System down, business operations halted"
+    assert "Security breach" in policy.severities["P0"].examples
+
+
+def test_tiers(policy: Policy) -> None:
+    assert policy.levels == ("L1", "L2", "L3", "L4")
+    after = {k: t.escalate_after for k, t in policy.tiers.items()}
+    assert after == {"L1": m(30), "L2": h(2), "L3": h(8), "L4": None}
+    assert policy.tiers["L1"].name == "Basic Support"
+    assert policy.tiers["L4"].name == "Executive Escalation"
+    for tier in policy.tiers.values():
+        assert tier.scope and len(tier.responsibilities) == 4 and len(tier.common_issues) == 4
+    assert policy.tiers["L4"].escalation_criteria == ()
+    assert "Security concerns" in policy.tiers["L2"].escalation_criteria
+    assert policy.next_level("L1") == "L2" and policy.next_level("L4") is None
+
+
+def test_response_matrix(policy: Policy) -> None:
+    expected = {
+        "P0": (m(5), m(15), m(30), h(1)),
+        "P1": (m(15), m(30), h(1), h(2)),
+        "P2": (h(1), h(2), h(4), h(8)),
+        "P3": (h(4), h(8), h(24), h(48)),
+    }
+    for sev, row in expected.items():
+        assert tuple(policy.response_time(sev, lvl) for lvl in policy.levels) == row, sev
+
+
+def test_escalation_triggers_and_handoff_fields(policy: Policy) -> None:
+    assert set(policy.escalation) == {"L2", "L3", "L4"}
+    handoff = {lvl: [i.key for i in target.handoff] for lvl, target in policy.escalation.items()}
+    assert handoff == {
+        "L2": ["issue_summary", "actions_taken", "current_status", "logs_and_evidence",
+               "business_impact"],
+        "L3": ["technical_details", "system_architecture", "security_assessment",
+               "business_impact", "recovery_procedures"],
+        "L4": ["executive_summary", "business_impact", "financial_impact", "timeline",
+               "recommendations"],
+    }
+    for target in policy.escalation.values():
+        assert all(i.label and i.help for i in target.handoff)
+        assert len(target.triggers) == 4 and all(t.label for t in target.triggers)
+        assert target.process
+    assert policy.escalation["L2"].triggers[0].key == "not_resolved_30m"
+    assert "other" not in {t.key for t in policy.escalation["L4"].triggers}
+
+
+def test_checklists_communication_review_follow_ups(policy: Policy) -> None:
+    assert [i.key for i in policy.checklists["resolution"]] == [
+        "verify_resolution", "test_system", "monitor_stability", "document_resolution"]
+    assert len(policy.checklists["triage"]) == 12
+    assert set(policy.internal_communication) == {"L1", "L2", "L3", "L4"}
+    assert set(policy.external_communication) == {"customer", "vendor", "public"}
+    assert [i.key for i in policy.review_fields] == [
+        "incident_analysis", "root_cause_analysis", "lessons_learned", "process_improvement"]
+    assert policy.review_required_for == ("P0", "P1")
+    assert [policy.needs_review(s) for s in policy.severities] == [True, True, False, False]
+    assert {i.key for i in policy.follow_up_kinds} == {
+        "preventive_measures", "process_updates", "training", "monitoring"}
+
+
+def test_contacts_and_business_hours(policy: Policy) -> None:
+    l1 = policy.level_contacts["L1"]
+    assert (l1.primary, l1.phone, l1.chat, l1.escalation) == (
+        "support@hotdash.com", "+1-555-SUPPORT", "#support-team", "manager@hotdash.com")
+    assert set(policy.level_contacts) == {"L1", "L2", "L3", "L4"}
+    assert [p.name for p in policy.management] == ["Support Manager", "Technical Director", "CEO"]
+    assert [v.name for v in policy.vendors][:3] == ["Shopify", "GitHub", "AWS"]
+    hours = policy.business_hours
+    assert (hours.timezone, hours.days, hours.start, hours.end) == (
+        "America/New_York", (0, 1, 2, 3, 4), time(9), time(17, 30))
+    assert policy.notifications.bell is True and policy.notifications.command == ()
+    assert policy.warn_at == 0.25
+
+
+def names(policy: Policy, sev: str, at: datetime) -> list[str]:
+    return [p.name for p in policy.management_available(sev, at)]
+
+
+@pytest.mark.parametrize(("at", "in_hours"), [
+    (T0, True),                                             # Thu 10:00 EST
+    (datetime(2026, 11, 26, 14, 0, tzinfo=UTC), True),      # Thu 09:00 EST, opening minute
+    (datetime(2026, 11, 26, 13, 59, 59, tzinfo=UTC), False),  # Thu 08:59:59 EST
+    (datetime(2026, 11, 26, 22, 29, 59, tzinfo=UTC), True),  # Thu 17:29:59 EST
+    (datetime(2026, 11, 26, 22, 30, tzinfo=UTC), False),     # Thu 17:30 EST, closed
+    (datetime(2026, 11, 28, 15, 0, tzinfo=UTC), False),      # Saturday 10:00 EST
+    (datetime(2026, 7, 1, 13, 0, tzinfo=UTC), True),         # summer: 09:00 EDT
+    (datetime(2026, 1, 7, 13, 0, tzinfo=UTC), False),        # winter: 08:00 EST
+])
+def test_management_availability(policy: Policy, at: datetime, in_hours: bool) -> None:
+    # The Technical Director: 24/7 for P0, business hours only for P1 and P2.
+    assert "Technical Director" in names(policy, "P0", at)
+    assert ("Technical Director" in names(policy, "P1", at)) is in_hours
+    assert ("Technical Director" in names(policy, "P2", at)) is in_hours
+    assert "Technical Director" not in names(policy, "P3", at)
+    assert names(policy, "P0", at) == ["Support Manager", "Technical Director", "CEO"]
+    assert names(policy, "P1", at) == (["Support Manager", "Technical Director", "CEO"]
+                                       if in_hours else ["Support Manager"])
+    assert names(policy, "P3", at) == []
+
+
+def test_parse_duration() -> None:
+    assert parse_duration("0m") == timedelta(0)
+    assert parse_duration("2h30m") == h(2) + m(30)
+    assert parse_duration("1d") == timedelta(days=1)
+    assert parse_duration("3650d") == timedelta(days=3650)
+    assert parse_duration("3650d1s") is None
+    for bad in ("", "2 hours", "2", "h", "30 m", "-5m", "1.5h"):
+        assert parse_duration(bad) is None, bad
+
+
+# -- broken policies: one line per problem, right line, right key path -----------------
+
+
+def test_invalid_yaml() -> None:
+    text = edit("    name: High\n", "    name: [High\n")
+    (only,) = problems(text)
+    assert re.fullmatch(r"policy\.yaml:\d+: invalid YAML: .+", only)
+    # The parser notices at the next key, a line or so later; never at line 1.
+    assert line_of(text, "name: [High") <= int(only.split(":")[1]) <= line_of(text, "name: [High") + 1
+
+
+def test_invalid_yaml_tab_indentation_names_its_line() -> None:
+    text = edit("    escalate_after: 2h\n", "\tescalate_after: 2h\n")
+    (only,) = problems(text)
+    assert only.startswith(f"policy.yaml:{line_of(text, chr(9) + 'escalate_after')}: invalid YAML:")
+
+
+def test_control_character_names_its_line() -> None:
+    text = edit("owner: Support Team", "owner: Support\x00Team")
+    (only,) = problems(text)
+    assert only.startswith(f"policy.yaml:{line_of(text, 'owner:')}: invalid YAML: ")
+
+
+def test_empty_policy() -> None:
+    assert problems("") == ["policy.yaml:1: the policy is empty"]
+    assert problems("# nothing here\n") == ["policy.yaml:1: the policy is empty"]
+
+
+def test_missing_key() -> None:
+    text = edit("    scope: Standard troubleshooting, documentation, basic configuration\n", "")
+    assert problems(text) == [f"policy.yaml:{line_of(text, 'name: Basic Support')}: "
+                              "tiers.L1.scope: missing"]
+
+
+def test_missing_top_level_section() -> None:
+    start = SHIPPED.index("notifications:\n")
+    text = SHIPPED[:start]
+    assert problems(text) == ["policy.yaml:7: notifications: missing"]
+
+
+def test_unknown_key() -> None:
+    text = edit("    name: Advanced Support\n", "    name: Advanced Support\n    colour: blue\n")
+    assert problems(text) == [f"policy.yaml:{line_of(text, 'colour: blue')}: "
+                              "tiers.L2.colour: unknown key"]
+
+
+def test_misspelt_top_level_key_is_unknown_and_missing() -> None:
+    text = edit("close_on_resolve: true", "close_on_resolv: true")
+    assert problems(text) == [f"policy.yaml:{line_of(text, 'close_on_resolv:')}: "
+                              "close_on_resolv: unknown key"]
+
+
+def test_bad_duration_reads_like_the_spec() -> None:
+    text = edit("    escalate_after: 2h\n", '    escalate_after: "2 hours"\n')
+    line = line_of(text, 'escalate_after: "2 hours"')
+    assert problems(text) == [
+        f'policy.yaml:{line}: tiers.L2.escalate_after: "2 hours" is not a duration (write 2h)']
+
+
+@pytest.mark.parametrize(("written", "hint"), [
+    ("90 minutes", "write 90m"),
+    ("1 hour 30 min", "write 1h30m"),
+    ("soon", "write e.g. 30m, 2h or 2h30m"),
+])
+def test_bad_duration_hints(written: str, hint: str) -> None:
+    text = edit("P1: {L1: 15m,", f"P1: {{L1: {written},")
+    line = line_of(text, f"P1: {{L1: {written},")
+    assert problems(text) == [
+        f'policy.yaml:{line}: response_matrix.P1.L1: "{written}" is not a duration ({hint})']
+
+
+def test_undefined_level() -> None:
+    text = edit("escalation: {to: L3, within: 1h}", "escalation: {to: L9, within: 1h}")
+    assert problems(text) == [f"policy.yaml:{line_of(text, 'to: L9')}: "
+                              'severities.P1.escalation.to: level "L9" is not defined in tiers']
+
+
+def test_undefined_level_in_contacts() -> None:
+    text = edit("    L4: {primary: executive@", "    L5: {primary: executive@")
+    line = line_of(text, "L5: {primary")
+    assert problems(text) == [
+        f'policy.yaml:{line}: contacts.levels.L5: level "L5" is not defined in tiers',
+        f"policy.yaml:{line_of(text, 'L1: {primary')}: contacts.levels.L4: missing",  # the mapping
+    ]
+
+
+def test_undefined_severity_in_review() -> None:
+    text = edit("required_for: [P0, P1]", "required_for: [P0, P7]")
+    found = problems(text)
+    line = line_of(text, "required_for: [P0, P7]")
+    assert found[0] == (f'policy.yaml:{line}: review.required_for: '
+                        'severity "P7" is not defined in severities')
+    assert all(p.startswith(f"policy.yaml:{line}: review.required_for: ") for p in found)
+
+
+def test_undefined_severity_in_response_matrix() -> None:
+    row = "  P3: {L1: 4h, L2: 8h, L3: 24h, L4: 48h}\n"
+    text = edit(row, row + row.replace("P3", "P9"))
+    assert problems(text) == [f"policy.yaml:{line_of(text, 'P9: {L1')}: "
+                              'response_matrix.P9: severity "P9" is not defined in severities']
+
+
+def test_hole_in_the_response_matrix() -> None:
+    text = edit("P1: {L1: 15m, L2: 30m, L3: 1h, L4: 2h}", "P1: {L1: 15m, L2: 30m, L4: 2h}")
+    assert problems(text) == [f"policy.yaml:{line_of(text, 'P1: {L1: 15m')}: "
+                              "response_matrix.P1.L3: missing (a hole in the matrix)"]
+
+
+def test_missing_matrix_row() -> None:
+    text = edit("  P2: {L1: 1h, L2: 2h, L3: 4h, L4: 8h}\n", "")
+    assert problems(text) == [f"policy.yaml:{line_of(text, 'P0: {L1: 5m')}: "
+                              "response_matrix.P2: missing (a hole in the matrix)"]
+
+
+def test_handoff_key_used_twice_in_one_level() -> None:
+    text = edit("- {key: recommendations, label: Recommendations,",
+                "- {key: timeline, label: Recommendations,")
+    assert problems(text) == [
+        f"policy.yaml:{line_of(text, 'label: Recommendations')}: escalation.L4.handoff[4].key: "
+        '"timeline" is used twice in escalation.L4.handoff']
+
+
+def test_same_handoff_key_in_different_levels_is_fine(policy: Policy) -> None:
+    # business_impact is asked by L2, L3 and L4 alike: keys are unique per level only.
+    assert all("business_impact" in [i.key for i in policy.escalation[lvl].handoff]
+               for lvl in ("L2", "L3", "L4"))
+
+
+def test_duplicate_yaml_key() -> None:
+    text = edit("    escalate_after: 8h\n", "    escalate_after: 8h\n    escalate_after: 9h\n")
+    assert problems(text) == [f"policy.yaml:{line_of(text, 'escalate_after: 9h')}: "
+                              "tiers.L3.escalate_after: duplicate key"]
+
+
+def test_duplicate_top_level_key() -> None:
+    text = SHIPPED + "warn_at: 50%\n"
+    assert problems(text) == [f"policy.yaml:{line_of(text, 'warn_at:', 1)}: warn_at: duplicate key"]
+
+
+# -- YAML 1.1 surprises are not believed -----------------------------------------------
+
+
+def test_unquoted_clock_time_stays_a_time() -> None:
+    text = edit('  start: "09:00"\n  end: "17:30"', "  start: 09:00\n  end: 17:30")
+    hours = parse_policy(text, "policy.yaml").business_hours
+    assert (hours.start, hours.end) == (time(9), time(17, 30))  # never 540 / 1050
+
+
+def test_start_1730_unquoted_is_text() -> None:
+    text = edit('  start: "09:00"\n  end: "17:30"', "  start: 17:30\n  end: 18:00")
+    hours = parse_policy(text, "policy.yaml").business_hours
+    assert (hours.start, hours.end) == (time(17, 30), time(18))
+
+
+def test_off_is_false_only_for_a_boolean_key() -> None:
+    text = edit("  bell: true", "  bell: off")
+    assert parse_policy(text, "policy.yaml").notifications.bell is False
+    text = edit("  bell: true", "  bell: no")
+    assert parse_policy(text, "policy.yaml").notifications.bell is False
+    text = edit("name: Growth Engine escalation procedures", "name: off")
+    assert parse_policy(text, "policy.yaml").name == "off"
+    text = edit("    name: Low\n", "    name: no\n")
+    assert parse_policy(text, "policy.yaml").severities["P3"].name == "no"
+
+
+def test_numbers_and_versions_stay_text() -> None:
+    text = edit('version: "1.0.0"', "version: 1.10")
+    assert parse_policy(text, "policy.yaml").version == "1.10"  # never 1.1
+
+
+def test_review_required_maybe_is_refused() -> None:
+    text = edit("    review_required: false\n  P3:", "    review_required: maybe\n  P3:")
+    line = line_of(text, "review_required: maybe")
+    assert problems(text) == [
+        f'policy.yaml:{line}: severities.P2.review_required: "maybe" is not true or false']
+
+
+def test_review_required_disagreeing_with_required_for() -> None:
+    text = edit("    review_required: false\n  P3:", "    review_required: yes\n  P3:")
+    assert problems(text) == [f"policy.yaml:{line_of(text, 'required_for:')}: "
+                              "review.required_for: disagrees with severities.P2.review_required"]
+
+
+def test_explicit_tag_is_refused_and_never_executed(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    text = edit("owner: Support Team", f'owner: !!python/object/apply:os.system ["touch {marker}"]')
+    found = problems(text)
+    assert len(found) == 1
+    assert found[0].startswith(f"policy.yaml:{line_of(text, 'owner: !!python')}: owner: "
+                               "YAML tags are not allowed")
+    assert not marker.exists()
+
+
+def test_local_tag_is_refused() -> None:
+    text = edit("    escalate_after: 2h\n", "    escalate_after: !!int 7200\n")
+    assert problems(text) == [
+        f"policy.yaml:{line_of(text, '!!int')}: tiers.L2.escalate_after: "
+        "YAML tags are not allowed (tag:yaml.org,2002:int)"]
+
+
+def test_several_problems_reported_at_once() -> None:
+    text = edit("    escalate_after: 2h\n", '    escalate_after: "2 hours"\n')
+    text = edit("escalation: {to: L3, within: 1h}", "escalation: {to: L9, within: 1h}", text)
+    text = edit("    name: Advanced Support\n", "    name: Advanced Support\n    colour: blue\n", text)
+    text = edit("P1: {L1: 15m, L2: 30m, L3: 1h, L4: 2h}", "P1: {L1: 15m, L2: 30m, L4: 2h}", text)
+    found = problems(text)
+    assert sorted(found) == sorted([
+        f"policy.yaml:{line_of(text, 'to: L9')}: "
+        'severities.P1.escalation.to: level "L9" is not defined in tiers',
+        f"policy.yaml:{line_of(text, 'colour: blue')}: tiers.L2.colour: unknown key",
+        f'policy.yaml:{line_of(text, "2 hours")}: tiers.L2.escalate_after: '
+        '"2 hours" is not a duration (write 2h)',
+        f"policy.yaml:{line_of(text, 'P1: {L1: 15m')}: "
+        "response_matrix.P1.L3: missing (a hole in the matrix)",
+    ])
+
+
+@pytest.mark.parametrize(("old", "new", "message"), [
+    ("timezone: America/New_York", "timezone: Mars/Olympus", '"Mars/Olympus" is not a time zone'),
+    ("timezone: America/New_York", "timezone: America", '"America" is not a time zone'),
+    ("warn_at: 25%", "warn_at: 125%", '"125%" is not a share (write e.g. 25%)'),
+    ("  command: []", "  command: page-oncall --json",
+     "must be a list of arguments, never a shell string"),
+    ("days: [mon, tue, wed, thu, fri]", "days: [mon, tue, wed, thu, fry]",
+     '"fry" is not a day (mon..sun)'),
+    ('end: "17:30"', 'end: "25:00"', '"25:00" is not a time (write 17:30)'),
+    ("    resolution: {target: 2h, maximum: 4h}", "    resolution: {target: 2h, maximum: 1h}",
+     "is shorter than the resolution target"),
+    ("response: 5m\n    resolution: {target: 2h", "response: 99999999999d\n    resolution: {target: 2h",
+     '"99999999999d" is too long (at most 3650d)'),
+    ("    resolution: {target: 2h, maximum: 4h}", "    resolution: {target: 2h, maximum: 3651d}",
+     '"3651d" is too long (at most 3650d)'),
+])
+def test_other_refusals_name_their_line(old: str, new: str, message: str) -> None:
+    text = edit(old, new)
+    (only,) = problems(text)
+    line = line_of(text, new.strip().splitlines()[0])
+    assert only.startswith(f"policy.yaml:{line}: ")
+    assert message in only
+
+
+def test_keys_that_are_not_plain_text() -> None:
+    text = edit("  P3:\n    name: Low", "  [P3]:\n    name: Low")
+    assert problems(text)[0] == f"policy.yaml:{line_of(text, '[P3]:')}: severities: keys must be plain text"
+    text = edit("    review_required: true\n  P1:", "    review_required: true\n    [x]: 1\n  P1:")
+    assert problems(text) == [
+        f"policy.yaml:{line_of(text, '[x]: 1')}: severities.P0: keys must be plain text"]
+
+
+def test_a_value_spanning_lines_is_reported_on_one_line() -> None:
+    text = edit("    escalate_after: 30m\n", "    escalate_after: 30m\n\n      and then some\n")
+    (only,) = problems(text)
+    assert only == (f"policy.yaml:{line_of(text, 'escalate_after: 30m')}: tiers.L1.escalate_after: "
+                    '"30m and then some" is not a duration (write e.g. 30m, 2h or 2h30m, or none)')
+
+
+def test_load_policy_reports_the_file_name(tmp_path: Path) -> None:
+    path = tmp_path / "mine.yaml"
+    path.write_text(edit("owner: Support Team", "owner: Support Team\nmascot: owl"))
+    with pytest.raises(PolicyError) as err:
+        load_policy(path)
+    assert err.value.problems == [f"{path}:{line_of(path.read_text(), 'mascot')}: mascot: unknown key"]
+    with pytest.raises(PolicyError) as err:
+        load_policy(tmp_path / "absent.yaml")
+    assert err.value.problems == [f"{tmp_path / 'absent.yaml'}: no such file"]
+
+
+# -- whatever the text, the answer is a Policy or FILE:LINE problems ------------------
+
+LINES = SHIPPED.splitlines()
+PROBLEM_LINE = re.compile(r"^policy\.yaml:\d+: ")
+VALUE_TEXT = st.text(alphabet=st.sampled_from(
+    list("abcLP0123456789 :-[]{}!&*#%@`'\",|>?~\t\x00\x07.")), max_size=12)
+
+
+@st.composite
+def mutated(draw: st.DrawFn) -> str:
+    lines = list(LINES)
+    for _ in range(draw(st.integers(1, 4))):
+        if not lines:
+            break
+        kind = draw(st.sampled_from(["delete", "duplicate", "value", "key", "swap"]))
+        i = draw(st.integers(0, len(lines) - 1))
+        if kind == "delete":
+            del lines[i]
+        elif kind == "duplicate":
+            lines.insert(i, lines[i])
+        elif kind == "swap":
+            j = draw(st.integers(0, len(lines) - 1))
+            lines[i], lines[j] = lines[j], lines[i]
+        else:
+            line = lines[i]
+            cut = line.find(": ")
+            head = line[:cut + 2] if cut >= 0 else line[:len(line) - len(line.lstrip())]
+            if kind == "key" and cut >= 0:
+                indent = line[:len(line) - len(line.lstrip())]
+                lines[i] = indent + draw(VALUE_TEXT) + line[cut:]
+            else:
+                lines[i] = head + draw(VALUE_TEXT)
+    return "\n".join(lines) + "\n"
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mutated())
+def test_mutated_policy_is_parsed_or_refused_line_by_line(text: str) -> None:
+    try:
+        result = parse_policy(text, "policy.yaml")
+    except PolicyError as err:
+        assert err.problems
+        for problem in err.problems:
+            assert PROBLEM_LINE.match(problem), problem
+            assert "\n" not in problem
+            assert int(problem.split(":")[1]) <= text.count("\n") + 1, problem
+    else:
+        assert isinstance(result, Policy)
