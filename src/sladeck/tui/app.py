@@ -45,6 +45,7 @@ from sladeck.tui.forms import (
     ResolveForm,
     ReviewForm,
     SeverityForm,
+    steady_cursors,
 )
 from sladeck.tui.help import HelpScreen
 from sladeck.tui.keys import INCIDENT_BINDINGS, QUEUE_BINDINGS
@@ -52,6 +53,31 @@ from sladeck.tui.queue import QueueHeader, QueueView
 
 log = logging.getLogger("sladeck.tui")
 LOADED_STATES = (*ACTIVE_STATES, RESOLVED)  # closed incidents never enter memory
+
+
+def summary_text(queue: Queue, policy: Policy, now: datetime, width: int) -> Text:
+    """The top line; what matters most survives a narrow terminal (counts go first)."""
+    by_severity, by_risk = queue.summary()
+    total = sum(by_severity.values())
+    shown = queue.filter.describe()
+    clock = now.astimezone().strftime("%H:%M:%S %Z").strip()
+    for full_counts, zone in ((True, True), (False, True), (False, False)):
+        text = Text()
+        text.append(" sladeck ", style="reverse bold")
+        text.append(f" {total} open")
+        if full_counts:
+            text.append(" " + " ".join(f"{k}:{by_severity.get(k, 0)}" for k in policy.severities))
+        text.append(" │ ")
+        text.append(f"✖{by_risk.get('breached', 0)} breached", style="bold red")
+        text.append(" ")
+        text.append(f"▲{by_risk.get('due', 0)} due", style="bold yellow")
+        text.append(f" ●{by_risk.get('warning', 0)} warn")
+        if shown:
+            text.append(f" │ {visible(shown)}: {len(queue.visible)} shown", style="bold")
+        text.append(f" │ {clock if zone else now.astimezone().strftime('%H:%M:%S')}")
+        if text.cell_len <= width:
+            break
+    return text
 
 
 class QueueScreen(Screen[None]):
@@ -72,10 +98,14 @@ class QueueScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one(QueueView).focus()
+        steady_cursors(self)
+        app: SladeckApp = self.app  # type: ignore[assignment]
+        if app.loaded:
+            app._rows_changed()  # the summary and rows now that the widgets exist
 
 
 class SladeckApp(App[int]):
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses keep it
     TITLE = "sladeck"
     BINDINGS = [
         Binding("q", "quit", "Quit", id="app.quit", tooltip="Leave the dashboard"),
@@ -85,8 +115,10 @@ class SladeckApp(App[int]):
     def __init__(self, db_path: str | Path, policy: Policy, actor: Actor, *,
                  clock: Clock | None = None, poll_interval: float | None = 0.2,
                  tick_interval: float | None = 1.0, bell: bool = True,
-                 log_file: Path | None = None, run_hooks: bool = True) -> None:
+                 log_file: Path | None = None, run_hooks: bool = True,
+                 cursor_blink: bool = True) -> None:
         super().__init__()
+        self.cursor_blink = cursor_blink  # off for snapshots and screenshots
         self.db_path = Path(db_path)
         self.policy = policy
         self.actor = actor
@@ -197,22 +229,8 @@ class SladeckApp(App[int]):
     def _update_summary(self, now: datetime) -> None:
         if not self.screen_stack or not self.screen_stack[0].query("#summary"):
             return
-        by_severity, by_risk = self.queue.summary()
-        total = sum(by_severity.values())
-        text = Text()
-        text.append(" sladeck ", style="reverse bold")
-        text.append(f" {total} open ")
-        text.append(" ".join(f"{k}:{by_severity.get(k, 0)}" for k in self.policy.severities))
-        text.append(" │ ")
-        text.append(f"✖{by_risk.get('breached', 0)} breached", style="bold red")
-        text.append(" ")
-        text.append(f"▲{by_risk.get('due', 0)} due", style="bold yellow")
-        text.append(f" ●{by_risk.get('warning', 0)} warn")
-        shown = self.queue.filter.describe()
-        if shown:
-            text.append(f" │ {visible(shown)}: {len(self.queue.visible)} shown")
-        text.append(f" │ {now.astimezone().strftime('%H:%M:%S %Z')}")
-        self.screen_stack[0].query_one("#summary", Static).update(text)
+        summary = self.screen_stack[0].query_one("#summary", Static)
+        summary.update(summary_text(self.queue, self.policy, now, summary.size.width or 80))
 
     def _alert(self, transitions: list[Transition]) -> None:
         """An incident crossed into due or breached: notify, ring once, record once."""
@@ -392,8 +410,7 @@ class SladeckApp(App[int]):
         except MissingFields as exc:
             self.call_from_thread(self._refused, str(exc), form, exc.missing)
         except Conflict as exc:
-            self.call_from_thread(self._refused, str(exc), form, None)
-            self.call_from_thread(self.refresh_from_store)
+            self.call_from_thread(self._conflicted, str(exc), form)
         except SladeckError as exc:
             self.call_from_thread(self._refused, str(exc), form, None)
         else:
@@ -405,6 +422,20 @@ class SladeckApp(App[int]):
             form.show_refusal(message, missing)
         else:
             self.notify(visible(message), severity="error", markup=False)
+
+    def _conflicted(self, message: str, form: ActionForm | None) -> None:
+        """Someone else changed the incident: show the newer state and say what changed.
+
+        A form stays open with everything typed, now aimed at the incident as it is,
+        so a second submit is a decision taken knowing the change.
+        """
+        self.refresh_from_store()
+        if form is not None and form.is_attached and form.incident is not None:
+            newer = self.reader.incident(form.incident.id)
+            if newer is not None:
+                form.incident, form.expected_version = newer, newer.version
+                message += " (submit again to act on it as it is now, or esc to leave)"
+        self._refused(message, form, None)
 
     def _performed(self, outcome: Outcome, form: ActionForm | None) -> None:
         if form is not None and form.is_attached:

@@ -184,8 +184,9 @@ class DetailScreen(Screen[None]):
                 options.append(Option(Text(f"{mark} {prefix}{item.label}"),
                                       id=f"{name}|{item.key}|{'0' if mark == '[x]' else '1'}"))
         lists.add_options(options)
-        if highlighted is not None and highlighted < len(options):
-            lists.highlighted = highlighted
+        if options:  # something is always highlighted, so enter ticks straight away
+            lists.highlighted = highlighted if highlighted is not None \
+                and highlighted < len(options) else 0
 
     @on(OptionList.OptionSelected, "#checklists")
     def _toggled(self, event: OptionList.OptionSelected) -> None:

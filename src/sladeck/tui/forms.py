@@ -18,7 +18,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widget import Widget
-from textual.widgets import Button, Checkbox, Input, Label, Select, SelectionList, Static, TextArea
+from textual.widgets import Button, Checkbox, Input, Label, Select, Static, TextArea
 
 from sladeck.domain import actions
 from sladeck.domain.actions import OTHER, Desk, Outcome
@@ -29,6 +29,13 @@ from sladeck.policy import Policy
 from sladeck.text import visible
 
 Run = Callable[[Desk], Outcome]
+
+
+def steady_cursors(screen: Widget) -> None:
+    """Stop text cursors blinking when the app asks (snapshots and screenshots are stable)."""
+    if not getattr(screen.app, "cursor_blink", True):
+        for widget in screen.query("Input, TextArea"):
+            widget.cursor_blink = False  # type: ignore[attr-defined]
 
 
 def contacts_text(policy: Policy, level: str, severity: str, now: datetime) -> Text:
@@ -44,6 +51,11 @@ def contacts_text(policy: Policy, level: str, severity: str, now: datetime) -> T
     text.append("\nManagement available now for " + severity + ": ", style="bold")
     text.append(", ".join(f"{m.name} ({m.email}, {m.phone})" for m in available) or "none")
     return text
+
+
+class FormBody(VerticalScroll, can_focus=False):
+    """A form's scrolling body: focus goes to its first field, never to the body itself
+    (so `c` then typing writes the note), and moving focus scrolls the field into view."""
 
 
 class ActionForm(ModalScreen[Outcome | None]):
@@ -70,7 +82,7 @@ class ActionForm(ModalScreen[Outcome | None]):
             if self.incident is not None:
                 title += f" · {self.incident.ref} {visible(self.incident.title)}"
             yield Label(Text(title), id="form-title")
-            with VerticalScroll(id="form-body"):
+            with FormBody(id="form-body"):
                 yield from self.fields()
             yield Static("", id="form-error")
             with Horizontal(id="form-buttons"):
@@ -101,11 +113,16 @@ class ActionForm(ModalScreen[Outcome | None]):
     def _cancel_pressed(self) -> None:
         self.action_cancel()
 
+    def on_mount(self) -> None:
+        steady_cursors(self)
+
     def show_refusal(self, message: str, missing: list[str] | None = None) -> None:
-        """Keep the form open: say why, mark the refused fields."""
+        """Keep the form open: say why, mark the refused fields (in words too, for NO_COLOR)."""
         self.query_one("#form-error", Static).update(Text(visible(message)))
         for widget in self.query(".field"):
-            widget.set_class(bool(missing) and widget.name in (missing or []), "missing")
+            refused = bool(missing) and widget.name in (missing or [])
+            widget.set_class(refused, "missing")
+            widget.border_title = "✖ required" if refused else None
         if missing:
             first = [w for w in self.query(".field") if w.name in missing]
             if first:
@@ -191,6 +208,7 @@ class EscalateForm(ActionForm):
             area.add_class("handoff")
             widgets += list(self.labelled(item.label, item.help, area))
         await box.mount_all(widgets)
+        steady_cursors(self)
 
     @on(Select.Changed, "#target")
     async def _target_changed(self, event: Select.Changed) -> None:
@@ -276,16 +294,20 @@ class NewIncidentForm(ActionForm):
             Select([(f"{k} {s.name}: {s.definition}", k) for k, s in
                     self.policy.severities.items()], prompt="Choose a severity", id="severity",
                    name="severity", compact=True))
-        yield from self.labelled("Service", "Optional", Input(id="service", name="service", compact=True))
+        yield from self.labelled("Service", "Optional",
+                                 Input(id="service", name="service", compact=True))
         yield from self.labelled("Description", "Optional",
                                  _area(name="description", id="description"))
 
     def build(self) -> Run | None:
         title = self.query_one("#title", Input).value
         severity = self.query_one("#severity", Select).value
-        if not isinstance(severity, str):
-            self.show_refusal("choose a severity", ["severity"])
+        missing = [name for name, blank in (("title", not title.strip()),
+                                            ("severity", not isinstance(severity, str))) if blank]
+        if missing:
+            self.show_refusal("a new incident needs: " + ", ".join(missing), missing)
             return None
+        assert isinstance(severity, str)
         service = self.query_one("#service", Input).value
         description = self.query_one("#description", TextArea).text
         return lambda desk: actions.open_incident(desk, title=title, severity=severity,
@@ -308,10 +330,13 @@ class SeverityForm(ActionForm):
     def build(self) -> Run | None:
         assert self.incident is not None
         severity = self.query_one("#severity", Select).value
-        if not isinstance(severity, str):
-            self.show_refusal("choose a severity", ["severity"])
-            return None
         reason = self.query_one("#reason", Input).value
+        missing = [name for name, blank in (("severity", not isinstance(severity, str)),
+                                            ("reason", not reason.strip())) if blank]
+        if missing:
+            self.show_refusal("changing the severity needs: " + ", ".join(missing), missing)
+            return None
+        assert isinstance(severity, str)
         incident_id, version = self.incident.id, self.expected_version
         return lambda desk: actions.change_severity(desk, incident_id, severity, reason=reason,
                                                     expected_version=version)
@@ -354,27 +379,36 @@ class FilterForm(ModalScreen[Filter | None]):
         f = self.current
         with Vertical(id="form"):
             yield Label("Filter the queue", id="form-title")
-            with VerticalScroll(id="form-body"):
+            with FormBody(id="form-body"):
                 yield Label("Text (/)", classes="field-label")
-                yield Input(f.text, id="text")
+                yield Input(f.text, id="text", compact=True)
+                yield Label("Tick what to show; nothing ticked in a column shows all of it.",
+                            classes="field-help")
                 with Horizontal(id="filter-lists"):
-                    yield SelectionList(*[(k, k, k in f.severities) for k in self.policy.severities],
-                                        id="severities")
-                    yield SelectionList(*[(k, k, k in f.levels) for k in self.policy.levels],
-                                        id="levels")
-                    yield SelectionList(*[(k, k, k in f.states) for k in
-                                          ("open", "acknowledged", "resolved")], id="states")
-                    yield SelectionList(*[(k, k, k in f.risks) for k in
-                                          ("breached", "due", "warning", "ok")], id="risks")
-                yield Tick("Only mine (assigned to me)", f.mine, id="mine")
+                    groups = (("severities", "Severity", tuple(self.policy.severities)),
+                              ("levels", "Level", tuple(self.policy.levels)),
+                              ("states", "State", ("open", "acknowledged", "resolved")),
+                              ("risks", "Risk", ("breached", "due", "warning", "ok")))
+                    for group, title, keys in groups:
+                        with Vertical(classes="filter-column"):
+                            yield Label(Text(title, style="bold"))
+                            chosen = getattr(f, group)
+                            for key in keys:
+                                yield Tick(key, key in chosen, name=key, classes=group,
+                                           id=f"{group}-{key}", compact=True)
+                yield Tick("Only mine (assigned to me)", f.mine, id="mine", compact=True)
             with Horizontal(id="form-buttons"):
-                yield Button("Apply (ctrl+s)", id="apply", variant="primary")
-                yield Button("Reset", id="reset")
-                yield Button("Cancel (esc)", id="cancel")
+                yield Button("Apply (ctrl+s)", id="apply", variant="primary", compact=True)
+                yield Button("Reset", id="reset", compact=True)
+                yield Button("Cancel (esc)", id="cancel", compact=True)
+
+    def on_mount(self) -> None:
+        steady_cursors(self)
 
     def action_apply(self) -> None:
-        def chosen(name: str) -> frozenset[str]:
-            return frozenset(self.query_one(f"#{name}", SelectionList).selected)
+        def chosen(group: str) -> frozenset[str]:
+            return frozenset(t.name for t in self.query(f"Tick.{group}")
+                             if isinstance(t, Tick) and t.value and t.name)
 
         self.dismiss(Filter(self.query_one("#text", Input).value.strip(), chosen("severities"),
                             chosen("levels"), chosen("states"), chosen("risks"),

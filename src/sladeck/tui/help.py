@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from rich.console import Group
 from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
@@ -23,10 +25,8 @@ def _key(binding: Binding) -> str:
     return binding.key.replace("question_mark", "?").replace("slash", "/")
 
 
-def help_table() -> Table:
-    table = Table(box=None, show_header=False, pad_edge=False, expand=True)
-    table.add_column("key", style="bold", no_wrap=True, width=16)
-    table.add_column("what")
+def help_table() -> Group:
+    """One heading and one two-column table per section (headings never cut short)."""
     sections = [
         ("Incident (queue row or detail screen)", [(_key(b), b.tooltip or b.description)
                                                    for b in INCIDENT_BINDINGS]),
@@ -40,12 +40,16 @@ def help_table() -> Table:
                      if isinstance(b, Binding)]),
         ("Everywhere", APP_KEYS),
     ]
+    parts: list[Text | Table] = []
     for title, rows in sections:
-        table.add_row("", "")
-        table.add_row(title, "", style="underline")
+        parts.append(Text("\n" + title, style="bold underline"))
+        table = Table(box=None, show_header=False, pad_edge=False, expand=True)
+        table.add_column("key", style="bold", no_wrap=True, width=16)
+        table.add_column("what")
         for key, what in rows:
             table.add_row(key, what)
-    return table
+        parts.append(table)
+    return Group(*parts)
 
 
 class HelpScreen(ModalScreen[None]):
@@ -56,7 +60,7 @@ class HelpScreen(ModalScreen[None]):
             yield Label("Keys", id="form-title")
             with VerticalScroll(id="form-body"):
                 yield Static(help_table())
-            yield Label("escape closes", classes="field-help")
+            yield Label("↑/↓ pgup/pgdn scroll · escape closes", classes="field-help")
 
     def action_dismiss(self) -> None:  # type: ignore[override]
         self.dismiss(None)

@@ -162,6 +162,7 @@ class QueueView(ScrollView, can_focus=True):
 
     def on_resize(self, event: events.Resize) -> None:
         self.virtual_size = Size(event.size.width, len(self.queue.visible))
+        self.call_after_refresh(self.scroll_to_region_if_needed, self.cursor)  # keep it in view
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
