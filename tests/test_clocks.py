@@ -146,6 +146,14 @@ def test_acknowledged_late_is_breached(policy: Policy) -> None:
     assert c[RESPONSE].stopped_at == T0 + m(15) + S
 
 
+def test_a_breach_stays_on_the_incident_after_a_late_ack(policy: Policy) -> None:
+    """SPEC §3: risk is breached if any clock is breached, even one that has stopped."""
+    inc = incident("P1", "L1", acked=T0 + m(15) + S, state="acknowledged")
+    a = assess(inc, policy, T0 + m(20))
+    assert a.risk == BREACHED
+    assert a.nearest is not None and a.nearest.kind != RESPONSE  # the headline still ticks
+
+
 def test_ack_before_the_escalation_does_not_count_at_the_new_level(policy: Policy) -> None:
     escalated = T0 + m(20)
     inc = incident("P1", "L2", entered=escalated, acked=T0 + m(5),

@@ -99,7 +99,9 @@ def assess(incident: Incident, policy: Policy, now: datetime) -> Assessment:
     # The headline deadline: the worst ticking clock first, then the soonest.
     urgency = {BREACHED: 0, DUE: 1, RUNNING: 2}
     nearest = min(ticking, key=lambda c: (urgency[c.status], c.due_at)) if ticking else None
-    statuses = {c.status for c in (ticking if incident.active else clocks)}
+    # A breach is a fact that stays (SPEC §3: any clock breached); an escalation is
+    # only due while its clock is still ticking.
+    statuses = {c.status for c in clocks if c.status == BREACHED} | {c.status for c in ticking}
     running = [c for c in ticking if c.status == RUNNING]
     upcoming = [c.due_at for c in running]
     warn_from = None
