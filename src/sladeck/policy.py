@@ -218,7 +218,12 @@ def _duration_hint(text: str) -> str:
     return "write e.g. 30m, 2h or 2h30m"
 
 
-class _NoTagsLoader(yaml.SafeLoader):
+# libyaml's parser when present (about 10x faster than the pure-Python one; the
+# policy is read at every start), with the same node marks for line numbers.
+_BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _NoTagsLoader(_BaseLoader):  # type: ignore[valid-type,misc]
     """Composes nodes only; no implicit resolution, so every plain scalar is text."""
 
 
