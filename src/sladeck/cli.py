@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -45,9 +44,14 @@ class Settings:
 
 
 def _remember(field: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
-    def callback(ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
-        if value is not None:
-            setattr(ctx.ensure_object(Settings), field, value)
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        # Given on the group and on the sub-command: the command line wins over the
+        # environment variable the sub-command's option would otherwise fall back to.
+        settings = ctx.ensure_object(Settings)
+        from_line = ctx.get_parameter_source(param.name or "") == \
+            click.core.ParameterSource.COMMANDLINE
+        if value is not None and (from_line or getattr(settings, field) is None):
+            setattr(settings, field, value)
         return value
     return callback
 
@@ -112,11 +116,12 @@ class IncidentRef(click.ParamType):
         if isinstance(value, int):
             return value
         parsed = parse_ref(str(value))
-        if parsed is None:
+        if parsed is None or parsed > MAX_ID:
             self.fail(f"{value!r} is not an incident id (write 42 or INC-42)", param, ctx)
         return parsed
 
 
+MAX_ID = 2**63 - 1  # SQLite's largest integer: anything above cannot be looked up
 INCIDENT = IncidentRef()
 
 
@@ -318,7 +323,7 @@ def follow_up_add(incident_id: int, kind: str, description: str, owner: str,
 
 
 @command(follow_up_group, "done")
-@click.argument("follow_up_id", type=int)
+@click.argument("follow_up_id", type=click.IntRange(1, MAX_ID))
 def follow_up_done(follow_up_id: int) -> None:
     """Mark a follow-up action done."""
     from sladeck.domain.actions import complete_follow_up
@@ -380,6 +385,7 @@ def show_cmd(incident_id: int, as_json: bool) -> None:
 def import_cmd(file: str, skip_invalid: bool) -> None:
     """Import alerts from NDJSON (whole file or nothing)."""
     from sladeck.domain.ingest import import_ndjson
+    from sladeck.text import visible
 
     try:
         data = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
@@ -389,7 +395,7 @@ def import_cmd(file: str, skip_invalid: bool) -> None:
     report = import_ndjson(s.desk, data, "-" if file == "-" else file,
                            skip_invalid=skip_invalid)
     for problem in report.problems:
-        click.echo(f"sladeck: skipped: {problem}", err=True)
+        click.echo(f"sladeck: skipped: {visible(problem)}", err=True)
     click.echo(f"imported {report.opened} new, {report.repeated} repeated"
                + (f", {report.late} late" if report.late else "")
                + (f", {len(report.problems)} skipped" if report.problems else ""))
@@ -486,8 +492,7 @@ def backup_cmd(dest: str) -> None:
     if Path(dest).exists():
         raise SladeckError(f"{dest} already exists; choose a new file")
     s = session()
-    s.store.backup(dest)
-    os.chmod(dest, 0o600)
+    s.store.backup(dest)  # created 0600, or 0660 in a group-shared (setgid) folder
     click.echo(f"backed up {s.db_path} to {dest}")
 
 
@@ -548,7 +553,9 @@ def main(argv: list[str] | None = None) -> None:
         error(str(exc))
         code = 1
     except SladeckError as exc:
-        error(str(exc))
+        # A refused import carries one `FILE:LINE: reason` per bad line: one line each.
+        for problem in getattr(exc, "problems", None) or [str(exc)]:
+            error(problem)
         code = 1
     except KeyboardInterrupt:
         error("interrupted")

@@ -57,8 +57,8 @@ def detail_json(detail: IncidentDetail, policy: Policy, now: datetime) -> dict[s
 
 
 def spreadsheet_safe(value: Any) -> str:
-    """A CSV cell no spreadsheet will run as a formula."""
-    text = "" if value is None else str(value)
+    """A CSV cell no spreadsheet will run as a formula, and no terminal will obey."""
+    text = visible("" if value is None else str(value))
     if text[:1] in ("=", "+", "-", "@", "\t", "\r", "|"):
         return "'" + text
     return text
@@ -125,8 +125,10 @@ def incident_markdown(detail: IncidentDetail, policy: Policy, now: datetime) -> 
                 h.trigger, h.trigger) if h.to_level in policy.escalation else h.trigger
             out += [f"### {h.from_level} → {h.to_level}, {json_time(h.at)} by {md(h.actor)}", "",
                     f"Trigger: {md(trigger)}" + (f" ({md(h.reason)})" if h.reason else ""), ""]
-            for key, value in h.fields.items():
-                out += [f"**{md(labels.get(key, key))}**", "", md_block(value), ""]
+            # In the policy's order (the stored mapping is sorted by key), then any others.
+            for key in [*(k for k in labels if k in h.fields),
+                        *(k for k in h.fields if k not in labels)]:
+                out += [f"**{md(labels.get(key, key))}**", "", md_block(h.fields[key]), ""]
     out += ["## Timeline", "", "| Time (UTC) | Who | What |", "|---|---|---|"]
     for e in detail.events:
         what = describe(e.kind, e.payload)

@@ -13,6 +13,7 @@ from sladeck.errors import Refused, SladeckError
 
 TEXT_KEYS = ("description", "service", "dedup_key", "external_ref")
 KNOWN_KEYS = ("title", "severity", "opened_at", *TEXT_KEYS)
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class ImportRefused(SladeckError):
@@ -73,9 +74,11 @@ def parse_line(raw: bytes, severities: tuple[str, ...], now: datetime) -> dict[s
             raise ValueError("opened_at must be an ISO 8601 text")
         try:
             at = datetime.fromisoformat(opened.replace("Z", "+00:00"))
-        except ValueError:
+            at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+        except (ValueError, OverflowError):
             raise ValueError(f"opened_at {opened!r} is not an ISO 8601 time") from None
-        at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+        if at < EARLIEST:  # an alert from before 1970 is a typo, not an alert
+            raise ValueError(f"opened_at {opened!r} is before {EARLIEST.year}")
         if at > now + timedelta(minutes=5):
             raise ValueError(f"opened_at {opened!r} is in the future")
         record["opened_at"] = at
