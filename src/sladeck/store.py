@@ -16,7 +16,6 @@ import sqlite3
 import stat
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -124,7 +123,14 @@ def _v1(db: sqlite_utils.Database) -> None:
         foreign_keys=[("incident_id", "incidents", "id")])
 
 
-MIGRATIONS = (_v1,)
+def _v2(db: sqlite_utils.Database) -> None:
+    """Find an alert's earlier incidents by dedup key without scanning the table
+    (the unique index covers open incidents only)."""
+    db.execute("CREATE INDEX incidents_dedup_key ON incidents(dedup_key) "
+               "WHERE dedup_key IS NOT NULL")
+
+
+MIGRATIONS = (_v1, _v2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 INCIDENT_COLUMNS = (
@@ -135,6 +141,7 @@ INCIDENT_COLUMNS = (
 _TIME_COLUMNS = {"opened_at", "level_entered_at", "acknowledged_at", "resolved_at",
                  "closed_at", "updated_at"}
 _SELECT_INCIDENT = f"SELECT {', '.join(INCIDENT_COLUMNS)} FROM incidents"
+_OPEN_STATES = "state IN ('open', 'acknowledged')"  # matches incidents_open_dedup's WHERE
 
 
 def _incident(row: sqlite3.Row | tuple) -> Incident:
@@ -149,7 +156,7 @@ def _incident(row: sqlite3.Row | tuple) -> Incident:
 
 
 def _incident_row(incident: Incident) -> dict[str, Any]:
-    row = asdict(incident)
+    row = {column: getattr(incident, column) for column in INCIDENT_COLUMNS}  # not asdict: it deep-copies
     for key in _TIME_COLUMNS:
         if row[key] is not None:
             row[key] = to_iso(row[key])
@@ -422,15 +429,15 @@ class Transaction:
         return self.store.incident(incident_id)
 
     def open_by_dedup(self, key: str) -> Incident | None:
-        placeholders = ", ".join("?" * len(ACTIVE_STATES))
-        row = self.conn.execute(
-            f"{_SELECT_INCIDENT} WHERE dedup_key = ? AND state IN ({placeholders})",
-            (key, *ACTIVE_STATES)).fetchone()
+        # The states are literals so the planner sees this query implies the partial
+        # unique index's WHERE and uses it (with parameters it scans the whole table).
+        row = self.conn.execute(f"{_SELECT_INCIDENT} WHERE dedup_key = ? AND {_OPEN_STATES}",
+                                (key,)).fetchone()
         return _incident(row) if row else None
 
     def latest_by_dedup(self, key: str) -> Incident | None:
-        row = self.conn.execute(f"{_SELECT_INCIDENT} WHERE dedup_key = ? ORDER BY id DESC "
-                                "LIMIT 1", (key,)).fetchone()
+        row = self.conn.execute(f"{_SELECT_INCIDENT} WHERE dedup_key = ? AND dedup_key IS NOT NULL "
+                                "ORDER BY id DESC LIMIT 1", (key,)).fetchone()
         return _incident(row) if row else None
 
     def events_after(self, incident_id: int, version: int) -> list[Event]:
