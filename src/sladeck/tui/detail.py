@@ -36,8 +36,11 @@ def local(at: datetime) -> str:
 def clocks_table(detail: IncidentDetail, policy: Policy, now: datetime) -> Table:
     a = assess(detail.incident, policy, now)
     table = Table(box=None, pad_edge=False, expand=True, show_edge=False)
-    for name in ("Clock", "Due", "", "Status"):
-        table.add_column(name, no_wrap=True)
+    # Only the relative-time column wraps, so due times and statuses stay whole at 80 columns.
+    table.add_column("Clock", no_wrap=True)
+    table.add_column("Due", no_wrap=True)
+    table.add_column("", ratio=1)
+    table.add_column("Status", no_wrap=True, min_width=10)
     for c in a.clocks:
         when = c.stopped_at or now
         rel = "stopped" if c.stopped else (

@@ -45,7 +45,7 @@ def help_table() -> Group:
         parts.append(Text("\n" + title, style="bold underline"))
         table = Table(box=None, show_header=False, pad_edge=False, expand=True)
         table.add_column("key", style="bold", no_wrap=True, width=16)
-        table.add_column("what")
+        table.add_column("what", ratio=1)
         for key, what in rows:
             table.add_row(key, what)
         parts.append(table)

@@ -1,0 +1,112 @@
+"""Snapshots of the dashboard's screens at 80×24 and 120×36.
+
+Frozen clock, fixed demo data, UTC, no animation and no cursor blink, so the
+SVGs only change when the dashboard does. Update them on this whole module:
+`pytest tests/test_snapshots.py --snapshot-update`, then run again without it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from textual.pilot import Pilot
+
+from conftest import T0
+from sladeck.clock import FixedClock
+from sladeck.demo import fill_demo
+from sladeck.domain.model import Actor
+from sladeck.policy import Policy
+from sladeck.store import Store
+from sladeck.tui.app import SladeckApp
+from sladeck.tui.detail import DetailScreen
+from sladeck.tui.forms import EscalateForm
+from sladeck.tui.help import HelpScreen
+
+SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 36), id="120x36")]
+
+
+@pytest.fixture(autouse=True)
+def _utc_and_still() -> None:
+    os.environ["TZ"] = "UTC"
+    time.tzset()
+    os.environ["TEXTUAL_ANIMATIONS"] = "none"
+
+
+@pytest.fixture
+def app(db_path: Path, policy: Policy) -> SladeckApp:
+    store = Store(db_path)
+    fill_demo(store, policy, Actor("tester", "Tess"), T0)
+    store.close()
+    app = SladeckApp(db_path, policy, Actor("tester", "Tess"), clock=FixedClock(T0),
+                     poll_interval=None, tick_interval=None, bell=False, run_hooks=False,
+                     cursor_blink=False)
+    app.animation_level = "none"
+    return app
+
+
+async def settle(pilot: Pilot) -> None:
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_queue(snap_compare, app: SladeckApp, size: tuple[int, int]) -> None:
+    async def run_before(pilot: Pilot) -> None:
+        await pilot.press("down", "down")  # the third row is selected
+        await settle(pilot)
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_detail(snap_compare, app: SladeckApp, size: tuple[int, int]) -> None:
+    async def run_before(pilot: Pilot) -> None:
+        await pilot.press("down", "enter")
+        await settle(pilot)
+        assert isinstance(pilot.app.screen, DetailScreen)
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_escalation_form_with_missing_fields(snap_compare, app: SladeckApp,
+                                             size: tuple[int, int]) -> None:
+    async def run_before(pilot: Pilot) -> None:
+        await pilot.press("down", "down", "e")
+        await pilot.pause()
+        assert isinstance(pilot.app.screen, EscalateForm)
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert pilot.app.screen.query(".missing")
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_help(snap_compare, app: SladeckApp, size: tuple[int, int]) -> None:
+    async def run_before(pilot: Pilot) -> None:
+        await pilot.press("question_mark")
+        await settle(pilot)
+        assert isinstance(pilot.app.screen, HelpScreen)
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+def test_screenshots_script_runs(tmp_path: Path) -> None:
+    """scripts/screenshots.py still works (smoke): every picture is written."""
+    import importlib.util
+
+    script = Path(__file__).resolve().parent.parent / "scripts" / "screenshots.py"
+    spec = importlib.util.spec_from_file_location("sladeck_screenshots", script)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    written = module.main(tmp_path)
+    assert sorted(p.name for p in written) == sorted(f"{name}.svg" for name, _, _ in module.SHOTS)
+    for path in written:
+        text = path.read_text()
+        assert text.startswith("<svg") and "sladeck" in text
+        assert str(tmp_path) not in text
