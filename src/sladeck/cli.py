@@ -126,8 +126,14 @@ INCIDENT = IncidentRef()
 
 
 def emit_json(value: Any) -> None:
+    """One JSON document; a list is written one compact object per line (the C encoder:
+    indenting 10,000 incidents with the pure-Python one took over a second)."""
     # ensure_ascii: no raw control, C1 or bidi character from user text reaches a terminal.
-    click.echo(json.dumps(value, indent=2, ensure_ascii=True))
+    if isinstance(value, list):
+        body = ",\n".join(json.dumps(item, ensure_ascii=True) for item in value)
+        click.echo(f"[\n{body}\n]" if value else "[]")
+    else:
+        click.echo(json.dumps(value, indent=2, ensure_ascii=True))
 
 
 def say(message: str) -> None:
@@ -349,15 +355,15 @@ def list_cmd(show_all: bool, state: str | None, severity: str | None, level: str
     now = s.clock.now()
     incidents = s.store.incidents(states, severity=severity and severity.upper(),
                                   level=level and level.upper())
-    keyed = sorted(((assess(i, s.policy_of(i), now).sort_key(i, s.policy_of(i)), i)
-                    for i in incidents), key=lambda pair: pair[0])
+    assessed = [(i, assess(i, s.policy_of(i), now)) for i in incidents]
+    assessed.sort(key=lambda pair: pair[1].sort_key(pair[0], s.policy_of(pair[0])))
     if as_json:
-        emit_json([incident_json(i, s.policy_of(i), now) for _, i in keyed])
+        emit_json([incident_json(i, s.policy_of(i), now, a) for i, a in assessed])
         return
-    if not keyed:
+    if not assessed:
         click.echo("no incidents", err=True)
-    for _, incident in keyed:
-        click.echo(queue_line(incident, s.policy_of(incident), now))
+    for incident, a in assessed:
+        click.echo(queue_line(incident, s.policy_of(incident), now, a))
 
 
 @command(cli, "show")

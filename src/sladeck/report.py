@@ -7,7 +7,7 @@ import io
 from datetime import datetime
 from typing import Any
 
-from sladeck.domain.clocks import KIND_LABEL, KIND_TITLE, assess, format_countdown
+from sladeck.domain.clocks import KIND_LABEL, KIND_TITLE, Assessment, assess, format_countdown
 from sladeck.domain.model import Incident, IncidentDetail, json_time
 from sladeck.domain.timeline import describe
 from sladeck.policy import Policy
@@ -17,23 +17,31 @@ CSV_COLUMNS = ("id", "ref", "title", "severity", "level", "state", "risk", "serv
                "assignee", "opened_at", "next_deadline", "next_due_at", "external_ref")
 
 
-def incident_json(incident: Incident, policy: Policy, now: datetime) -> dict[str, Any]:
-    a = assess(incident, policy, now)
+def incident_json(incident: Incident, policy: Policy, now: datetime,
+                  a: Assessment | None = None) -> dict[str, Any]:
+    a = a or assess(incident, policy, now)
+    seen: dict[datetime | None, str | None] = {}
+
+    def t(at: datetime | None) -> str | None:  # a clock shares its times with others
+        if at not in seen:
+            seen[at] = json_time(at)
+        return seen[at]
+
     return {
         "id": incident.id, "ref": incident.ref, "title": incident.title,
         "description": incident.description, "service": incident.service,
         "severity": incident.severity, "level": incident.level, "state": incident.state,
         "assignee": incident.assignee, "external_ref": incident.external_ref,
-        "dedup_key": incident.dedup_key, "opened_at": json_time(incident.opened_at),
+        "dedup_key": incident.dedup_key, "opened_at": t(incident.opened_at),
         "opened_by": incident.opened_by,
-        "acknowledged_at": json_time(incident.acknowledged_at),
+        "acknowledged_at": t(incident.acknowledged_at),
         "acknowledged_by": incident.acknowledged_by,
-        "resolved_at": json_time(incident.resolved_at), "closed_at": json_time(incident.closed_at),
+        "resolved_at": t(incident.resolved_at), "closed_at": t(incident.closed_at),
         "repeats": incident.repeats, "version": incident.version, "risk": a.risk,
-        "next_deadline": ({"kind": a.nearest.kind, "due_at": json_time(a.nearest.due_at)}
+        "next_deadline": ({"kind": a.nearest.kind, "due_at": t(a.nearest.due_at)}
                           if a.nearest else None),
-        "clocks": [{"kind": c.kind, "started_at": json_time(c.started_at),
-                    "due_at": json_time(c.due_at), "stopped_at": json_time(c.stopped_at),
+        "clocks": [{"kind": c.kind, "started_at": t(c.started_at),
+                    "due_at": t(c.due_at), "stopped_at": t(c.stopped_at),
                     "status": c.status} for c in a.clocks],
     }
 
@@ -161,9 +169,10 @@ def incident_markdown(detail: IncidentDetail, policy: Policy, now: datetime) -> 
     return "\n".join(out)
 
 
-def queue_line(incident: Incident, policy: Policy, now: datetime, title_width: int = 60) -> str:
+def queue_line(incident: Incident, policy: Policy, now: datetime,
+               a: Assessment | None = None, title_width: int = 60) -> str:
     """One plain-text line of `sladeck list`."""
-    a = assess(incident, policy, now)
+    a = a or assess(incident, policy, now)
     nxt = (f"{KIND_LABEL[a.nearest.kind]} {format_countdown(a.nearest.due_at - now)}"
            if a.nearest else "-")
     title = one_line(incident.title, title_width)
