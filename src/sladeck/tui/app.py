@@ -96,6 +96,10 @@ class QueueScreen(Screen[None]):
                                 "esc clears", id="search")
         yield Footer(compact=True)
 
+    def on_resize(self) -> None:
+        app: SladeckApp = self.app  # type: ignore[assignment]
+        self.call_after_refresh(app._update_summary, app.clock.now())
+
     def on_mount(self) -> None:
         self.query_one(QueueView).focus()
         steady_cursors(self)
