@@ -1,0 +1,113 @@
+"""Is this database safe to share, and can everyone who shares it write it?
+
+A team shares one file through a group (README, "Sharing with a team"): a setgid
+folder of mode 2770 owned by the team's group, files of mode 0660 in that group,
+everybody's umask 007. SQLite gives `-wal` and `-shm` the main file's mode, so one
+file created wrong (0644 under umask 022, a `cp` that kept someone's private group,
+a leftover `-wal` of mode 0600) locks the rest of the team out, usually in the
+middle of an incident. `sharing_problems` finds each such case at start and says
+the one command that fixes it; `check_sharing` refuses to go on.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import stat
+from pathlib import Path
+
+from sladeck.errors import StoreError
+
+README = "see README, Sharing with a team"
+
+
+def _user(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def _group(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
+
+
+def _describe(info: os.stat_result) -> str:
+    return (f"owner {_user(info.st_uid)}, group {_group(info.st_gid)}, "
+            f"mode {stat.S_IMODE(info.st_mode):04o}")
+
+
+def is_shared_folder(info: os.stat_result) -> bool:
+    """A setgid, group-writable folder: the team setup of the README."""
+    return bool(info.st_mode & stat.S_ISGID and info.st_mode & stat.S_IWGRP)
+
+
+def database_files(path: Path) -> tuple[Path, Path, Path]:
+    return path, Path(f"{path}-wal"), Path(f"{path}-shm")
+
+
+def sharing_problems(path: Path) -> list[str]:
+    """Every reason, one line each with its fix, why `path` is unsafe or unshareable."""
+    problems: list[str] = []
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        folder_info = folder.stat()
+    except OSError as exc:
+        return [f"cannot use folder {folder}: {exc.strerror}"]
+    mode = folder_info.st_mode
+    if mode & stat.S_IWOTH and not mode & stat.S_ISVTX:
+        problems.append(f"{folder} can be written by anyone on this host, so anyone can replace "
+                        f"the database ({_describe(folder_info)}); fix: chmod o-w {folder}, or "
+                        f"for a team chgrp <team> {folder} && chmod 2770 {folder} ({README})")
+    shared = is_shared_folder(folder_info)
+    team = _group(folder_info.st_gid)
+    existing = []
+    for file in database_files(path):
+        try:
+            existing.append((file, file.stat()))
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            problems.append(f"cannot use {file}: {exc.strerror}; fix: ask the owner of "
+                            f"{folder} to let you in ({README})")
+    missing = len(existing) < 3
+    if missing and not os.access(folder, os.W_OK | os.X_OK):
+        problems.append(f"cannot create files in {folder} ({_describe(folder_info)}); fix: "
+                        + (f"join group {team} (usermod -aG {team} {_user(os.getuid())}, then "
+                           f"log in again)" if shared else
+                           f"chgrp <team> {folder} && chmod 2770 {folder} and join <team>")
+                        + f" ({README})")
+    for file, info in existing:
+        perms = stat.S_IMODE(info.st_mode)
+        owner = _user(info.st_uid)
+        who = "run" if info.st_uid == os.getuid() else f"{owner} (or root) runs"
+        if info.st_mode & stat.S_IWOTH:
+            problems.append(f"{file} can be written by anyone on this host; "
+                            f"fix: chmod o-rwx {file}")
+            continue
+        if not os.access(file, os.R_OK | os.W_OK):
+            fix = (f"chgrp {team} {file} && chmod 0660 {file}" if shared
+                   else f"chmod 0600 {file}, or share it through a group ({README})")
+            leftover = " (left over from an earlier session)" if file != path else ""
+            problems.append(f"cannot write {file}{leftover} ({_describe(info)}); fix: {who}: {fix}")
+            continue
+        if shared and info.st_gid != folder_info.st_gid:
+            problems.append(f"{file} belongs to group {_group(info.st_gid)}, not {team} like "
+                            f"its folder, so the rest of {team} cannot write it; fix: {who}: "
+                            f"chgrp {team} {file}")
+        elif shared and perms & 0o060 != 0o060:
+            problems.append(f"{file} has mode {perms:04o}, so the rest of {team} cannot write it "
+                            f"(made under umask 022?); fix: {who}: chmod 0660 {file}, and "
+                            f"everyone sets umask 007 ({README})")
+    return problems
+
+
+def check_sharing(path: Path) -> None:
+    """Refuse a database that anyone can write, or that its team cannot (first problem)."""
+    problems = sharing_problems(path)
+    if problems:
+        raise StoreError(problems[0])
