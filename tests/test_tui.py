@@ -739,3 +739,29 @@ async def test_empty_queue_says_how_to_start(db_path: Path, policy: Policy) -> N
         await pilot.press("a", "e", "enter")  # nothing selected: nothing happens
         await pilot.pause()
         assert isinstance(app.screen, QueueScreen)
+
+
+@sync
+async def test_command_palette_offers_the_actions_that_apply_and_runs_them(
+        demo_db: Path, policy: Policy, reader: Store) -> None:
+    app = make_app(demo_db, policy)
+    async with app.run_test(size=(120, 36)) as pilot:
+        target = first_with(app, "open")
+        await select(pilot, target)
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert any(t.startswith("Ack") for t in titles)
+        assert any(t.startswith("Escalate") for t in titles)
+        acked = first_with(app, "acknowledged")
+        await select(pilot, acked)
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert not any(t.startswith("Ack") for t in titles)  # does not apply: not offered
+        await select(pilot, target)
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"Ack (a)")
+        await pilot.pause(0.5)  # the palette gathers commands in the background
+        await pilot.press("down", "enter")  # highlight the best match, run it
+        await pilot.pause(0.2)
+        await settle(pilot)
+        incident = reader.incident(target)
+        assert incident is not None and incident.state == "acknowledged"

@@ -265,8 +265,9 @@ class SladeckApp(App[int]):
 
     # -- the current incident and what applies to it ---------------------------
 
-    def current_incident(self) -> Incident | None:
-        screen = self.screen
+    def current_incident(self, screen: Screen[Any] | None = None) -> Incident | None:
+        """The incident the keys act on: the detail shown, or the queue's selection."""
+        screen = screen or self.screen
         if isinstance(screen, DetailScreen):
             return screen.incident
         if isinstance(screen, QueueScreen):
@@ -276,13 +277,17 @@ class SladeckApp(App[int]):
         return None
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return self._applies(action, self.screen)
+
+    def _applies(self, action: str, screen: Screen[Any]) -> bool | None:
+        """True if `action` applies on `screen`; None shows its key dimmed."""
         incident_actions = {"acknowledge", "escalate", "resolve", "comment", "severity",
                             "assign", "review", "details"}
         if action not in incident_actions:
             return True
-        if isinstance(self.screen, ModalScreen):
+        if isinstance(screen, ModalScreen):
             return False
-        incident = self.current_incident()
+        incident = self.current_incident(screen)
         if incident is None:
             return None  # shown dimmed: nothing selected
         policy = self.reader.policy(incident.policy_id)
@@ -467,7 +472,7 @@ class SladeckApp(App[int]):
         yield from super().get_system_commands(screen)
         for binding in (*INCIDENT_BINDINGS, *QUEUE_BINDINGS):
             name = binding.action.removeprefix("app.")
-            if self.check_action(name, ()) is True:
+            if self._applies(name, screen) is True:  # `screen` is under the palette
                 yield SystemCommand(f"{binding.description} ({binding.key})",
                                     binding.tooltip or binding.description,
                                     getattr(self, f"action_{name}"))
