@@ -20,6 +20,7 @@ from sladeck.domain.model import (
     Incident,
     from_iso,
 )
+from sladeck.text import visible
 
 # Events that change an incident's state bump its version; the rest (notes, ticks,
 # repeats, automatic notices) never make someone's open form stale.
@@ -93,7 +94,9 @@ def describe(kind: str, payload: dict[str, Any]) -> str:
         case "severity_changed":
             return f"changed to {payload.get('to')}"
         case "assigned":
-            return f"assigned to {payload.get('to')}" if payload.get("to") else "unassigned"
+            # the only free text in a phrase: shown escaped wherever the phrase goes
+            return f"assigned to {visible(str(payload['to']))}" if payload.get("to") \
+                else "unassigned"
         case "policy_applied":
             return "re-based on the current policy"
         case "note":
