@@ -319,3 +319,65 @@ def test_someone_outside_the_team_cannot_get_in(team: Team, tmp_path: Path) -> N
              "XDG_STATE_HOME": str(team.homes[BOB] / "s")})
     message = refused(out)
     assert str(db.parent) in message or str(db) in message
+
+
+# -- identity on a jump host: the uid, whatever the environment or terminal says ---------------
+
+LIARS = {"USER": "mallory", "LOGNAME": "mallory", "USERNAME": "mallory", "SUDO_USER": "mallory",
+         "SUDO_UID": "0", "LOGIN": "mallory"}
+
+
+def test_the_account_comes_from_the_uid(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sladeck import identity
+
+    for key, value in LIARS.items():
+        monkeypatch.setenv(key, value)
+    real = pwd.getpwuid(os.getuid()).pw_name
+    assert identity.os_account() == real
+    assert identity.current_actor("  Alice ").account == real
+    assert identity.current_actor("  Alice ").name == "Alice"
+    assert identity.current_actor("   ").name is None
+
+    def unknown(uid: int) -> pwd.struct_passwd:
+        raise KeyError(uid)
+    monkeypatch.setattr(pwd, "getpwuid", unknown)  # a uid with no passwd entry (containers)
+    assert identity.os_account() == f"uid{os.getuid()}"
+
+
+def test_the_account_is_real_with_no_tty_and_inside_tmux(tmp_path: Path) -> None:
+    real = pwd.getpwuid(os.getuid()).pw_name
+    db = tmp_path / "desk.db"
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path),
+           "XDG_DATA_HOME": str(tmp_path / "data"), "XDG_STATE_HOME": str(tmp_path / "state"),
+           "TZ": "UTC", "SLADECK_DB": str(db), **LIARS}
+    # No terminal at all: a new session (no controlling tty), stdin from /dev/null.
+    for args in (("open", "--severity", "P3", "--title", "from cron"),
+                 ("note", "1", "no tty", "--as", "Mallory")):
+        out = subprocess.run([str(SLADECK), *args], stdin=subprocess.DEVNULL,
+                             capture_output=True, text=True, env=env, timeout=60,
+                             start_new_session=True, check=False)
+        assert out.returncode == 0, out.stderr
+    expected = [(real, None), (real, "Mallory")]
+    if shutil.which("tmux"):
+        sock = tmp_path / "tmux.sock"
+        inner = " ".join(shlex.quote(a) for a in (str(SLADECK), "note", "1", "in tmux"))
+        done = f"{inner} > {shlex.quote(str(tmp_path / 'tmux.out'))} 2>&1; " \
+               f"tmux -S {shlex.quote(str(sock))} wait-for -S sladeck-done"
+        tmux = ["tmux", "-S", str(sock), "-f", "/dev/null"]
+        started = subprocess.run(
+            [*tmux, "new-session", "-d", "-x", "80", "-y", "24",
+             *[a for k, v in env.items() for a in ("-e", f"{k}={v}")], done],
+            env=env, capture_output=True, text=True, timeout=30, check=False)
+        assert started.returncode == 0, started.stderr
+        try:
+            subprocess.run([*tmux, "wait-for", "sladeck-done"], env=env, timeout=60,
+                           check=True)
+        finally:
+            subprocess.run([*tmux, "kill-server"], env=env, capture_output=True,
+                           timeout=30, check=False)
+        assert (tmp_path / "tmux.out").read_text() == "note added to INC-1\n"
+        expected.append((real, None))
+    got = json.loads(subprocess.run([str(SLADECK), "show", "1", "--json"], env=env,
+                                    capture_output=True, text=True, timeout=60,
+                                    check=True).stdout)
+    assert [(e["account"], e["name"]) for e in got["events"]] == expected
