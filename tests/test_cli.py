@@ -743,6 +743,9 @@ def test_demo_covers_everything(run: Cli) -> None:
         assert {c["kind"] for c in row["clocks"]} <= set(CLOCK_KINDS)
         assert {c["status"] for c in row["clocks"]} <= set(CLOCK_STATUSES)
     run.ok("verify")
+    again = run.ok("demo")  # the README's first command, run a second time
+    assert "nothing added" in again.stdout
+    assert len(run.incidents()) == len(rows)
 
 
 # --- usage errors and refusals ------------------------------------------------------------------

@@ -512,6 +512,11 @@ def demo_cmd(count: int, seed: int) -> None:
     s = session()
     if not 1 <= count <= 10_000:
         raise click.UsageError("--count must be between 1 and 10000")
+    existing = sum(s.store.counts().values())
+    if existing:  # running the README's first command twice must not double the demo
+        click.echo(f"{s.db_path}: already holds {existing} incidents; nothing added "
+                   "(give a new --db for a fresh demo)")
+        return
     made = fill_demo(s.store, s.policy, s.desk.actor, s.clock.now(), count=count, seed=seed)
     click.echo(f"{s.db_path}: {made} demo incidents")
 
