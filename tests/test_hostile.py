@@ -231,6 +231,10 @@ def test_hostile_arguments_are_stored_as_given_or_refused_in_one_line(desks: Des
     raw_yaml.write_bytes(b'issue_summary: "\x1b]52;c;eA==\x07"\n')
     refusals.append((("escalate", "1", "--to", "L3", "--trigger", "other", "--reason", "r",
                       "--handoff-file", str(raw_yaml)), "YAML"))
+    deep_yaml = desks.tmp / "deep.yaml"
+    deep_yaml.write_text("issue_summary: " + "[" * 100_000 + "]" * 100_000 + "\n")
+    refusals.append((("escalate", "1", "--to", "L3", "--trigger", "other", "--reason", "r",
+                      "--handoff-file", str(deep_yaml)), "nested too deeply"))
     for args, reason in refusals:
         result = desks.run(*args)
         assert result.returncode in (1, 2), (args, result.stderr)

@@ -162,6 +162,8 @@ def parse_fields(pairs: tuple[str, ...], file: str | None, what: str) -> dict[st
             raise SladeckError(f"{file}: cannot read: {exc.strerror}") from None
         except UnicodeDecodeError:
             raise SladeckError(f"{file}: not UTF-8 text") from None
+        except RecursionError:  # [[[[… a hundred thousand deep
+            raise SladeckError(f"{file}: invalid YAML: nested too deeply") from None
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             line = f":{mark.line + 1}" if mark else ""
