@@ -512,8 +512,6 @@ def test_the_real_dashboard_writes_no_hostile_byte(tmp_path: Path, hostile_db: P
     assert b"Traceback" not in out
 
 
-@pytest.mark.xfail(strict=True, reason="tui/forms.py AssignForm prefills its Input with the "
-                   "raw assignee; Textual writes an Input's value to the terminal as is")
 @pytest.mark.skipif(not hasattr(pty, "fork"), reason="needs a pseudo-terminal")
 def test_the_assign_form_writes_no_hostile_byte(tmp_path: Path, policy: Policy) -> None:
     db = tmp_path / "assign.db"
@@ -526,4 +524,11 @@ def test_the_assign_form_writes_no_hostile_byte(tmp_path: Path, policy: Policy) 
                                     [(b"", 2.5), (b"i", 1.5), (b"\x1b", 1.0), (b"q", 0.5)])
     assert status == 0
     assert b"\\x1b]2;PWNED" in out  # the queue shows it escaped ...
-    assert_nothing_hostile(out)     # ... but the form's input writes it raw
+    assert_nothing_hostile(out)     # ... and so does the form's input (never prefilled raw)
+
+
+def test_invisible_format_characters_are_made_visible() -> None:
+    """Soft hyphens, Mongolian vowel separators and tag characters hide text in plain sight."""
+    from sladeck.text import visible
+
+    assert visible("a\xadb\u180ec\U000e0041d") == "a\\xadb\\u180ec\\U000e0041d"

@@ -351,9 +351,14 @@ class AssignForm(ActionForm):
 
     def fields(self) -> ComposeResult:
         assert self.incident is not None
+        current = self.incident.assignee or self.me
+        # An Input writes its value to the terminal as it is: prefill only text that
+        # is safe to show, else show the escaped name as a placeholder.
+        safe = visible(current) == current
         yield from self.labelled("Assignee", "Empty to unassign",
-                                 Input(self.incident.assignee or self.me, id="assignee",
-                                       name="assignee", compact=True))
+                                 Input(current if safe else "", id="assignee", name="assignee",
+                                       placeholder="" if safe else f"now: {visible(current)}",
+                                       compact=True))
 
     def build(self) -> Run | None:
         assert self.incident is not None
