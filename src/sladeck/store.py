@@ -291,6 +291,21 @@ class Store:
 
     # -- reads ----------------------------------------------------------------
 
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Several reads that must agree with each other: one read transaction, ended
+        before returning (a commit between two SELECTs could otherwise show an event
+        without its handoff, or a row newer than the events read before it)."""
+        if self.conn.in_transaction:
+            yield
+            return
+        self.conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            if self.conn.in_transaction:
+                self.conn.execute("COMMIT")
+
     def data_version(self) -> int:
         """Changes whenever another connection commits (about 4 µs a call)."""
         return self.conn.execute("PRAGMA data_version").fetchone()[0]
@@ -343,6 +358,10 @@ class Store:
             after = chunk[-1].id
 
     def detail(self, incident_id: int) -> IncidentDetail | None:
+        with self.snapshot():
+            return self._detail(incident_id)
+
+    def _detail(self, incident_id: int) -> IncidentDetail | None:
         incident = self.incident(incident_id)
         if incident is None:
             return None

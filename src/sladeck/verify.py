@@ -15,7 +15,16 @@ COMPARED = ("title", "description", "service", "severity", "level", "state", "as
 
 
 def verify(store: Store) -> list[str]:
-    """Every problem found, first bad event first; an empty list means all is well."""
+    """Every problem found, first bad event first; an empty list means all is well.
+
+    Events and rows are read in one snapshot: on a database others are writing to,
+    rows read after the events would be newer than their replay.
+    """
+    with store.snapshot():
+        return _verify(store)
+
+
+def _verify(store: Store) -> list[str]:
     problems: list[str] = []
     prev_hash, prev_id = GENESIS, 0
     replayed: dict[int, Incident] = {}

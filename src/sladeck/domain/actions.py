@@ -200,7 +200,11 @@ def acknowledge(desk: Desk, incident_id: int, *, expected_version: int | None = 
     """Take ownership at the current level; stops the response clock."""
     with desk.store.write() as tx:
         w = _Writer(desk, tx)
-        incident = w.load(incident_id, expected_version)
+        # Someone acknowledging what a colleague just acknowledged wanted exactly this
+        # state: tell them who has it (not a conflict), whatever version they saw.
+        incident = w.load(incident_id, None)
+        if incident.state != ACKNOWLEDGED and expected_version not in (None, incident.version):
+            raise Conflict(w.conflict_message(incident, expected_version))
         _require_active(incident, "acknowledge it")
         if incident.state == ACKNOWLEDGED:
             assert incident.acknowledged_at is not None
