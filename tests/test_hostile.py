@@ -49,8 +49,8 @@ L2_FIELDS = ("issue_summary", "actions_taken", "current_status", "logs_and_evide
 
 # Characters no user text may put on a terminal: C0 (but newline), DEL, C1, bidi
 # controls, invisible format characters, lone surrogates.
-UNSAFE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e"
-                    "\u2060-\u206f\ufeff\ufff9-\ufffb\ud800-\udfff]")
+UNSAFE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\xad\u061c\u180e\u200b-\u200f\u2028-\u202e"
+                    "\u2060-\u206f\ufeff\ufff9-\ufffb\ud800-\udfff\U000e0000-\U000e007f]")
 
 # The payloads, and the form each must be shown in.
 PAYLOADS = {
