@@ -340,7 +340,7 @@ def test_random_text_through_the_cli(prop_db: Path, title: str, note: str, name:
         return
     ref = out.strip()
     incident = ref.removeprefix("INC-")
-    for args in (("--as", name, "note", incident, note), ("assign", incident, name)):
+    for args in (("--as", name, "note", "--", incident, note), ("assign", "--", incident, name)):
         code, _out, err = call("--db", db, *args)
         assert code == 0 or (code == 1 and one_error_line(err))
     code, out, _ = call("--db", db, "show", incident, "--json")
