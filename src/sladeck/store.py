@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import sqlite3
-import stat
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -34,6 +33,7 @@ from sladeck.domain.model import (
     to_iso,
 )
 from sladeck.errors import Refused, StoreError
+from sladeck.permissions import check_sharing, is_shared_folder
 from sladeck.policy import Policy
 
 if TYPE_CHECKING:
@@ -197,8 +197,7 @@ def prepare_file(path: Path) -> None:
     if not folder.exists():
         folder.mkdir(parents=True, mode=0o700)
     if not path.exists():
-        shared = folder.stat().st_mode & stat.S_ISGID and folder.stat().st_mode & stat.S_IWGRP
-        mode = 0o660 if shared else 0o600
+        mode = 0o660 if is_shared_folder(folder.stat()) else 0o600
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, mode)
         except FileExistsError:
@@ -208,18 +207,7 @@ def prepare_file(path: Path) -> None:
         else:
             os.fchmod(fd, mode)
             os.close(fd)
-    for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
-        if not file.exists():
-            continue
-        info = file.stat()
-        if info.st_mode & stat.S_IWOTH:
-            raise StoreError(f"{file} can be written by anyone on this host; "
-                             f"fix: chmod o-rwx {file}")
-        if not os.access(file, os.R_OK | os.W_OK):
-            raise StoreError(f"cannot write {file} (mode {stat.filemode(info.st_mode)}, "
-                             f"uid {info.st_uid}, gid {info.st_gid}); fix: ask its owner to run "
-                             f"chgrp <team> {file} && chmod 0660 {file}, in a setgid folder "
-                             f"(see README, Sharing with a team)")
+    check_sharing(path)  # world-writable, unwritable, wrong group, 0644 in a team folder
 
 
 class Store:
