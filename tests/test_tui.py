@@ -31,7 +31,7 @@ from sladeck.tui.app import QueueScreen, SladeckApp
 from sladeck.tui.detail import DetailScreen
 from sladeck.tui.forms import EscalateForm, FilterForm, NewIncidentForm, ResolveForm, Tick
 from sladeck.tui.help import HelpScreen
-from sladeck.tui.queue import QueueView
+from sladeck.tui.queue import QueueView, row_cells
 
 ME = Actor("tester", "Tess")
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # no ESC, BEL, C1 … on screen
@@ -148,7 +148,7 @@ async def test_queue_loads_demo_worst_first(demo_db: Path, policy: Policy) -> No
         await pilot.pause()
         rows = app.queue.visible
         assert len(rows) == 26  # 30 demo incidents, 4 resolved or closed
-        assert rows[0].assessment.risk == "breached"
+        assert rows[0].risk == "breached"
         assert [r.key for r in rows] == sorted(r.key for r in rows)
         assert isinstance(app.focused, QueueView)
         lines = screen_lines(app)
@@ -694,14 +694,14 @@ async def test_a_passed_deadline_notifies_rings_once_and_records_once(
     app = make_app(db_path, policy, clock=clock)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
-        assert app.queue.rows[incident.id].assessment.risk == "ok"
+        assert app.queue.rows[incident.id].risk == "ok"
         app.tick()
         assert app.bells == 0
         clock.advance(minutes=31)  # past L1's 30 m "escalate after"
         app.tick()
         await settle(pilot)
         assert app.bells == 1
-        assert app.queue.rows[incident.id].assessment.risk == "due"
+        assert app.queue.rows[incident.id].risk == "due"
         notes = [n for n in app._notifications if "INC-1" in n.message]
         assert len(notes) == 1 and "due for escalation" in notes[0].message
         assert notes[0].title == "DUE"
@@ -765,3 +765,175 @@ async def test_command_palette_offers_the_actions_that_apply_and_runs_them(
         await settle(pilot)
         incident = reader.incident(target)
         assert incident is not None and incident.state == "acknowledged"
+
+
+# -- what a tick costs ----------------------------------------------------------------
+
+
+def count_render_lines(widget: QueueView) -> list[int]:
+    """Record the y of every line the view renders from now on."""
+    calls: list[int] = []
+    render_line = widget.render_line
+
+    def counting(y: int):  # type: ignore[no-untyped-def]
+        calls.append(y)
+        return render_line(y)
+    widget.render_line = counting  # type: ignore[method-assign]
+    return calls
+
+
+def more_incidents(app: SladeckApp, count: int, first_id: int = 1000) -> None:
+    """`count` copies of the queue's last row, sorted after every demo row (off screen)."""
+    import dataclasses
+
+    last = app.queue.visible[-1].incident
+    app.queue.merge([dataclasses.replace(last, id=first_id + n) for n in range(count)],
+                    app.clock.now())
+    app._rows_changed()
+
+
+@pytest.mark.parametrize("extra", [0, 2000])
+@sync
+async def test_a_tick_repaints_only_changed_countdowns_whatever_the_queue_size(
+        demo_db: Path, policy: Policy, extra: int) -> None:
+    clock = FixedClock(T0)
+    app = make_app(demo_db, policy, clock=clock)
+    async with app.run_test(size=(100, 24)) as pilot:
+        await pilot.pause()
+        more_incidents(app, extra)
+        await pilot.pause()
+        queue_view = view(app)
+        calls = count_render_lines(queue_view)
+        app.tick()  # the clock has not moved: nothing on screen changes
+        await pilot.pause()
+        assert calls == [] and queue_view.refresh_changed() == 0
+        before = clock.now()
+        clock.advance(seconds=1)
+        app.tick()
+        await pilot.pause()
+        height = queue_view.scrollable_content_region.height
+        ticking = [y for y, r in enumerate(app.queue.visible[:height])
+                   if row_cells(r, before, 100) != row_cells(r, clock.now(), 100)]
+        assert 0 < len(ticking) < height  # countdowns of an hour or more show no seconds
+        assert sorted(calls) == ticking  # never a row off screen, nor one that did not change
+        assert len(calls) == len(set(calls))
+        assert queue_view.refresh_changed() == 0  # what is drawn is what a tick would draw
+
+
+@sync
+async def test_a_tick_rewrites_only_the_countdown_cells(demo_db: Path, policy: Policy) -> None:
+    from textual.geometry import Region
+
+    clock = FixedClock(T0)
+    app = make_app(demo_db, policy, clock=clock)
+    async with app.run_test(size=(100, 24)) as pilot:
+        await pilot.pause()
+        queue_view = view(app)
+        regions: list[Region] = []
+        refresh = queue_view.refresh
+
+        def recording(*args: Region, **kwargs: object):  # type: ignore[no-untyped-def]
+            regions.extend(args)
+            return refresh(*args, **kwargs)  # type: ignore[arg-type]
+        queue_view.refresh = recording  # type: ignore[method-assign]
+        clock.advance(seconds=1)
+        app.tick()
+        await pilot.pause()
+        assert regions and all(r.height == 1 and r.x >= 8 and r.right <= 8 + 1 + 11
+                               for r in regions)  # inside NEXT: the countdown only
+        assert screen_lines(app) == screen_lines(app)
+
+
+@sync
+async def test_the_summary_repaints_only_the_clock_each_second(demo_db: Path,
+                                                               policy: Policy) -> None:
+    from textual.geometry import Region
+
+    clock = FixedClock(T0)
+    app = make_app(demo_db, policy, clock=clock)
+    async with app.run_test(size=(100, 24)) as pilot:
+        await pilot.pause()
+        summary = app.screen.query_one("#summary")
+        regions: list[Region] = []
+        refresh = summary.refresh
+
+        def recording(*args: Region, **kwargs: object):  # type: ignore[no-untyped-def]
+            regions.append(args[0] if args else None)  # type: ignore[arg-type]
+            return refresh(*args, **kwargs)  # type: ignore[arg-type]
+        summary.refresh = recording  # type: ignore[method-assign]
+        before = screen_lines(app)[0]
+        clock.advance(seconds=1)
+        app.tick()
+        await pilot.pause()
+        after = screen_lines(app)[0]
+        assert before != after and before[:60] == after[:60]
+        assert len(regions) == 1 and regions[0] is not None and regions[0].x >= 60
+        assert after.rstrip().endswith("15:00:01 UTC")
+
+
+@sync
+async def test_ids_of_any_length_show_whole(demo_db: Path, policy: Policy) -> None:
+    app = make_app(demo_db, policy)
+    async with app.run_test(size=(100, 24)) as pilot:
+        await pilot.pause()
+        assert screen_lines(app)[1].startswith("RISK     NEXT        ID       SV")
+        more_incidents(app, 1, first_id=104213)
+        view(app).select_id(104213)
+        await pilot.pause()
+        lines = screen_lines(app)
+        assert any("INC-104213 " in line for line in lines)
+        assert lines[1].startswith("RISK     NEXT        ID         SV")
+        assert not any("INC-104…" in line for line in lines)
+
+
+@sync
+async def test_a_poll_after_the_app_closed_does_nothing(demo_db: Path, policy: Policy) -> None:
+    app = make_app(demo_db, policy)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+    app.poll()  # the connections are closed: no "Cannot operate on a closed database"
+    app.tick()
+    app.refresh_from_store()
+
+
+def test_the_queue_keeps_order_filter_and_counts_as_rows_change(demo_db: Path,
+                                                                policy: Policy) -> None:
+    """Moves by bisect, narrowing filters and kept counts agree with recomputing."""
+    import dataclasses
+    import random
+    from collections import Counter
+
+    from sladeck.domain.queue import Filter, Queue
+
+    store = Store(demo_db)
+    incidents = store.incidents(("open", "acknowledged", "resolved"))
+    queue = Queue(store.policy, me=("tess",))
+    now = T0
+    queue.load(incidents, now)
+    rng = random.Random(5)
+
+    def check() -> None:
+        rows = list(queue.rows.values())
+        assert queue.order == sorted(rows, key=lambda r: r.key)
+        assert queue.visible == [r for r in queue.order if queue._matches(r)]
+        active = [r for r in rows if r.incident.active]
+        assert +queue.by_severity == Counter(r.incident.severity for r in active)
+        assert +queue.by_risk == Counter(r.risk for r in active)
+        for index, row in enumerate(queue.visible):
+            assert queue.index_of(row.incident.id) == index
+
+    check()
+    for step in range(60):
+        now += timedelta(minutes=rng.choice((1, 3, 7)))
+        queue.tick(now)
+        if step % 3 == 0:
+            pick = rng.choice(incidents)
+            state = rng.choice(("open", "acknowledged", "resolved", "closed"))
+            queue.merge([dataclasses.replace(pick, state=state,
+                                             severity=rng.choice(("P1", "P2", "P3")))], now)
+        if step % 5 == 0:
+            queue.set_filter(rng.choice((Filter(), Filter(text="d"), Filter(text="db"),
+                                         Filter(risks=frozenset({"breached"})),
+                                         Filter(states=frozenset()), Filter(mine=True))))
+        check()
+    store.close()

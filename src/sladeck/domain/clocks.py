@@ -27,7 +27,7 @@ KIND_TITLE = {RESPONSE: "Response (acknowledge)", LEVEL: "Level (escalate after)
               RESOLUTION_MAXIMUM: "Resolution maximum"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SlaClock:
     kind: str
     started_at: datetime
@@ -45,7 +45,7 @@ class SlaClock:
         return KIND_LABEL[self.kind]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Assessment:
     """An incident's clocks and risk at one instant, and when that next changes."""
 

@@ -53,7 +53,7 @@ class Actor:
             else self.account
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Incident:
     id: int
     title: str
@@ -151,7 +151,7 @@ class FollowUp:
     done_by: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class IncidentDetail:
     """Everything about one incident, for the detail screen, `show` and exports."""
 

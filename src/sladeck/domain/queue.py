@@ -1,24 +1,30 @@
 """The dashboard's queue as plain data: rows, filter, order, and when each row changes.
 
-Each row's assessment is computed once and kept until its `changes_at` instant
-(or until the incident changes), so a one-second tick costs nothing per row:
-it only pops the rows whose risk may have moved. Countdown text is computed by
-the view for the rows on screen, never here.
+Each row keeps only what the queue shows (risk, the headline deadline, when that
+next changes), computed once and kept until its `changes_at` instant (or until the
+incident changes), so a one-second tick costs nothing per row: it only pops the
+rows whose risk may have moved. Every row is kept in sort order (`order`) and the
+filtered rows (`visible`) are a subsequence of it, so a changed row moves with a
+bisect instead of a full sort, a new filter is one pass without a sort, and the
+counts the summary line shows are kept up to date as rows come and go. Countdown
+text is computed by the view for the rows on screen, never here.
 """
 
 from __future__ import annotations
 
 import heapq
+from bisect import bisect_left, insort
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sladeck.domain.clocks import BREACHED, DUE, Assessment, assess
+from sladeck.domain.clocks import BREACHED, DUE, SlaClock, assess
 from sladeck.domain.model import ACKNOWLEDGED, CLOSED, OPEN, Incident
 from sladeck.policy import Policy
 
 DEFAULT_STATES = frozenset({OPEN, ACKNOWLEDGED})
+BULK = 256  # merging more rows than this re-sorts once instead of moving each row
 
 
 @dataclass(frozen=True)
@@ -42,11 +48,19 @@ class Filter:
         return " ".join(parts)
 
 
-@dataclass
+def _key(row: Row) -> tuple:
+    return row.key
+
+
+@dataclass(slots=True)
 class Row:
+    """One incident as the queue shows it: no clocks kept, only the headline."""
+
     incident: Incident
     policy: Policy
-    assessment: Assessment
+    risk: str
+    nearest: SlaClock | None  # the headline deadline (kind and due_at are what is shown)
+    changes_at: float | None  # POSIX time at which risk or any clock status next changes
     key: tuple = ()
     haystack: str = ""
 
@@ -67,6 +81,10 @@ class Queue:
     filter: Filter = field(default_factory=Filter)
     rows: dict[int, Row] = field(default_factory=dict)
     visible: list[Row] = field(default_factory=list)
+    order: list[Row] = field(default_factory=list)  # every row, in queue order
+    by_severity: Counter[str] = field(default_factory=Counter)  # active rows only
+    by_risk: Counter[str] = field(default_factory=Counter)
+    max_id: int = 0
     _heap: list[tuple[float, int]] = field(default_factory=list)
 
     def _row(self, incident: Incident, now: datetime) -> Row:
@@ -74,79 +92,163 @@ class Queue:
         a = assess(incident, policy, now)
         haystack = " ".join((incident.ref, incident.title, incident.service,
                              incident.assignee or "", incident.severity, incident.level)).casefold()
-        row = Row(incident, policy, a, a.sort_key(incident, policy), haystack)
-        if a.changes_at is not None:
-            heapq.heappush(self._heap, (a.changes_at.timestamp(), incident.id))
+        changes_at = a.changes_at.timestamp() if a.changes_at is not None else None
+        row = Row(incident, policy, a.risk, a.nearest, changes_at,
+                  a.sort_key(incident, policy), haystack)
+        if changes_at is not None:
+            heapq.heappush(self._heap, (changes_at, incident.id))
         return row
 
+    # -- counts ------------------------------------------------------------------------
+
+    def _count(self, row: Row, sign: int) -> None:
+        if row.incident.active:
+            self.by_severity[row.incident.severity] += sign
+            self.by_risk[row.risk] += sign
+
+    def summary(self) -> tuple[Counter[str], Counter[str]]:
+        """(active incidents by severity, active incidents by risk); kept, not counted."""
+        return self.by_severity, self.by_risk
+
+    # -- loading and merging -----------------------------------------------------------
+
     def load(self, incidents: Iterable[Incident], now: datetime) -> None:
-        self.rows, self._heap = {}, []
+        self.rows, self._heap, self.order, self.visible = {}, [], [], []
+        self.by_severity, self.by_risk = Counter(), Counter()
         self.merge(incidents, now)
 
     def merge(self, incidents: Iterable[Incident], now: datetime) -> list[Transition]:
         """Take in new or changed incidents; closed ones leave memory."""
+        incidents = list(incidents)
+        bulk = len(incidents) > BULK
         transitions = []
         for incident in incidents:
-            old = self.rows.pop(incident.id, None)
+            old = self.rows.get(incident.id)
+            if old is not None:
+                self._drop(old, bulk)
             if incident.state == CLOSED:
                 continue
-            row = self.rows[incident.id] = self._row(incident, now)
+            row = self._row(incident, now)
+            self.max_id = max(self.max_id, incident.id)
+            self._put(row, bulk)
             if old is not None:
                 transitions += self._worse(old, row)
-        self._refilter()
+        if bulk:
+            self.order = sorted(self.rows.values(), key=_key)
+            self._refilter()
         return transitions
+
+    def _drop(self, row: Row, bulk: bool = False) -> None:
+        del self.rows[row.incident.id]
+        self._count(row, -1)
+        if not bulk:
+            _remove(self.order, row)
+            if self._matches(row):
+                _remove(self.visible, row)
+
+    def _put(self, row: Row, bulk: bool = False) -> None:
+        self.rows[row.incident.id] = row
+        self._count(row, +1)
+        if not bulk:
+            insort(self.order, row, key=_key)
+            if self._matches(row):
+                insort(self.visible, row, key=_key)
 
     def tick(self, now: datetime) -> list[Transition]:
         """Re-assess only the rows whose assessment changes by `now`."""
         stamp = now.timestamp()
         transitions: list[Transition] = []
-        touched = False
-        while self._heap and self._heap[0][0] <= stamp:
-            _, incident_id = heapq.heappop(self._heap)
+        heap = self._heap
+        while heap and heap[0][0] <= stamp:
+            _, incident_id = heapq.heappop(heap)
             old = self.rows.get(incident_id)
-            if old is None or old.assessment.changes_at is None \
-                    or old.assessment.changes_at.timestamp() > stamp:
+            if old is None or old.changes_at is None or old.changes_at > stamp:
                 continue  # a stale heap entry
-            row = self.rows[incident_id] = self._row(old.incident, now)
+            row = self._row(old.incident, now)
+            if row.key == old.key:  # the key starts with the risk
+                self._replace(old, row)  # same place: no move, no count change
+            else:
+                self._drop(old)
+                self._put(row)
             transitions += self._worse(old, row)
-            touched = True
-        if touched:
-            self._refilter()
         return transitions
+
+    def _replace(self, old: Row, new: Row) -> None:
+        self.rows[new.incident.id] = new
+        for rows in (self.order, self.visible):
+            index = bisect_left(rows, old.key, key=_key)
+            if index < len(rows) and rows[index] is old:
+                rows[index] = new
 
     @staticmethod
     def _worse(old: Row, new: Row) -> list[Transition]:
         rank = {BREACHED: 0, DUE: 1}
-        after, before = new.assessment.risk, old.assessment.risk
+        after, before = new.risk, old.risk
         if after in rank and rank[after] < rank.get(before, 9):
             return [Transition(new.incident, before, after)]
         return []
 
+    # -- filtering -------------------------------------------------------------------------
+
     def set_filter(self, new: Filter) -> None:
-        self.filter = new
-        self._refilter()
+        old, self.filter = self.filter, new
+        if new == old:
+            return
+        same_but_text = (old.severities, old.levels, old.states, old.risks, old.mine) == \
+            (new.severities, new.levels, new.states, new.risks, new.mine)
+        if same_but_text and old.text.casefold() in new.text.casefold():
+            # Typing one more character: only rows shown now can still match.
+            text = new.text.casefold()
+            self.visible = [r for r in self.visible if text in r.haystack]
+        else:
+            self._refilter()
 
     def _matches(self, row: Row) -> bool:
         f, i = self.filter, row.incident
         return ((not f.states or i.state in f.states)
                 and (not f.severities or i.severity in f.severities)
                 and (not f.levels or i.level in f.levels)
-                and (not f.risks or row.assessment.risk in f.risks)
+                and (not f.risks or row.risk in f.risks)
                 and (not f.mine or (i.assignee or "") in self.me)
                 and (not f.text or f.text.casefold() in row.haystack))
 
     def _refilter(self) -> None:
-        self.visible = sorted((r for r in self.rows.values() if self._matches(r)),
-                              key=lambda r: r.key)
+        """The filtered rows, in order: one pass over the sorted rows, no sort."""
+        f = self.filter
+        rows: Iterable[Row] = self.order
+        if f.states:
+            rows = [r for r in rows if r.incident.state in f.states]
+        if f.severities:
+            rows = [r for r in rows if r.incident.severity in f.severities]
+        if f.levels:
+            rows = [r for r in rows if r.incident.level in f.levels]
+        if f.risks:
+            rows = [r for r in rows if r.risk in f.risks]
+        if f.mine:
+            rows = [r for r in rows if (r.incident.assignee or "") in self.me]
+        if f.text:
+            text = f.text.casefold()
+            rows = [r for r in rows if text in r.haystack]
+        self.visible = list(rows) if rows is self.order else rows  # type: ignore[assignment]
 
     def index_of(self, incident_id: int | None) -> int | None:
-        for index, row in enumerate(self.visible):
-            if row.incident.id == incident_id:
-                return index
+        """The row's place among the visible rows (a bisect on its sort key)."""
+        row = self.rows.get(incident_id) if incident_id is not None else None
+        if row is None:
+            return None
+        index = bisect_left(self.visible, row.key, key=_key)
+        if index < len(self.visible) and self.visible[index] is row:
+            return index
         return None
 
-    def summary(self) -> tuple[Counter[str], Counter[str]]:
-        """(active incidents by severity, active incidents by risk)."""
-        active = [r for r in self.rows.values() if r.incident.active]
-        return (Counter(r.incident.severity for r in active),
-                Counter(r.assessment.risk for r in active))
+
+def _remove(rows: list[Row], row: Row) -> None:
+    index = bisect_left(rows, row.key, key=_key)
+    if index < len(rows) and rows[index] is row:
+        del rows[index]
+    else:  # not where its key says (never expected): fall back to a scan
+        for i, r in enumerate(rows):
+            if r is row:
+                del rows[i]
+                return
+

@@ -9,16 +9,18 @@ it saw. Actions run in thread workers on their own connection.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
+from textual.geometry import Region
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Input, Static
 from textual.worker import Worker, WorkerState
@@ -29,27 +31,29 @@ from sladeck.domain.actions import Desk, Outcome
 from sladeck.domain.model import ACKNOWLEDGED, ACTIVE_STATES, OPEN, RESOLVED, Actor, Incident
 from sladeck.domain.queue import Filter, Queue, Transition
 from sladeck.errors import Conflict, MissingFields, SladeckError
-from sladeck.hooks import run_hook
 from sladeck.policy import Policy
-from sladeck.report import incident_json
 from sladeck.store import Store
 from sladeck.text import visible
-from sladeck.tui.detail import DetailScreen
-from sladeck.tui.forms import (
-    ActionForm,
-    AssignForm,
-    EscalateForm,
-    FilterForm,
-    NewIncidentForm,
-    NoteForm,
-    ResolveForm,
-    ReviewForm,
-    SeverityForm,
-    steady_cursors,
-)
-from sladeck.tui.help import HelpScreen
+from sladeck.tui.cursors import steady_cursors
 from sladeck.tui.keys import INCIDENT_BINDINGS, QUEUE_BINDINGS
-from sladeck.tui.queue import QueueHeader, QueueView
+from sladeck.tui.queue import QueueHeader, QueueView, changed_span
+
+if TYPE_CHECKING:
+    from sladeck.tui.forms import ActionForm
+
+# The detail screen, the forms and the help screen load when first opened: the
+# queue's first frame needs none of them. Until a module is loaded no screen of it
+# can exist, so the checks below look it up without importing it.
+
+
+def _loaded(module: str, name: str) -> type | None:
+    found = sys.modules.get(f"sladeck.tui.{module}")
+    return getattr(found, name, None) if found is not None else None
+
+
+def _is(screen: object, module: str, name: str) -> bool:
+    cls = _loaded(module, name)
+    return cls is not None and isinstance(screen, cls)
 
 log = logging.getLogger("sladeck.tui")
 LOADED_STATES = (*ACTIVE_STATES, RESOLVED)  # closed incidents never enter memory
@@ -80,16 +84,40 @@ def summary_text(queue: Queue, policy: Policy, now: datetime, width: int) -> Tex
     return text
 
 
+class SummaryLine(Static):
+    """The top line; a new text repaints only the cells that changed (mostly the clock)."""
+
+    shown: Text | None = None
+
+    def show(self, text: Text) -> None:
+        old, self.shown = self.shown, text
+        if old is not None and old.plain == text.plain and old.spans == text.spans:
+            return
+        span = None
+        if old is not None and old.spans == text.spans and self.is_mounted:
+            span = changed_span(old.plain, text.plain)
+        width = self.size.width
+        if span is None or span[0] >= width:
+            self.update(text, layout=False)
+            return
+        # Static.update() repaints the whole line; set the content and refresh the span.
+        self._Static__content = text  # type: ignore[attr-defined]
+        self._Static__visual = None  # type: ignore[attr-defined]  # rebuilt on render
+        self.refresh(Region(span[0], 0, min(width, span[1]) - span[0], 1))
+
+
 class QueueScreen(Screen[None]):
     """The open-incident queue with a summary line and a text filter."""
 
     BINDINGS = [*INCIDENT_BINDINGS, *QUEUE_BINDINGS,
                 Binding("escape", "app.clear_search", "Clear filter", show=False,
                         id="queue.clear")]
+    view: QueueView | None = None  # found once, for the tick
+    summary: SummaryLine | None = None
 
     def compose(self) -> ComposeResult:
         app: SladeckApp = self.app  # type: ignore[assignment]
-        yield Static(id="summary")
+        yield SummaryLine(id="summary")
         yield QueueHeader(id="queue-header")
         yield QueueView(app.queue, app.clock, id="queue")
         yield Input(placeholder="Filter: text in id, title, service, assignee — enter keeps, "
@@ -117,7 +145,7 @@ class SladeckApp(App[int]):
     ]
 
     def __init__(self, db_path: str | Path, policy: Policy, actor: Actor, *,
-                 clock: Clock | None = None, poll_interval: float | None = 0.2,
+                 clock: Clock | None = None, poll_interval: float | None = 0.1,
                  tick_interval: float | None = 1.0, bell: bool = True,
                  log_file: Path | None = None, run_hooks: bool = True,
                  cursor_blink: bool = True) -> None:
@@ -143,6 +171,7 @@ class SladeckApp(App[int]):
         self.seq = 0
         self.data_version = -1
         self.loaded = False
+        self.closing = False  # set on unmount: a late poll or tick must not touch the store
 
     # -- start-up and the two loops --------------------------------------------
 
@@ -162,17 +191,16 @@ class SladeckApp(App[int]):
         self.loaded = True
         self._rows_changed()
         if self.poll_interval:
-            self.set_timer(self.poll_interval, self.poll, name="poll")
+            self.set_interval(self.poll_interval, self.poll, name="poll")
 
     def poll(self) -> None:
-        """Notice other processes' commits (about 4 µs when nothing changed); re-arm after."""
-        try:
+        """Notice other processes' commits (about 4 µs when nothing changed)."""
+        if not self.closing:
             self.refresh_from_store()
-        finally:
-            if self.poll_interval:
-                self.set_timer(self.poll_interval, self.poll, name="poll")
 
     def refresh_from_store(self) -> None:
+        if self.closing:
+            return
         version = self.reader.data_version()
         if version == self.data_version:
             return
@@ -187,11 +215,11 @@ class SladeckApp(App[int]):
         screen = self.screen
         ids = {i.id for i in changed}
         for s in self.screen_stack:
-            if isinstance(s, DetailScreen) and s.incident.id in ids:
-                detail = self.reader.detail(s.incident.id)
+            if _is(s, "detail", "DetailScreen") and s.incident.id in ids:  # type: ignore[attr-defined]
+                detail = self.reader.detail(s.incident.id)  # type: ignore[attr-defined]
                 if detail is not None:
-                    s.show(detail)
-        if isinstance(screen, ActionForm) and screen.incident is not None \
+                    s.show(detail)  # type: ignore[attr-defined]
+        if _is(screen, "forms", "ActionForm") and screen.incident is not None \
                 and screen.incident.id in ids:
             newer = next((i for i in changed if i.id == screen.incident.id), None)
             if newer is not None and newer.version != screen.expected_version:
@@ -200,28 +228,36 @@ class SladeckApp(App[int]):
                     f"({newer.last_change}); submitting will show what changed."))
 
     def tick(self) -> None:
-        """Once a second: no I/O, only rows whose risk may have moved, then repaint."""
+        """Once a second: no I/O, only rows whose risk may have moved, then repaint
+        only the cells on screen whose text changed (the countdowns and the clock)."""
+        if self.closing:
+            return
         now = self.clock.now()
         transitions = self.queue.tick(now)
         if transitions:
             self._rows_changed()
             self._alert(transitions)
         else:
-            self.query_one(QueueView).refresh() if self._on_queue_screen() else None
+            view = self._queue_view()
+            if view is not None:
+                view.rows_changed()  # a moved row or a new countdown: only changed cells
         self._update_summary(now)
-        for s in self.screen_stack:
-            if isinstance(s, DetailScreen):
-                s.tick(now)
-
-    def _on_queue_screen(self) -> bool:
-        return isinstance(self.screen_stack[0] if self.screen_stack else None, QueueScreen) \
-            and bool(self.screen_stack[0].query(QueueView))
+        detail_screen = _loaded("detail", "DetailScreen")
+        if detail_screen is not None:
+            for s in self.screen_stack:
+                if isinstance(s, detail_screen):
+                    s.tick(now)
 
     def _queue_view(self) -> QueueView | None:
         if not self.screen_stack:
             return None
-        found = self.screen_stack[0].query(QueueView)
-        return found.first() if found else None
+        screen = self.screen_stack[0]
+        if not isinstance(screen, QueueScreen):
+            return None
+        if screen.view is None:
+            found = screen.query(QueueView)
+            screen.view = found.first() if found else None
+        return screen.view
 
     def _rows_changed(self) -> None:
         view = self._queue_view()
@@ -231,10 +267,16 @@ class SladeckApp(App[int]):
         self.refresh_bindings()
 
     def _update_summary(self, now: datetime) -> None:
-        if not self.screen_stack or not self.screen_stack[0].query("#summary"):
+        if not self.screen_stack or not isinstance(self.screen_stack[0], QueueScreen):
             return
-        summary = self.screen_stack[0].query_one("#summary", Static)
-        summary.update(summary_text(self.queue, self.policy, now, summary.size.width or 80))
+        screen = self.screen_stack[0]
+        if screen.summary is None:
+            found = screen.query("#summary")
+            if not found:
+                return
+            screen.summary = found.first(SummaryLine)
+        summary = screen.summary
+        summary.show(summary_text(self.queue, self.policy, now, summary.size.width or 80))
 
     def _alert(self, transitions: list[Transition]) -> None:
         """An incident crossed into due or breached: notify, ring once, record once."""
@@ -257,6 +299,9 @@ class SladeckApp(App[int]):
             recorded = actions.record_notices(self.desk, incidents)
         if not self.run_hooks:
             return
+        from sladeck.hooks import run_hook
+        from sladeck.report import incident_json
+
         for incident, event in recorded:
             policy = self.writer.policy(incident.policy_id)
             payload = {"event": event.kind, "clock": event.payload.get("clock"),
@@ -268,8 +313,8 @@ class SladeckApp(App[int]):
     def current_incident(self, screen: Screen[Any] | None = None) -> Incident | None:
         """The incident the keys act on: the detail shown, or the queue's selection."""
         screen = screen or self.screen
-        if isinstance(screen, DetailScreen):
-            return screen.incident
+        if _is(screen, "detail", "DetailScreen"):
+            return screen.incident  # type: ignore[attr-defined,no-any-return]
         if isinstance(screen, QueueScreen):
             view = self._queue_view()
             row = view.selected_row if view else None
@@ -320,34 +365,48 @@ class SladeckApp(App[int]):
     def action_escalate(self) -> None:
         found = self._incident_and_policy()
         if found:
+            from sladeck.tui.forms import EscalateForm
+
             self.push_screen(EscalateForm(found[0], found[1], self.clock.now()))
 
     def action_resolve(self) -> None:
         found = self._incident_and_policy()
         if found:
+            from sladeck.tui.forms import ResolveForm
+
             self.push_screen(ResolveForm(found[0], found[1], self.clock.now()))
 
     def action_review(self) -> None:
         found = self._incident_and_policy()
         if found:
+            from sladeck.tui.forms import ReviewForm
+
             self.push_screen(ReviewForm(found[0], found[1], self.clock.now()))
 
     def action_comment(self) -> None:
         found = self._incident_and_policy()
         if found:
+            from sladeck.tui.forms import NoteForm
+
             self.push_screen(NoteForm(found[0], found[1]))
 
     def action_severity(self) -> None:
         found = self._incident_and_policy()
         if found:
+            from sladeck.tui.forms import SeverityForm
+
             self.push_screen(SeverityForm(found[0], found[1]))
 
     def action_assign(self) -> None:
         found = self._incident_and_policy()
         if found:
+            from sladeck.tui.forms import AssignForm
+
             self.push_screen(AssignForm(found[0], self.actor.name or self.actor.account))
 
     def action_new(self) -> None:
+        from sladeck.tui.forms import NewIncidentForm
+
         self.push_screen(NewIncidentForm(None, self.policy))
 
     def action_details(self) -> None:
@@ -356,6 +415,8 @@ class SladeckApp(App[int]):
             return
         detail = self.reader.detail(incident.id)
         if detail is not None:
+            from sladeck.tui.detail import DetailScreen
+
             self.push_screen(DetailScreen(detail, self.reader.policy(incident.policy_id)))
 
     def action_search(self) -> None:
@@ -388,6 +449,8 @@ class SladeckApp(App[int]):
             event.input.display = False
 
     def action_filter(self) -> None:
+        from sladeck.tui.forms import FilterForm
+
         def chosen(result: Filter | None) -> None:
             if result is not None:
                 self._apply_filter(result)
@@ -404,6 +467,8 @@ class SladeckApp(App[int]):
         self._rows_changed()
 
     def action_help(self) -> None:
+        from sladeck.tui.help import HelpScreen
+
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
 
@@ -489,6 +554,7 @@ class SladeckApp(App[int]):
         self._close_messages_no_wait()
 
     def on_unmount(self) -> None:
+        self.closing = True  # a poll or tick already scheduled now returns at once
         self.reader.close()
         self.writer.close()
 

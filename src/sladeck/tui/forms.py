@@ -27,15 +27,9 @@ from sladeck.domain.model import Incident
 from sladeck.domain.queue import DEFAULT_STATES, Filter
 from sladeck.policy import Policy
 from sladeck.text import visible
+from sladeck.tui.cursors import steady_cursors
 
 Run = Callable[[Desk], Outcome]
-
-
-def steady_cursors(screen: Widget) -> None:
-    """Stop text cursors blinking when the app asks (snapshots and screenshots are stable)."""
-    if not getattr(screen.app, "cursor_blink", True):
-        for widget in screen.query("Input, TextArea"):
-            widget.cursor_blink = False  # type: ignore[attr-defined]
 
 
 def contacts_text(policy: Policy, level: str, severity: str, now: datetime) -> Text:

@@ -1,21 +1,26 @@
 """The queue: a Line-API widget that renders only the rows on screen.
 
 Countdown text is computed as each line renders, from the row's cached
-assessment and the injected clock, so the one-second repaint costs the same
-with 50 or 10,000 open incidents. The risk word and the countdown come first on
-the line: Textual rewrites a changed line from its left edge, so the cells that
+headline deadline and the injected clock. Each line remembers what it last drew,
+so the one-second tick compares the lines on screen with what they would show now
+and refreshes only the cells that changed (usually the countdown's last digit):
+its cost depends on the screen's height, never on the number of open incidents.
+The risk word and the countdown come first on the line: Textual rewrites a
+changed line from the start of the first changed segment, so the cells that
 change every second sit where rewriting them is cheapest.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 
+from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
 from textual import events
 from textual.binding import Binding
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
@@ -24,57 +29,101 @@ from textual.widgets import Static
 
 from sladeck.clock import Clock
 from sladeck.domain.clocks import KIND_LABEL, format_countdown
+from sladeck.domain.model import format_ref
 from sladeck.domain.queue import Queue, Row
 from sladeck.text import one_line
 
 RISK_WORD = {"breached": "✖ BREACH", "due": "▲ DUE", "warning": "● WARN", "ok": "· ok"}
 STATE_WORD = {"open": "open", "acknowledged": "ack", "resolved": "res", "closed": "clsd"}
+REF_WIDTH = 8  # INC-9999; wider when a larger id is in the queue
 
 
-def layout(width: int) -> dict[str, int]:
-    """Column widths for a terminal width; optional columns appear as room allows."""
-    cols = {"risk": 8, "next": 11, "ref": 8, "sev": 2, "lvl": 2, "state": 4}
+def ref_width(max_id: int) -> int:
+    """The ID column fits the largest id, so INC-104213 never shows as INC-104…."""
+    return max(REF_WIDTH, len(format_ref(max_id)))
+
+
+@lru_cache(maxsize=64)
+def _layout(width: int, ref: int) -> tuple[tuple[str, int], ...]:
+    cols = {"risk": 8, "next": 11, "ref": ref, "sev": 2, "lvl": 2, "state": 4}
     if width >= 100:
         cols["assignee"] = 10
     if width >= 120:
         cols["service"] = 14
     used = sum(cols.values()) + len(cols)  # one space after each
     cols["title"] = max(10, width - used)
-    return cols
+    return tuple(cols.items())
 
 
-def header_text(width: int) -> str:
-    cols = layout(width)
+def layout(width: int, ref: int = REF_WIDTH) -> dict[str, int]:
+    """Column widths for a terminal width; optional columns appear as room allows."""
+    return dict(_layout(width, ref))
+
+
+def header_text(width: int, ref: int = REF_WIDTH) -> str:
     names = {"risk": "RISK", "next": "NEXT", "ref": "ID", "sev": "SV", "lvl": "LV",
              "state": "STAT", "assignee": "ASSIGNEE", "service": "SERVICE", "title": "TITLE"}
-    return " ".join(names[k].ljust(w)[:w] for k, w in cols.items())[:width]
+    return " ".join(names[k].ljust(w)[:w] for k, w in _layout(width, ref))[:width]
 
 
-def row_cells(row: Row, now: datetime, width: int) -> list[tuple[str, str]]:
+def row_cells(row: Row, now: datetime, width: int, ref: int = REF_WIDTH
+              ) -> list[tuple[str, str]]:
     """(column, text) for one row at `now`; every piece of user text is sanitised."""
-    cols = layout(width)
-    i, a = row.incident, row.assessment
-    nxt = "-"
-    if a.nearest is not None:
-        nxt = f"{KIND_LABEL[a.nearest.kind]} {format_countdown(a.nearest.due_at - now):>7}"
-    values = {"risk": RISK_WORD[a.risk], "next": nxt, "ref": i.ref, "sev": i.severity,
-              "lvl": i.level, "state": STATE_WORD.get(i.state, i.state),
-              "assignee": one_line(i.assignee or "-"), "service": one_line(i.service or "-"),
-              "title": one_line(i.title)}
+    i, nearest = row.incident, row.nearest
     cells = []
-    for key, w in cols.items():
-        text = values[key]
+    for key, w in _layout(width, ref):
+        if key == "risk":
+            text = RISK_WORD[row.risk]
+        elif key == "next":
+            text = "-" if nearest is None else \
+                f"{KIND_LABEL[nearest.kind]} {format_countdown(nearest.due_at - now):>7}"
+        elif key == "ref":
+            text = i.ref
+        elif key == "sev":
+            text = i.severity
+        elif key == "lvl":
+            text = i.level
+        elif key == "state":
+            text = STATE_WORD.get(i.state, i.state)
+        elif key == "assignee":
+            text = one_line(i.assignee or "-")
+        elif key == "service":
+            text = one_line(i.service or "-")
+        else:
+            text = one_line(i.title)
         if len(text) > w:
             text = text[: max(0, w - 1)] + "…"
         cells.append((key, text.ljust(w)))
     return cells
 
 
+def changed_span(old: str, new: str) -> tuple[int, int] | None:
+    """The cells [start, end) in which two lines of text differ; None if equal."""
+    if old == new:
+        return None
+    limit = min(len(old), len(new))
+    start = 0
+    while start < limit and old[start] == new[start]:
+        start += 1
+    end_old, end_new = len(old), len(new)
+    while end_old > start and end_new > start and old[end_old - 1] == new[end_new - 1]:
+        end_old, end_new = end_old - 1, end_new - 1
+    x0 = cell_len(new[:start])
+    x1 = max(cell_len(new[:end_new]), cell_len(old[:end_old]))
+    return x0, max(x1, x0 + 1)
+
+
 class QueueHeader(Static):
     """The column names above the queue."""
 
+    ref = REF_WIDTH
+
+    def show(self, width: int, ref: int) -> None:
+        self.ref = ref
+        self.update(header_text(width, ref), layout=False)
+
     def on_resize(self, event: events.Resize) -> None:
-        self.update(header_text(event.size.width))
+        self.show(event.size.width, self.ref)
 
 
 class QueueView(ScrollView, can_focus=True):
@@ -106,6 +155,9 @@ class QueueView(ScrollView, can_focus=True):
         self.clock = clock
         self.selected_id: int | None = None
         self.empty_text = "No open incidents. Press n to open one."
+        self.ref = ref_width(queue.max_id)
+        # What each screen line last drew: (row id, cursor, focus, dim, risk), text.
+        self._drawn: dict[int, tuple[tuple[object, ...], str]] = {}
 
     @property
     def selected_row(self) -> Row | None:
@@ -115,12 +167,54 @@ class QueueView(ScrollView, can_focus=True):
     def rows_changed(self) -> None:
         """Call after the queue's rows or order changed: keep the selected incident."""
         rows = self.queue.visible
-        self.virtual_size = Size(self.size.width, len(rows))
+        if self.virtual_size.height != len(rows) or self.virtual_size.width != self.size.width:
+            self.virtual_size = Size(self.size.width, len(rows))
         index = self.queue.index_of(self.selected_id)
         if index is None:
             index = min(self.cursor, len(rows) - 1) if rows else 0
-        self.cursor = max(0, index)
-        self.refresh()
+        ref = ref_width(self.queue.max_id)
+        if ref != self.ref:  # a wider ID column moves every column after it
+            self.ref = ref
+            header = self.screen.query("#queue-header") if self.is_attached else None
+            if header:
+                header.first(QueueHeader).show(self.size.width, ref)
+            self.refresh()
+        if max(0, index) != self.cursor:
+            self.cursor = max(0, index)  # repaints
+        else:
+            self.refresh_changed()
+
+    def refresh_changed(self, now: datetime | None = None) -> int:
+        """Refresh only the cells on screen whose text changed; the number of regions."""
+        if not self._drawn:
+            return 0  # nothing drawn yet: the first paint draws everything
+        now = now or self.clock.now()
+        width = self.scrollable_content_region.width
+        regions = []
+        for y in range(self.scrollable_content_region.height):
+            sig, text = self._line(y, now, width)
+            drawn = self._drawn.get(y)
+            if drawn is None or drawn[0] != sig:
+                regions.append(Region(0, y, width, 1))
+                continue
+            span = changed_span(drawn[1], text)
+            if span is not None:
+                regions.append(Region(span[0], y, min(width, span[1]) - span[0], 1))
+        if regions:
+            self.refresh(*regions)
+        return len(regions)
+
+    def _line(self, y: int, now: datetime, width: int) -> tuple[tuple[object, ...], str]:
+        """What screen line `y` shows at `now`: its signature and its text."""
+        index = self.scroll_offset.y + y
+        rows = self.queue.visible
+        if index >= len(rows):
+            return (None, index == 0, width), ""
+        row = rows[index]
+        text = " ".join(t for _, t in row_cells(row, now, width, self.ref))
+        sig = (row.incident.id, index == self.cursor, self.has_focus, row.incident.active,
+               row.risk, width)
+        return sig, text
 
     def watch_cursor(self, old: int, new: int) -> None:
         row = self.selected_row
@@ -162,6 +256,7 @@ class QueueView(ScrollView, can_focus=True):
 
     def on_resize(self, event: events.Resize) -> None:
         self.virtual_size = Size(event.size.width, len(self.queue.visible))
+        self._drawn.clear()
         self.call_after_refresh(self.scroll_to_region_if_needed, self.cursor)  # keep it in view
 
     def render_line(self, y: int) -> Strip:
@@ -169,23 +264,28 @@ class QueueView(ScrollView, can_focus=True):
         index = self.scroll_offset.y + y
         rows = self.queue.visible
         if index >= len(rows):
+            self._drawn[y] = ((None, index == 0, width), "")
             if index == 0:
                 style = self.get_component_rich_style("queue--empty")
                 return Strip([Segment(self.empty_text[:width].ljust(width), style)], width)
             return Strip.blank(width, self.rich_style)
         row = rows[index]
-        risk_style = self.get_component_rich_style(f"queue--{row.assessment.risk}")
+        risk_style = self.get_component_rich_style(f"queue--{row.risk}")
         base = self.rich_style
         if not row.incident.active:
             base = base + self.get_component_rich_style("queue--dim")
         segments = []
-        for key, text in row_cells(row, self.clock.now(), width):
+        cells = row_cells(row, self.clock.now(), width, self.ref)
+        for key, text in cells:
             style = base + risk_style if key in ("risk", "next") else base
             segments.append(Segment(text + " ", style))
         strip = Strip(segments).crop(0, width).extend_cell_length(width, base)
-        if index == self.cursor:
+        cursor = index == self.cursor
+        if cursor:
             strip = strip.apply_style(self.get_component_rich_style("queue--cursor")
                                       if self.has_focus else Style(underline=True))
+        self._drawn[y] = ((row.incident.id, cursor, self.has_focus, row.incident.active,
+                           row.risk, width), " ".join(t for _, t in cells))
         return strip
 
     def on_focus(self) -> None:
