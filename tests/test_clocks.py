@@ -374,3 +374,41 @@ def test_resolving_without_ack_stops_response(policy: Policy) -> None:
 ])
 def test_countdown(delta: timedelta, text: str) -> None:
     assert format_countdown(delta) == text
+
+
+def test_headline_agrees_with_assess_at_every_minute(policy) -> None:
+    """The queue's fast path gives the same risk, headline clock and next change."""
+    import dataclasses
+    import random
+    from datetime import UTC, datetime, timedelta
+
+    from sladeck.domain.clocks import assess, headline
+    from sladeck.domain.model import Incident
+
+    rng = random.Random(7)
+    t0 = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
+    levels = policy.levels
+    checked = 0
+    for n in range(300):
+        opened = t0 - timedelta(minutes=rng.uniform(0, 600))
+        level = rng.choice(levels)
+        entered = opened if level == levels[0] else opened + timedelta(minutes=rng.uniform(0, 90))
+        state = rng.choice(("open", "acknowledged", "resolved", "closed"))
+        acked = entered + timedelta(minutes=rng.uniform(-5, 60)) \
+            if state != "open" or rng.random() < 0.2 else None
+        resolved = opened + timedelta(minutes=rng.uniform(1, 700)) \
+            if state in ("resolved", "closed") else None
+        reached = {lv: entered for lv in levels[: levels.index(level) + 1]}
+        incident = Incident(id=n + 1, title="t", severity=rng.choice(list(policy.severities)),
+                            level=level, state=state, opened_at=opened, opened_by="x",
+                            level_entered_at=entered, policy_id=1, version=1,
+                            acknowledged_at=acked, resolved_at=resolved, reached=reached)
+        for minutes in range(-30, 900, 37):
+            now = t0 + timedelta(minutes=minutes)
+            a = assess(incident, policy, now)
+            expected = (a.risk, a.nearest.kind if a.nearest else None,
+                        a.nearest.due_at if a.nearest else None, a.changes_at)
+            assert headline(incident, policy, now) == expected, (dataclasses.asdict(incident),
+                                                                 now)
+            checked += 1
+    assert checked > 5000

@@ -121,6 +121,75 @@ def assess(incident: Incident, policy: Policy, now: datetime) -> Assessment:
     return Assessment(tuple(clocks), risk, nearest, min(upcoming) if upcoming else None)
 
 
+_URGENCY = {BREACHED: 0, DUE: 1, RUNNING: 2}
+
+
+def headline(incident: Incident, policy: Policy, now: datetime
+             ) -> tuple[str, str | None, datetime | None, datetime | None]:
+    """(risk, headline clock kind, its due_at, changes_at): `assess` without the clocks.
+
+    The same rules as `assess` (tests check they agree), without building five
+    SlaClock objects: what the queue keeps for each of thousands of rows.
+    """
+    severity = policy.severities[incident.severity]
+    tier = policy.tiers[incident.level]
+    opened, entered, resolved = incident.opened_at, incident.level_entered_at, incident.resolved_at
+    acked = incident.acknowledged_at
+    if acked is not None and acked < entered:
+        acked = None
+    reached = incident.reached.get(severity.escalate_to)
+    if reached is not None and resolved is not None:
+        sev_stop: datetime | None = min(reached, resolved)
+    else:
+        sev_stop = reached if reached is not None else resolved
+    specs = [(RESPONSE, entered, entered + policy.response_matrix[incident.severity][
+        incident.level], acked or resolved, BREACHED)]
+    if tier.escalate_after is not None:
+        specs.append((LEVEL, entered, entered + tier.escalate_after, resolved, DUE))
+    specs.append((SEVERITY_LEVEL, opened, opened + severity.escalate_within, sev_stop, DUE))
+    specs.append((RESOLUTION_TARGET, opened, opened + severity.resolution_target, resolved,
+                  DUE))
+    specs.append((RESOLUTION_MAXIMUM, opened, opened + severity.resolution_maximum, resolved,
+                   BREACHED))
+    active = incident.active
+    breached = due = False
+    best: tuple[int, datetime, str, datetime] | None = None  # urgency, due, kind, start
+    upcoming: datetime | None = None
+    for kind, start, due_at, stop, passed in specs:
+        if stop is not None and stop <= now:  # stopped: its outcome stays
+            if stop > due_at and passed == BREACHED:
+                breached = True
+            continue
+        status = RUNNING if now < due_at else passed
+        if status == BREACHED:
+            breached = True
+        if not active:
+            continue
+        if status == DUE:
+            due = True
+        elif status == RUNNING and (upcoming is None or due_at < upcoming):
+            upcoming = due_at
+        rank = _URGENCY[status]
+        if best is None or (rank, due_at) < (best[0], best[1]):
+            best = (rank, due_at, kind, start)
+    warn_from = None
+    if best is not None and best[0] == 2:  # the headline clock is running
+        warn_from = best[1] - (best[1] - best[3]) * policy.warn_at
+        if warn_from > now and (upcoming is None or warn_from < upcoming):
+            upcoming = warn_from
+    if breached:
+        risk = BREACHED
+    elif due:
+        risk = DUE
+    elif warn_from is not None and now >= warn_from:
+        risk = WARNING
+    else:
+        risk = OK
+    if best is None:
+        return risk, None, None, upcoming
+    return risk, best[2], best[1], upcoming
+
+
 def format_countdown(delta: timedelta) -> str:
     """`4m12s` under an hour, `1h05m` under a day, `2d03h` beyond; `-` once passed."""
     seconds = int(delta.total_seconds())

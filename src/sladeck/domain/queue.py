@@ -19,11 +19,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sladeck.domain.clocks import BREACHED, DUE, SlaClock, assess
+from sladeck.domain.clocks import BREACHED, DUE, RISKS, headline
 from sladeck.domain.model import ACKNOWLEDGED, CLOSED, OPEN, Incident
 from sladeck.policy import Policy
 
 DEFAULT_STATES = frozenset({OPEN, ACKNOWLEDGED})
+_RISK_RANK = {risk: n for n, risk in enumerate(RISKS)}
+_INF = float("inf")
 BULK = 256  # merging more rows than this re-sorts once instead of moving each row
 
 
@@ -59,7 +61,8 @@ class Row:
     incident: Incident
     policy: Policy
     risk: str
-    nearest: SlaClock | None  # the headline deadline (kind and due_at are what is shown)
+    kind: str | None  # the headline deadline's clock kind, None when nothing ticks
+    due_at: datetime | None  # ... and when it falls due
     changes_at: float | None  # POSIX time at which risk or any clock status next changes
     key: tuple = ()
     haystack: str = ""
@@ -86,15 +89,21 @@ class Queue:
     by_risk: Counter[str] = field(default_factory=Counter)
     max_id: int = 0
     _heap: list[tuple[float, int]] = field(default_factory=list)
+    _ranks: dict[int, dict[str, int]] = field(default_factory=dict)  # id(policy) → ranks
 
     def _row(self, incident: Incident, now: datetime) -> Row:
         policy = self.policy_for(incident.policy_id)
-        a = assess(incident, policy, now)
+        risk, kind, due_at, changes = headline(incident, policy, now)
         haystack = " ".join((incident.ref, incident.title, incident.service,
                              incident.assignee or "", incident.severity, incident.level)).casefold()
-        changes_at = a.changes_at.timestamp() if a.changes_at is not None else None
-        row = Row(incident, policy, a.risk, a.nearest, changes_at,
-                  a.sort_key(incident, policy), haystack)
+        ranks = self._ranks.get(id(policy))
+        if ranks is None:
+            ranks = self._ranks[id(policy)] = {s: n for n, s in enumerate(policy.severities)}
+        # The same order as Assessment.sort_key: risk, headline deadline, severity, id.
+        key = (_RISK_RANK[risk], due_at.timestamp() if due_at is not None else _INF,
+               ranks[incident.severity], incident.id)
+        changes_at = changes.timestamp() if changes is not None else None
+        row = Row(incident, policy, risk, kind, due_at, changes_at, key, haystack)
         if changes_at is not None:
             heapq.heappush(self._heap, (changes_at, incident.id))
         return row

@@ -69,14 +69,14 @@ def header_text(width: int, ref: int = REF_WIDTH) -> str:
 def row_cells(row: Row, now: datetime, width: int, ref: int = REF_WIDTH
               ) -> list[tuple[str, str]]:
     """(column, text) for one row at `now`; every piece of user text is sanitised."""
-    i, nearest = row.incident, row.nearest
+    i, kind = row.incident, row.kind
     cells = []
     for key, w in _layout(width, ref):
         if key == "risk":
             text = RISK_WORD[row.risk]
         elif key == "next":
-            text = "-" if nearest is None else \
-                f"{KIND_LABEL[nearest.kind]} {format_countdown(nearest.due_at - now):>7}"
+            text = "-" if kind is None or row.due_at is None else \
+                f"{KIND_LABEL[kind]} {format_countdown(row.due_at - now):>7}"
         elif key == "ref":
             text = i.ref
         elif key == "sev":
