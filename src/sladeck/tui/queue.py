@@ -158,6 +158,43 @@ class QueueView(ScrollView, can_focus=True):
         self.ref = ref_width(queue.max_id)
         # What each screen line last drew: (row id, cursor, focus, dim, risk), text.
         self._drawn: dict[int, tuple[tuple[object, ...], str]] = {}
+        # The instant the lines show (the last tick's): every line shows the same one.
+        self.now: datetime | None = None
+        self._cells: dict[int, tuple[Row, list[tuple[str, str]]]] = {}  # y → cells at `now`
+        self._styles: dict[object, Style] = {}
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._styles.clear()
+
+    def _style(self, risk: str | None, active: bool, cursor: bool = False) -> Style:
+        """The base (and risk) style of a line; kept until the CSS or the focus change."""
+        key = (risk, active, cursor and self.has_focus, cursor)
+        style = self._styles.get(key)
+        if style is None:
+            style = self.rich_style
+            if not active:
+                style = style + self.get_component_rich_style("queue--dim")
+            if risk is not None:
+                style = style + self.get_component_rich_style(f"queue--{risk}")
+            if cursor:
+                style = self.get_component_rich_style("queue--cursor") if self.has_focus \
+                    else Style(underline=True)
+            self._styles[key] = style
+        return style
+
+    def _set_now(self, now: datetime) -> None:
+        if now != self.now:
+            self.now = now
+            self._cells.clear()
+
+    def _row_cells(self, y: int, row: Row, width: int) -> list[tuple[str, str]]:
+        found = self._cells.get(y)
+        if found is not None and found[0] is row:
+            return found[1]
+        cells = row_cells(row, self.now or self.clock.now(), width, self.ref)
+        self._cells[y] = (row, cells)
+        return cells
 
     @property
     def selected_row(self) -> Row | None:
@@ -175,6 +212,7 @@ class QueueView(ScrollView, can_focus=True):
         ref = ref_width(self.queue.max_id)
         if ref != self.ref:  # a wider ID column moves every column after it
             self.ref = ref
+            self._cells.clear()
             header = self.screen.query("#queue-header") if self.is_attached else None
             if header:
                 header.first(QueueHeader).show(self.size.width, ref)
@@ -186,13 +224,13 @@ class QueueView(ScrollView, can_focus=True):
 
     def refresh_changed(self, now: datetime | None = None) -> int:
         """Refresh only the cells on screen whose text changed; the number of regions."""
+        self._set_now(now or self.clock.now())
         if not self._drawn:
             return 0  # nothing drawn yet: the first paint draws everything
-        now = now or self.clock.now()
         width = self.scrollable_content_region.width
         regions = []
         for y in range(self.scrollable_content_region.height):
-            sig, text = self._line(y, now, width)
+            sig, text = self._line(y, width)
             drawn = self._drawn.get(y)
             if drawn is None or drawn[0] != sig:
                 regions.append(Region(0, y, width, 1))
@@ -204,14 +242,14 @@ class QueueView(ScrollView, can_focus=True):
             self.refresh(*regions)
         return len(regions)
 
-    def _line(self, y: int, now: datetime, width: int) -> tuple[tuple[object, ...], str]:
-        """What screen line `y` shows at `now`: its signature and its text."""
+    def _line(self, y: int, width: int) -> tuple[tuple[object, ...], str]:
+        """What screen line `y` shows at `self.now`: its signature and its text."""
         index = self.scroll_offset.y + y
         rows = self.queue.visible
         if index >= len(rows):
             return (None, index == 0, width), ""
         row = rows[index]
-        text = " ".join(t for _, t in row_cells(row, now, width, self.ref))
+        text = " ".join(t for _, t in self._row_cells(y, row, width))
         sig = (row.incident.id, index == self.cursor, self.has_focus, row.incident.active,
                row.risk, width)
         return sig, text
@@ -257,6 +295,7 @@ class QueueView(ScrollView, can_focus=True):
     def on_resize(self, event: events.Resize) -> None:
         self.virtual_size = Size(event.size.width, len(self.queue.visible))
         self._drawn.clear()
+        self._cells.clear()
         self.call_after_refresh(self.scroll_to_region_if_needed, self.cursor)  # keep it in view
 
     def render_line(self, y: int) -> Strip:
@@ -270,26 +309,25 @@ class QueueView(ScrollView, can_focus=True):
                 return Strip([Segment(self.empty_text[:width].ljust(width), style)], width)
             return Strip.blank(width, self.rich_style)
         row = rows[index]
-        risk_style = self.get_component_rich_style(f"queue--{row.risk}")
-        base = self.rich_style
-        if not row.incident.active:
-            base = base + self.get_component_rich_style("queue--dim")
-        segments = []
-        cells = row_cells(row, self.clock.now(), width, self.ref)
-        for key, text in cells:
-            style = base + risk_style if key in ("risk", "next") else base
-            segments.append(Segment(text + " ", style))
+        active = row.incident.active
+        base, risky = self._style(None, active), self._style(row.risk, active)
+        if self.now is None:
+            self._set_now(self.clock.now())
+        cells = self._row_cells(y, row, width)
+        segments = [Segment(text + " ", risky if key in ("risk", "next") else base)
+                    for key, text in cells]
         strip = Strip(segments).crop(0, width).extend_cell_length(width, base)
         cursor = index == self.cursor
         if cursor:
-            strip = strip.apply_style(self.get_component_rich_style("queue--cursor")
-                                      if self.has_focus else Style(underline=True))
+            strip = strip.apply_style(self._style(None, True, cursor=True))
         self._drawn[y] = ((row.incident.id, cursor, self.has_focus, row.incident.active,
                            row.risk, width), " ".join(t for _, t in cells))
         return strip
 
     def on_focus(self) -> None:
+        self._styles.clear()
         self.refresh()
 
     def on_blur(self) -> None:
+        self._styles.clear()
         self.refresh()
