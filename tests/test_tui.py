@@ -937,3 +937,21 @@ def test_the_queue_keeps_order_filter_and_counts_as_rows_change(demo_db: Path,
                                          Filter(states=frozenset()), Filter(mine=True))))
         check()
     store.close()
+
+
+def test_a_partial_update_writes_only_its_own_cells() -> None:
+    from rich.console import Console
+    from rich.segment import Segment
+    from textual._compositor import ChopsUpdate
+    from textual.strip import Strip
+
+    from sladeck.tui.partial import install, render_segments
+
+    assert install()  # the Textual version this was checked against
+    console = Console(color_system=None, force_terminal=True, width=20)
+    line = Strip([Segment("✖ BREACH "), Segment("ACK  4m12s ")])
+    update = ChopsUpdate([{0: line}], [(0, 17, 19)], [[20]])
+    assert render_segments(update, console) == "\x1b[1;18H2s"  # not from column 0
+    wide = Strip([Segment("日本 "), Segment("ab")])  # x=1 is inside 日: start at the edge
+    update = ChopsUpdate([{0: wide}], [(0, 1, 3)], [[7]])
+    assert render_segments(update, console) == "\x1b[1;1H日 "

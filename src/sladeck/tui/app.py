@@ -36,6 +36,7 @@ from sladeck.store import Store
 from sladeck.text import visible
 from sladeck.tui.cursors import steady_cursors
 from sladeck.tui.keys import INCIDENT_BINDINGS, QUEUE_BINDINGS
+from sladeck.tui.partial import install as write_only_changed_cells
 from sladeck.tui.queue import QueueHeader, QueueView, changed_span
 
 if TYPE_CHECKING:
@@ -150,6 +151,7 @@ class SladeckApp(App[int]):
                  log_file: Path | None = None, run_hooks: bool = True,
                  cursor_blink: bool = True) -> None:
         super().__init__()
+        write_only_changed_cells()  # partial updates write their own cells, not whole lines
         self.cursor_blink = cursor_blink  # off for snapshots and screenshots
         self.db_path = Path(db_path)
         self.policy = policy
