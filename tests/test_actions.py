@@ -724,6 +724,152 @@ def test_import_refuses_hostile_lines(desk: Desk, store: Store, line: bytes,
     assert report.opened == 1 and len(report.problems) == 1
 
 
+def import_one_at_a_time(desk: Desk, data: bytes, name: str) -> list[tuple]:
+    """The import as it was before the bulk path: each line through `_open` (a late
+    repeat through `_Writer.record`), one statement at a time. The bulk path must
+    write exactly what this writes."""
+    from sladeck.domain.ingest import parse_line
+    from sladeck.domain.model import CLOSED, RESOLVED
+
+    now = desk.clock.now()
+    outcomes = []
+    with desk.store.write() as tx:
+        w = actions._Writer(desk, tx)
+        for number, raw in enumerate(data.split(b"\n"), start=1):
+            if not raw.strip():
+                continue
+            record = parse_line(raw, tuple(desk.policy.severities), now)
+            key, opened_at = record.get("dedup_key"), record.get("opened_at")
+            if key and opened_at and tx.open_by_dedup(key) is None:
+                late = tx.latest_by_dedup(key)
+                if late and late.state in (RESOLVED, CLOSED) and late.resolved_at \
+                        and opened_at <= late.resolved_at:
+                    payload = {"dedup_key": key, "source": f"{name}:{number}",
+                               "reason": f"alert started {to_iso(opened_at)}, before "
+                                         f"{late.ref} was resolved"}
+                    new, event = w.record(late, "repeated", payload, w.policy(late).levels)
+                    outcomes.append((new, event, f"{new.ref} late repeat"))
+                    continue
+            out = actions._open(w, title=record["title"], severity=record["severity"],
+                                description=record.get("description") or "",
+                                service=record.get("service") or "", dedup_key=key,
+                                external_ref=record.get("external_ref"), opened_at=opened_at,
+                                source=f"{name}:{number}")
+            outcomes.append((out.incident, out.event, out.message))
+    return outcomes
+
+
+def history(desk: Desk, clock) -> None:
+    """An open `disk`, a resolved `db` (a late alert may repeat it), an open `api`."""
+    actions.open_incident(desk, title="Disk full", severity="P2", dedup_key="disk")
+    db = actions.open_incident(desk, title="DB down", severity="P3", dedup_key="db").incident
+    actions.open_incident(desk, title="API 500s", severity="P1", dedup_key="api",
+                          external_ref="PD-1")
+    clock.advance(minutes=10)
+    actions.resolve(desk, db.id, summary="restarted", checks="all")
+    clock.advance(minutes=10)
+
+
+MIXED = [
+    {"title": "Disk full again", "severity": "P2", "dedup_key": "disk"},  # open in the db
+    {"title": "New one", "severity": "P1", "dedup_key": "new", "service": "web",
+     "description": "line\nbreak", "external_ref": "PD-7"},
+    {"title": "No key", "severity": "P3"},
+    {"title": "New one", "severity": "P1", "dedup_key": "new"},  # earlier in this file
+    {"title": "DB down", "severity": "P3", "dedup_key": "db",
+     "opened_at": to_iso(T0 + timedelta(minutes=5))},  # late: before db's resolution
+    {"title": "DB down", "severity": "P3", "dedup_key": "db",
+     "opened_at": to_iso(T0 + timedelta(minutes=5))},  # late again, same incident
+    {"title": "Old alert", "severity": "P0", "dedup_key": "old",
+     "opened_at": "2026-11-26T13:30:00+02:00"},  # a zone, in the past, unknown key
+    {"title": "DB down", "severity": "P3", "dedup_key": "db"},  # after: opens a new one
+    {"title": "DB down", "severity": "P2", "dedup_key": "db",
+     "opened_at": to_iso(T0 + timedelta(minutes=5))},  # now repeats the new one
+    {"title": "Ünïcode ☃ title", "severity": "P2", "dedup_key": "", "external_ref": ""},
+    {"title": "API 500s", "severity": "P1", "dedup_key": "api"},
+    {"title": "Disk full again", "severity": "P2", "dedup_key": "disk"},
+]
+
+
+def test_bulk_import_writes_what_one_line_at_a_time_writes(tmp_path: Path, policy: Policy,
+                                                           clock) -> None:
+    from sladeck.clock import FixedClock
+
+    data = ndjson(*MIXED)
+    stores, results = [], []
+    for name in ("bulk", "each"):
+        store = Store(tmp_path / f"{name}.db")
+        desk = Desk(store, policy, FixedClock(T0), Actor("tester", "Tess"))
+        history(desk, desk.clock)
+        if name == "bulk":
+            report = import_ndjson(desk, data, "alerts.ndjson")
+            assert (report.opened, report.repeated, report.late) == (5, 5, 2)
+            results.append([(o.incident, o.event, o.message) for o in report.outcomes])
+        else:
+            results.append(import_one_at_a_time(desk, data, "alerts.ndjson"))
+        stores.append(store)
+    bulk, each = stores
+    assert results[0] == results[1]  # the same incident after each line, event, message
+    assert bulk.incidents(None) == each.incidents(None)
+    assert bulk.events() == each.events()  # same ids, payloads, times and hashes
+    assert [json.dumps(e.payload, sort_keys=True) for e in bulk.events()] == \
+        [json.dumps(e.payload, sort_keys=True) for e in each.events()]
+    assert verify(bulk) == [] and verify(each) == []
+    by_key = {}
+    for i in bulk.incidents(None):
+        by_key.setdefault(i.dedup_key, []).append(i)
+    assert [i.repeats for i in by_key["db"]] == [2, 1]  # two late repeats, then one
+    assert by_key["disk"][0].repeats == 2 and by_key["new"][0].repeats == 1
+    for s in stores:
+        s.close()
+
+
+def test_bulk_import_looks_up_keys_in_batches(desk: Desk, store: Store) -> None:
+    from sladeck.store import BATCH
+
+    lines = [{"title": f"Alert {n}", "severity": "P3", "dedup_key": f"k{n}"}
+             for n in range(BATCH * 2 + 7)]
+    first = import_ndjson(desk, ndjson(*lines), "a.ndjson")
+    assert (first.opened, first.repeated) == (len(lines), 0)
+    second = import_ndjson(desk, ndjson(*reversed(lines)), "b.ndjson")
+    assert (second.opened, second.repeated) == (0, len(lines))
+    assert [o.incident.id for o in second.outcomes] == list(range(len(lines), 0, -1))
+    assert all(i.repeats == 1 for i in store.incidents())
+    assert verify(store) == []
+
+
+def test_a_bad_last_line_of_a_long_file_writes_nothing(desk: Desk, store: Store) -> None:
+    import gc
+
+    actions.open_incident(desk, title="Before", severity="P3", dedup_key="k1")
+    seq = store.last_seq()
+    lines = [{"title": f"Alert {n}", "severity": "P3", "dedup_key": f"k{n}"}
+             for n in range(1500)]
+    with pytest.raises(ImportRefused) as caught:
+        import_ndjson(desk, ndjson(*lines, {"title": "x", "severity": "P9"}), "a.ndjson")
+    assert caught.value.problems == [
+        "a.ndjson:1501: unknown severity 'P9' (choose P0, P1, P2, P3)"]
+    assert store.last_seq() == seq and len(store.incidents(None)) == 1
+    assert gc.isenabled()  # the import pauses the collector only while it runs
+
+
+def test_a_failed_bulk_write_rolls_the_whole_file_back(desk: Desk, store: Store,
+                                                       monkeypatch) -> None:
+    from sladeck.store import Transaction
+
+    actions.open_incident(desk, title="Before", severity="P3", dedup_key="k1")
+    seq = store.last_seq()
+
+    def broken(self, changes):
+        raise RuntimeError("disk gone")
+    monkeypatch.setattr(Transaction, "update_incidents", broken)
+    with pytest.raises(RuntimeError):
+        import_ndjson(desk, ndjson(*({"title": f"A{n}", "severity": "P3", "dedup_key": f"k{n}"}
+                                    for n in range(50))), "a.ndjson")
+    assert store.last_seq() == seq and len(store.incidents(None)) == 1
+    assert store.incident(1).repeats == 0 and verify(store) == []
+
+
 # -- time ---------------------------------------------------------------------------------
 
 def test_wall_clock_jumping_back_does_not_reorder_the_timeline(desk: Desk, store: Store,

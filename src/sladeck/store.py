@@ -15,7 +15,7 @@ import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 
 BUSY_TIMEOUT_MS = 30_000
 GENESIS = "0" * 64
+BATCH = 500  # parameters per IN (...) lookup, well under SQLite's limit
+_fromisoformat = datetime.fromisoformat
 
 
 def _v1(db: sqlite_utils.Database) -> None:
@@ -144,15 +146,31 @@ _SELECT_INCIDENT = f"SELECT {', '.join(INCIDENT_COLUMNS)} FROM incidents"
 _OPEN_STATES = "state IN ('open', 'acknowledged')"  # matches incidents_open_dedup's WHERE
 
 
+def _time(text: str) -> datetime:
+    """A stored time (`to_iso` text, always UTC with `Z`): the direct parse, which is
+    2-3× cheaper than `from_iso`, with `from_iso` for any other form."""
+    at = _fromisoformat(text)
+    return at if at.tzinfo is UTC else from_iso(text)
+
+
 def _incident(row: sqlite3.Row | tuple) -> Incident:
-    values = dict(zip(INCIDENT_COLUMNS, row, strict=True))
-    for key in _TIME_COLUMNS:
-        if values[key] is not None:
-            values[key] = from_iso(values[key])
-    values["reached"] = {k: from_iso(v) for k, v in json.loads(values["reached"]).items()}
-    values["description"] = values["description"] or ""
-    values["service"] = values["service"] or ""
-    return Incident(**values)
+    (id_, title, description, service, severity, level, state, assignee, external_ref,
+     dedup_key, opened_at, opened_by, level_entered_at, acknowledged_at, acknowledged_by,
+     resolved_at, closed_at, reached, repeats, policy_id, version, changed_seq, updated_at,
+     updated_by, last_change) = row  # INCIDENT_COLUMNS' order
+    return Incident(
+        id=id_, title=title, description=description or "", service=service or "",
+        severity=severity, level=level, state=state, assignee=assignee,
+        external_ref=external_ref, dedup_key=dedup_key, opened_at=_time(opened_at),
+        opened_by=opened_by, level_entered_at=_time(level_entered_at),
+        acknowledged_at=_time(acknowledged_at) if acknowledged_at is not None else None,
+        acknowledged_by=acknowledged_by,
+        resolved_at=_time(resolved_at) if resolved_at is not None else None,
+        closed_at=_time(closed_at) if closed_at is not None else None,
+        reached={k: _time(v) for k, v in json.loads(reached).items()}, repeats=repeats,
+        policy_id=policy_id, version=version, changed_seq=changed_seq,
+        updated_at=_time(updated_at) if updated_at is not None else None,
+        updated_by=updated_by, last_change=last_change)
 
 
 def _incident_row(incident: Incident) -> dict[str, Any]:
@@ -164,27 +182,62 @@ def _incident_row(incident: Incident) -> dict[str, Any]:
     return row
 
 
+def _incident_rows(incidents: Iterable[Incident]) -> list[tuple[Any, ...]]:
+    """`_incident_row` for many incidents, as tuples in INCIDENT_COLUMNS' order: each
+    distinct time is formatted once (a bulk import shares `now` across every row)."""
+    texts: dict[datetime, str] = {}
+    reached_texts: dict[tuple[tuple[str, datetime], ...], str] = {}
+
+    def t(at: datetime | None) -> str | None:
+        if at is None:
+            return None
+        text = texts.get(at)
+        if text is None:
+            text = texts[at] = to_iso(at)
+        return text
+
+    rows = []
+    for i in incidents:
+        key = tuple(i.reached.items())
+        reached = reached_texts.get(key)
+        if reached is None:
+            reached = reached_texts[key] = json.dumps({k: t(v) for k, v in key})
+        rows.append((
+            i.id, i.title, i.description, i.service, i.severity, i.level, i.state, i.assignee,
+            i.external_ref, i.dedup_key, t(i.opened_at), i.opened_by, t(i.level_entered_at),
+            t(i.acknowledged_at), i.acknowledged_by, t(i.resolved_at), t(i.closed_at),
+            reached, i.repeats, i.policy_id, i.version, i.changed_seq, t(i.updated_at),
+            i.updated_by, i.last_change))
+    return rows
+
+
 EVENT_COLUMNS = ("id", "incident_id", "version", "at", "account", "name", "kind", "payload",
                  "prev_hash", "hash")
 
 
 def _event(row: sqlite3.Row | tuple) -> Event:
     v = dict(zip(EVENT_COLUMNS, row, strict=True))
-    v["at"] = from_iso(v["at"])
+    v["at"] = _time(v["at"])
     v["payload"] = json.loads(v["payload"])
     return Event(**v)
+
+
+# Built once: `json.dumps` with options builds a new encoder per call (same output).
+_HASH_TEXT = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
+_PAYLOAD_TEXT = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode
 
 
 def event_hash(prev_hash: str, event_id: int, incident_id: int, version: int, at: str,
                account: str, name: str | None, kind: str, payload: str) -> str:
     """The chain link: each event's hash covers its content and the previous hash."""
-    text = json.dumps([prev_hash, event_id, incident_id, version, at, account, name, kind,
-                       payload], ensure_ascii=True, separators=(",", ":"))
+    text = _HASH_TEXT([prev_hash, event_id, incident_id, version, at, account, name, kind,
+                       payload])
     return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    """Canonical JSON (sorted keys, no spaces) as payloads are stored and hashed."""
+    return _PAYLOAD_TEXT(value)
 
 
 def prepare_file(path: Path) -> None:
@@ -447,6 +500,33 @@ class Transaction:
                                 "ORDER BY id DESC LIMIT 1", (key,)).fetchone()
         return _incident(row) if row else None
 
+    def _batched(self, sql: str, values: Iterable[Any]) -> list[tuple[Any, ...]]:
+        """Rows of `sql` (one `{}` for the IN list's markers) over `values`, BATCH at a time."""
+        values = list(values)
+        rows: list[tuple[Any, ...]] = []
+        for start in range(0, len(values), BATCH):
+            chunk = values[start:start + BATCH]
+            rows += self.conn.execute(sql.format(", ".join("?" * len(chunk))), chunk).fetchall()
+        return rows
+
+    def open_by_dedup_keys(self, keys: Iterable[str]) -> dict[str, Incident]:
+        """`open_by_dedup` for many keys at once: the open incident of each key that has one."""
+        rows = self._batched(f"{_SELECT_INCIDENT} WHERE dedup_key IN ({{}}) AND {_OPEN_STATES}",
+                             keys)
+        return {i.dedup_key: i for i in map(_incident, rows) if i.dedup_key is not None}
+
+    def latest_by_dedup_keys(self, keys: Iterable[str]) -> dict[str, Incident]:
+        """`latest_by_dedup` for many keys at once: each key's newest incident, if any."""
+        rows = self._batched(f"{_SELECT_INCIDENT} WHERE id IN (SELECT max(id) FROM incidents "
+                             "WHERE dedup_key IN ({}) GROUP BY dedup_key)", keys)
+        return {i.dedup_key: i for i in map(_incident, rows) if i.dedup_key is not None}
+
+    def last_events_at(self, incident_ids: Iterable[int]) -> dict[int, datetime]:
+        """`last_event_at` for many incidents at once (those without events are left out)."""
+        rows = self._batched("SELECT incident_id, max(at) FROM events WHERE incident_id IN ({}) "
+                             "GROUP BY incident_id", incident_ids)
+        return {incident_id: from_iso(at) for incident_id, at in rows if at}
+
     def events_after(self, incident_id: int, version: int) -> list[Event]:
         rows = self.conn.execute(
             f"SELECT {', '.join(EVENT_COLUMNS)} FROM events WHERE incident_id = ? AND version > ? "
@@ -493,6 +573,31 @@ class Transaction:
                         f"VALUES ({', '.join('?' * len(INCIDENT_COLUMNS))})",
                         [row[c] for c in INCIDENT_COLUMNS], incident)
 
+    def insert_incidents(self, incidents: list[Incident]) -> None:
+        """`insert_incident` for many new incidents, in one `executemany`."""
+        try:
+            self.conn.executemany(
+                f"INSERT INTO incidents ({', '.join(INCIDENT_COLUMNS)}) "
+                f"VALUES ({', '.join('?' * len(INCIDENT_COLUMNS))})", _incident_rows(incidents))
+        except sqlite3.IntegrityError as exc:
+            if "dedup_key" in str(exc):
+                raise Refused("another open incident has the dedup key of one of these "
+                              "incidents") from None
+            raise
+
+    def update_incidents(self, changes: list[tuple[Incident, int]]) -> None:
+        """`update_incident` for many (incident, expected_version) pairs at once."""
+        if not changes:
+            return
+        columns = [c for c in INCIDENT_COLUMNS if c != "id"]
+        rows = _incident_rows(incident for incident, _ in changes)
+        cursor = self.conn.executemany(
+            f"UPDATE incidents SET {', '.join(f'{c} = ?' for c in columns)} "
+            "WHERE id = ? AND version = ?",
+            [(*row[1:], row[0], version) for row, (_, version) in zip(rows, changes, strict=True)])
+        if cursor.rowcount != len(changes):
+            raise StoreError("incidents changed during the transaction")
+
     def update_incident(self, incident: Incident, expected_version: int) -> None:
         row = _incident_row(incident)
         columns = [c for c in INCIDENT_COLUMNS if c != "id"]
@@ -525,6 +630,34 @@ class Transaction:
         self._last = (event_id, digest)
         return Event(event_id, incident_id, version, at, actor.account, actor.name, kind,
                      json.loads(payload_text), prev_hash, digest)
+
+    def append_events(self, actor: Actor, events: Iterable[tuple[int, int, int, str, str,
+                                                                 dict[str, Any]]]
+                      ) -> list[tuple[str, str]]:
+        """`append_event` for many events by one actor, in one `executemany`: each is
+        (id, incident_id, version, at as `to_iso` text, kind, payload), and the ids must
+        continue the chain (the caller pre-assigns them from `next_event_id`). Returns
+        each event's (prev_hash, hash), linked exactly as `append_event` links them."""
+        self.next_event_id()
+        assert self._last is not None
+        last_id, prev_hash = self._last
+        account, name = actor.account, actor.name
+        rows, links = [], []
+        for event_id, incident_id, version, at_text, kind, payload in events:
+            last_id += 1
+            if event_id != last_id:
+                raise StoreError(f"event {event_id} does not continue the chain at {last_id}")
+            payload_text = _dumps(payload)
+            digest = event_hash(prev_hash, event_id, incident_id, version, at_text, account,
+                                name, kind, payload_text)
+            rows.append((event_id, incident_id, version, at_text, account, name, kind,
+                         payload_text, prev_hash, digest))
+            links.append((prev_hash, digest))
+            prev_hash = digest
+        self.conn.executemany(f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
+                              "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        self._last = (last_id, prev_hash)
+        return links
 
     def add_handoff(self, incident_id: int, event_id: int, from_level: str, to_level: str,
                     trigger: str, reason: str, fields: dict[str, str]) -> None:
