@@ -43,7 +43,10 @@ def main() -> None:
         for n in range(args.runs):
             queue.tick(clock.now())
             target = queue.visible[min(3, len(queue.visible) - 1)].incident
-            name = f"lat-{n:04d}"
+            # The dashboard writes only the cells that changed, so consecutive names must
+            # differ in their first and last characters for the whole name to be written.
+            mark = chr(ord("A") + n % 26)
+            name = f"{mark}lat{n:04d}{mark}"
             since = app.mark()
             out = actions.assign(desk, target.id, name)
             committed = time.perf_counter()

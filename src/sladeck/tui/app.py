@@ -173,6 +173,7 @@ class SladeckApp(App[int]):
         self.seq = 0
         self.data_version = -1
         self.loaded = False
+        self._keys_for: object = None  # what the footer's keys were last checked for
         self.closing = False  # set on unmount: a late poll or tick must not touch the store
 
     # -- start-up and the two loops --------------------------------------------
@@ -266,7 +267,13 @@ class SladeckApp(App[int]):
         if view is not None:
             view.rows_changed()
         self._update_summary(self.clock.now())
-        self.refresh_bindings()
+        # The footer's keys depend on the screen and the current incident's state and
+        # level only: re-checking them recomposes the footer, so only when those change.
+        incident = self.current_incident()
+        keys = (id(self.screen), incident and (incident.id, incident.state, incident.level))
+        if keys != self._keys_for:
+            self._keys_for = keys
+            self.refresh_bindings()
 
     def _update_summary(self, now: datetime) -> None:
         if not self.screen_stack or not isinstance(self.screen_stack[0], QueueScreen):

@@ -69,15 +69,29 @@ def header_text(width: int, ref: int = REF_WIDTH) -> str:
 def row_cells(row: Row, now: datetime, width: int, ref: int = REF_WIDTH
               ) -> list[tuple[str, str]]:
     """(column, text) for one row at `now`; every piece of user text is sanitised."""
-    i, kind = row.incident, row.kind
+    return head_cells(row, now) + tail_cells(row, width, ref)
+
+
+def head_cells(row: Row, now: datetime) -> list[tuple[str, str]]:
+    """The risk word and the countdown: the cells that change as time passes."""
+    kind = row.kind
+    nxt = "-" if kind is None or row.due_at is None else \
+        f"{KIND_LABEL[kind]} {format_countdown(row.due_at - now):>7}"
+    return [("risk", _fit(RISK_WORD[row.risk], 8)), ("next", _fit(nxt, 11))]
+
+
+def _fit(text: str, w: int) -> str:
+    if len(text) > w:
+        text = text[: max(0, w - 1)] + "…"
+    return text.ljust(w)
+
+
+def tail_cells(row: Row, width: int, ref: int = REF_WIDTH) -> list[tuple[str, str]]:
+    """Every other cell: they change only when the incident does."""
+    i = row.incident
     cells = []
-    for key, w in _layout(width, ref):
-        if key == "risk":
-            text = RISK_WORD[row.risk]
-        elif key == "next":
-            text = "-" if kind is None or row.due_at is None else \
-                f"{KIND_LABEL[kind]} {format_countdown(row.due_at - now):>7}"
-        elif key == "ref":
+    for key, w in _layout(width, ref)[2:]:
+        if key == "ref":
             text = i.ref
         elif key == "sev":
             text = i.severity
@@ -91,9 +105,7 @@ def row_cells(row: Row, now: datetime, width: int, ref: int = REF_WIDTH
             text = one_line(i.service or "-")
         else:
             text = one_line(i.title)
-        if len(text) > w:
-            text = text[: max(0, w - 1)] + "…"
-        cells.append((key, text.ljust(w)))
+        cells.append((key, _fit(text, w)))
     return cells
 
 
@@ -162,6 +174,7 @@ class QueueView(ScrollView, can_focus=True):
         self.now: datetime | None = None
         self._cells: dict[int, tuple[Row, list[tuple[str, str]]]] = {}  # y → cells at `now`
         self._styles: dict[object, Style] = {}
+        self._tails: dict[int, tuple[Row, tuple[int, int], list[tuple[str, str]]]] = {}
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
@@ -192,7 +205,15 @@ class QueueView(ScrollView, can_focus=True):
         found = self._cells.get(y)
         if found is not None and found[0] is row:
             return found[1]
-        cells = row_cells(row, self.now or self.clock.now(), width, self.ref)
+        # Only the risk and countdown cells depend on the time: the rest (sanitised
+        # user text) is kept per row until the row, the width or the ID column change.
+        tail = self._tails.get(row.incident.id)
+        if tail is None or tail[0] is not row or tail[1] != (width, self.ref):
+            if len(self._tails) > 8 * max(1, self.size.height):
+                self._tails.clear()
+            tail = self._tails[row.incident.id] = (row, (width, self.ref),
+                                                   tail_cells(row, width, self.ref))
+        cells = head_cells(row, self.now or self.clock.now()) + tail[2]
         self._cells[y] = (row, cells)
         return cells
 
