@@ -17,6 +17,7 @@ import sqlite3
 import stat
 import subprocess
 import sys
+from datetime import UTC, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -1023,3 +1024,30 @@ def test_policy_mutations_never_crash(prop_dir: Path,
         assert err and all(where.match(line) for line in err.splitlines()), err
     else:
         assert "ok" in out
+
+
+# -- list --json's fast time formatting -----------------------------------------------------
+
+@given(st.datetimes(timezones=st.sampled_from([
+    UTC, timezone(timedelta(hours=5, minutes=30)), timezone(-timedelta(hours=11))])))
+@settings(max_examples=300)
+def test_fast_json_time_equals_json_time(at) -> None:
+    from sladeck.domain.model import json_time
+    from sladeck.report import _json_time
+
+    try:
+        expected = json_time(at)
+    except OverflowError:  # outside what UTC can show (year 1 or 9999 in a zone)
+        return
+    assert _json_time(at) == expected
+    assert _json_time(None) is None
+
+
+def test_list_json_leaves_the_collector_as_it_found_it(tmp_path: Path) -> None:
+    import gc
+
+    db = str(tmp_path / "gc.db")
+    assert call("--db", db, "open", "--severity", "P2", "--title", "Disk full")[0] == 0
+    code, out, _ = call("--db", db, "list", "--json")
+    assert code == 0 and json.loads(out)[0]["title"] == "Disk full"
+    assert gc.isenabled()
