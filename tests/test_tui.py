@@ -955,3 +955,20 @@ def test_a_partial_update_writes_only_its_own_cells() -> None:
     wide = Strip([Segment("日本 "), Segment("ab")])  # x=1 is inside 日: start at the edge
     update = ChopsUpdate([{0: wide}], [(0, 1, 3)], [[7]])
     assert render_segments(update, console) == "\x1b[1;1H日 "
+
+
+@sync
+async def test_the_poll_notices_a_commit_and_stops_when_the_app_closes(
+        demo_db: Path, policy: Policy, other: Desk) -> None:
+    app = make_app(demo_db, policy, poll_interval=0.01)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        target = app.queue.visible[0].incident.id
+        actions.assign(other, target, "polled")
+        for _ in range(200):
+            await asyncio.sleep(0.01)
+            if app.queue.rows[target].incident.assignee == "polled":
+                break
+        assert app.queue.rows[target].incident.assignee == "polled"
+    assert app.closing and app._poll_handle is not None and app._poll_handle.cancelled()
+    await asyncio.sleep(0.05)  # no late poll on the closed connections
