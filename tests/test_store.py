@@ -419,3 +419,28 @@ def test_stored_times_read_back_exactly(store: Store) -> None:
     assert _time(to_iso(at)) == at and _time(to_iso(at)).tzinfo is UTC
     assert _time("2026-11-26T17:00:00.123456+02:00") == at  # any other form still parses
     assert _time("2026-11-26T15:00:00.123456").tzinfo is UTC
+
+
+def test_event_hash_hashes_the_json_text_it_always_did() -> None:
+    import hashlib
+    import json
+
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from sladeck.store import event_hash
+
+    def reference(*fields) -> str:
+        return hashlib.sha256(json.dumps(list(fields), ensure_ascii=True,
+                                         separators=(",", ":")).encode()).hexdigest()
+
+    text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)))
+
+    @given(st.tuples(text, st.integers(1, 2**63 - 1), st.integers(1, 2**63 - 1),
+                     st.integers(0, 10**6), text, text, st.none() | text, text, text))
+    def check(fields) -> None:
+        assert event_hash(*fields) == reference(*fields)
+
+    check()
+    odd = ("0" * 64, True, 1, 1, "at", "acct", None, "note", "{}")  # not the usual types
+    assert event_hash(*odd) == reference(*odd)

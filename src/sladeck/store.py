@@ -16,6 +16,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from json.encoder import encode_basestring_ascii as _ascii
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -229,9 +230,20 @@ _PAYLOAD_TEXT = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=
 
 def event_hash(prev_hash: str, event_id: int, incident_id: int, version: int, at: str,
                account: str, name: str | None, kind: str, payload: str) -> str:
-    """The chain link: each event's hash covers its content and the previous hash."""
-    text = _HASH_TEXT([prev_hash, event_id, incident_id, version, at, account, name, kind,
-                       payload])
+    """The chain link: each event's hash covers its content and the previous hash.
+
+    The text hashed is `json.dumps([prev_hash, event_id, ..., payload], ensure_ascii=True,
+    separators=(",", ":"))`; for the usual types it is put together here from the same
+    string encoder json uses (half the time, which a 100,000-line import notices)."""
+    if type(event_id) is int and type(incident_id) is int and type(version) is int and \
+            type(prev_hash) is str and type(at) is str and type(account) is str and \
+            type(kind) is str and type(payload) is str and (name is None or type(name) is str):
+        text = (f"[{_ascii(prev_hash)},{event_id},{incident_id},{version},{_ascii(at)},"
+                f"{_ascii(account)},{'null' if name is None else _ascii(name)},{_ascii(kind)},"
+                f"{_ascii(payload)}]")
+    else:
+        text = _HASH_TEXT([prev_hash, event_id, incident_id, version, at, account, name, kind,
+                           payload])
     return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -10,7 +10,7 @@ from functools import cached_property
 from typing import Any
 
 from sladeck.domain.actions import MAX_TEXT, MAX_TITLE, Desk, Outcome, clean_text
-from sladeck.domain.model import CLOSED, RESOLVED, Event, Incident, to_iso
+from sladeck.domain.model import CLOSED, RESOLVED, Actor, Event, Incident, to_iso
 from sladeck.domain.timeline import apply_event
 from sladeck.errors import Refused, SladeckError
 from sladeck.store import Transaction
@@ -36,23 +36,31 @@ class ImportReport:
     repeated: int = 0
     late: int = 0
     problems: list[str] = field(default_factory=list)
-    # What each line did, kept compact; `outcomes` builds the Outcome objects when asked.
-    _made: list[tuple[Incident, tuple[Any, ...]]] = field(default_factory=list, repr=False)
+    # What the lines did, kept as built; `outcomes` makes the Outcome objects when asked.
+    _made: list[tuple[Actor, list[tuple[Incident, datetime]],
+                      list[tuple[int, int, int, str, str, dict[str, Any]]],
+                      list[tuple[str, str]]]] = field(default_factory=list, repr=False)
 
     @cached_property
     def outcomes(self) -> list[Outcome]:
         """Each written line's Outcome (its incident after the event, the event, a message)."""
         out = []
-        for incident, event_fields in self._made:
-            event = Event(*event_fields)
-            if event.kind == "opened":
-                message = f"{incident.ref} opened ({incident.severity} at {incident.level})"
-            elif "reason" in event.payload:
-                message = f"{incident.ref} late repeat"
-            else:
-                message = f"{incident.ref} repeated ({incident.repeats} repeats)"
-            out.append(Outcome(incident, event, message))
+        for actor, made, events, links in self._made:
+            for (incident, at), (event_id, incident_id, version, _, kind, payload), \
+                    (prev_hash, digest) in zip(made, events, links, strict=True):
+                event = Event(event_id, incident_id, version, at, actor.account, actor.name,
+                              kind, payload, prev_hash, digest)
+                out.append(Outcome(incident, event, _message(incident, event)))
         return out
+
+
+def _message(incident: Incident, event: Event) -> str:
+    """The message `_open` (or a late repeat) gives for this line."""
+    if event.kind == "opened":
+        return f"{incident.ref} opened ({incident.severity} at {incident.level})"
+    if "reason" in event.payload:
+        return f"{incident.ref} late repeat"
+    return f"{incident.ref} repeated ({incident.repeats} repeats)"
 
 
 def _no_constants(name: str) -> Any:
@@ -241,8 +249,4 @@ def _write_records(desk: Desk, tx: Transaction, records: list[tuple[int, dict[st
     links = tx.append_events(actor, events)
     tx.update_incidents([(current[i], old.version) for i, old in before.items()
                          if current[i] is not old])
-    account, actor_name = actor.account, actor.name
-    report._made += [
-        (new, (eid, incident_id, version, at, account, actor_name, kind, payload, prev, digest))
-        for (new, at), (eid, incident_id, version, _, kind, payload), (prev, digest)
-        in zip(made, events, links, strict=True)]
+    report._made.append((actor, made, events, links))
