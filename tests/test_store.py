@@ -444,3 +444,18 @@ def test_event_hash_hashes_the_json_text_it_always_did() -> None:
     check()
     odd = ("0" * 64, True, 1, 1, "at", "acct", None, "note", "{}")  # not the usual types
     assert event_hash(*odd) == reference(*odd)
+
+
+def test_batched_dedup_lookup_uses_the_dedup_index(store: Store) -> None:
+    """With a long IN list SQLite would rather scan incidents_state (every open incident,
+    once per batch); the lookup pins the partial dedup index."""
+    from sladeck.store import BATCH
+
+    plans: list[str] = []
+    store.conn.set_trace_callback(plans.append)
+    with store.write() as tx:
+        tx.open_by_dedup_keys([f"k{n}" for n in range(BATCH)])
+    store.conn.set_trace_callback(None)
+    sql = next(s for s in plans if "dedup_key IN" in s)
+    plan = store.conn.execute("EXPLAIN QUERY PLAN " + sql).fetchall()
+    assert "incidents_open_dedup" in str(plan) and "incidents_state" not in str(plan)

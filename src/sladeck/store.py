@@ -523,8 +523,10 @@ class Transaction:
 
     def open_by_dedup_keys(self, keys: Iterable[str]) -> dict[str, Incident]:
         """`open_by_dedup` for many keys at once: the open incident of each key that has one."""
-        rows = self._batched(f"{_SELECT_INCIDENT} WHERE dedup_key IN ({{}}) AND {_OPEN_STATES}",
-                             keys)
+        # INDEXED BY: with a long IN list the planner prefers incidents_state and scans
+        # every open incident once per batch (100,000 repeats took 8 s instead of 0.2 s).
+        rows = self._batched(f"{_SELECT_INCIDENT} INDEXED BY incidents_open_dedup "
+                             f"WHERE dedup_key IN ({{}}) AND {_OPEN_STATES}", keys)
         return {i.dedup_key: i for i in map(_incident, rows) if i.dedup_key is not None}
 
     def latest_by_dedup_keys(self, keys: Iterable[str]) -> dict[str, Incident]:
