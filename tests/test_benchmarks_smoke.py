@@ -29,7 +29,10 @@ def test_benchmark_runs_quick(script: str, tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
     figures = json.loads(out.read_text())
-    assert figures and all(f["value"] > 0 for f in figures if f["unit"] != "B")
+    # CPU is read from /proc in 10 ms ticks: one idle second of the dashboard can read 0.
+    assert figures and all(f["value"] > 0 for f in figures
+                           if f["unit"] != "B" and not f["name"].startswith("CPU"))
+    assert all(f["value"] >= 0 for f in figures)
     assert "| figure" in result.stdout
 
 
