@@ -70,27 +70,36 @@ def _clock(kind: str, start: datetime, due: datetime, stop: datetime | None, now
     return SlaClock(kind, start, due, stop, status, target_level)
 
 
-def compute_clocks(incident: Incident, policy: Policy, now: datetime) -> tuple[SlaClock, ...]:
-    """The clocks of SPEC §3 for `incident` at `now` (stopped ones keep their outcome)."""
+def _specs(incident: Incident, policy: Policy
+           ) -> list[tuple[str, datetime, datetime, datetime | None, str, str | None]]:
+    """(kind, started, due, stopped-by, status once passed, target level) per clock:
+    the rules of SPEC §3, in one place for `compute_clocks` and `headline`."""
     severity = policy.severities[incident.severity]
     tier = policy.tiers[incident.level]
     opened, entered, resolved = incident.opened_at, incident.level_entered_at, incident.resolved_at
-    acked = incident.acknowledged_at if incident.acknowledged_at and \
-        incident.acknowledged_at >= entered else None
-    clocks = [_clock(RESPONSE, entered, entered + policy.response_time(incident.severity,
-                                                                       incident.level),
-                     acked or resolved, now, BREACHED)]
-    if tier.escalate_after is not None:
-        clocks.append(_clock(LEVEL, entered, entered + tier.escalate_after, resolved, now, DUE))
+    acked = incident.acknowledged_at
+    if acked is not None and acked < entered:
+        acked = None  # an acknowledgement at an earlier level does not count here
     reached = incident.reached.get(severity.escalate_to)
-    stops = [t for t in (reached, resolved) if t is not None]
-    clocks.append(_clock(SEVERITY_LEVEL, opened, opened + severity.escalate_within,
-                         min(stops) if stops else None, now, DUE, severity.escalate_to))
-    clocks.append(_clock(RESOLUTION_TARGET, opened, opened + severity.resolution_target,
-                         resolved, now, DUE))
-    clocks.append(_clock(RESOLUTION_MAXIMUM, opened, opened + severity.resolution_maximum,
-                         resolved, now, BREACHED))
-    return tuple(clocks)
+    sev_stop = min(reached, resolved) if reached is not None and resolved is not None \
+        else reached if reached is not None else resolved
+    specs = [(RESPONSE, entered, entered + policy.response_matrix[incident.severity][
+        incident.level], acked or resolved, BREACHED, None)]
+    if tier.escalate_after is not None:
+        specs.append((LEVEL, entered, entered + tier.escalate_after, resolved, DUE, None))
+    specs.append((SEVERITY_LEVEL, opened, opened + severity.escalate_within, sev_stop, DUE,
+                  severity.escalate_to))
+    specs.append((RESOLUTION_TARGET, opened, opened + severity.resolution_target, resolved, DUE,
+                  None))
+    specs.append((RESOLUTION_MAXIMUM, opened, opened + severity.resolution_maximum, resolved,
+                  BREACHED, None))
+    return specs
+
+
+def compute_clocks(incident: Incident, policy: Policy, now: datetime) -> tuple[SlaClock, ...]:
+    """The clocks of SPEC §3 for `incident` at `now` (stopped ones keep their outcome)."""
+    return tuple(_clock(kind, start, due, stop, now, passed, target)
+                 for kind, start, due, stop, passed, target in _specs(incident, policy))
 
 
 def assess(incident: Incident, policy: Policy, now: datetime) -> Assessment:
@@ -131,31 +140,12 @@ def headline(incident: Incident, policy: Policy, now: datetime
     The same rules as `assess` (tests check they agree), without building five
     SlaClock objects: what the queue keeps for each of thousands of rows.
     """
-    severity = policy.severities[incident.severity]
-    tier = policy.tiers[incident.level]
-    opened, entered, resolved = incident.opened_at, incident.level_entered_at, incident.resolved_at
-    acked = incident.acknowledged_at
-    if acked is not None and acked < entered:
-        acked = None
-    reached = incident.reached.get(severity.escalate_to)
-    if reached is not None and resolved is not None:
-        sev_stop: datetime | None = min(reached, resolved)
-    else:
-        sev_stop = reached if reached is not None else resolved
-    specs = [(RESPONSE, entered, entered + policy.response_matrix[incident.severity][
-        incident.level], acked or resolved, BREACHED)]
-    if tier.escalate_after is not None:
-        specs.append((LEVEL, entered, entered + tier.escalate_after, resolved, DUE))
-    specs.append((SEVERITY_LEVEL, opened, opened + severity.escalate_within, sev_stop, DUE))
-    specs.append((RESOLUTION_TARGET, opened, opened + severity.resolution_target, resolved,
-                  DUE))
-    specs.append((RESOLUTION_MAXIMUM, opened, opened + severity.resolution_maximum, resolved,
-                   BREACHED))
+    specs = _specs(incident, policy)
     active = incident.active
     breached = due = False
     best: tuple[int, datetime, str, datetime] | None = None  # urgency, due, kind, start
     upcoming: datetime | None = None
-    for kind, start, due_at, stop, passed in specs:
+    for kind, start, due_at, stop, passed, _target in specs:
         if stop is not None and stop <= now:  # stopped: its outcome stays
             if stop > due_at and passed == BREACHED:
                 breached = True
