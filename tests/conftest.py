@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from sladeck.cli import main as cli_main
 from sladeck.clock import FixedClock
 from sladeck.domain.actions import Desk
 from sladeck.domain.model import Actor
@@ -54,3 +58,16 @@ def make_desk(store: Store, policy: Policy, clock: FixedClock):
     def make(name: str) -> Desk:
         return Desk(store, policy, clock, Actor(name))
     return make
+
+
+def call_cli(*argv: str) -> tuple[int, str, str]:
+    """`sladeck.cli.main(argv)` in this process: (exit status, stdout, stderr), never a traceback."""
+    out, err = io.StringIO(), io.StringIO()
+    code: Any = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            cli_main(list(argv))
+        except SystemExit as exc:
+            code = exc.code
+    assert "Traceback" not in err.getvalue()
+    return (0 if code is None else code), out.getvalue(), err.getvalue()

@@ -6,7 +6,6 @@ database; the property tests call `sladeck.cli.main` in-process for speed.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
@@ -25,7 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sladeck.cli import main as cli_main
+from conftest import call_cli
 
 SLADECK = Path(sys.executable).with_name("sladeck")
 REPO = Path(__file__).resolve().parent.parent
@@ -877,17 +876,10 @@ def test_world_writable_db_is_refused(run: Cli) -> None:
 # --- properties (in-process) ------------------------------------------------------------------
 
 def call(*argv: str) -> tuple[int, str, str]:
-    """`sladeck.cli.main(argv)` in this process: (exit status, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    code: Any = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            cli_main(list(argv))
-        except SystemExit as exc:
-            code = exc.code
-    code = 0 if code is None else code
-    check_output(code, out.getvalue(), err.getvalue())
-    return code, out.getvalue(), err.getvalue()
+    """`sladeck.cli.main(argv)` in this process, held to the same output rules as the command."""
+    code, out, err = call_cli(*argv)
+    check_output(code, out, err)
+    return code, out, err
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from conftest import T0
-from sladeck.cli import main as cli_main
+from conftest import call_cli as call
 from sladeck.clock import FixedClock
 from sladeck.domain import actions
 from sladeck.domain.actions import Desk
@@ -82,19 +82,6 @@ def env_for(tmp: Path, db: Path) -> dict[str, str]:
                 "XDG_DATA_HOME": str(tmp / "data"), "XDG_STATE_HOME": str(tmp / "state"),
                 "PYTHONIOENCODING": "utf-8", "TEXTUAL_ANIMATIONS": "none"})
     return env
-
-
-def call(*argv: str) -> tuple[int, str, str]:
-    """`sladeck.cli.main(argv)` in this process: (exit status, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    code: Any = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            cli_main(list(argv))
-        except SystemExit as exc:
-            code = exc.code
-    assert "Traceback" not in err.getvalue()
-    return (0 if code is None else code), out.getvalue(), err.getvalue()
 
 
 def one_error_line(err: str) -> str:
