@@ -360,7 +360,9 @@ def test_verify_passes_while_others_write(tmp_path: Path, db_path: Path) -> None
         stop.touch()
         reports = [finish(p)[0] for p in procs]
         store.close()
-    assert all(r["done"] > 0 for r in reports)
+    # the writers made load (one may lose every race to the other: conflicts, not errors;
+    # a "locked" error would have ended its process with a traceback, failing finish())
+    assert sum(r["done"] for r in reports) > 0
 
 
 @pytest.mark.slow
@@ -616,7 +618,9 @@ def test_backup_while_four_writers_work(tmp_path: Path, db_path: Path, policy: P
         reports = [finish(p)[0] for p in procs]
         live = store.last_seq()
         store.close()
-    assert all(r["done"] > 0 for r in reports)
+    # the writers made load (one may lose every race to the other: conflicts, not errors;
+    # a "locked" error would have ended its process with a traceback, failing finish())
+    assert sum(r["done"] for r in reports) > 0
     seqs = []
     for dest in copies:
         assert oct(dest.stat().st_mode & 0o777) == "0o600"
