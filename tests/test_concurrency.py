@@ -46,6 +46,21 @@ def spawn(mode: str, **kwargs: Any) -> subprocess.Popen[bytes]:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
 
 
+_AT_THE_BARRIER = ("import sys, os, time\n"
+                   "while not os.path.exists(sys.argv[1]): time.sleep(0.0005)\n"
+                   "from sladeck.cli import main\n"
+                   "main(sys.argv[2:])\n")
+
+
+def cli_together(barrier: Path, argvs: list[list[str]]) -> list[tuple[int, str, str]]:
+    """Run `sladeck ARGV` once per argv, all released at once; (status, out, err) each."""
+    procs = [subprocess.Popen([sys.executable, "-c", _AT_THE_BARRIER, str(barrier / "go"),
+                               *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=ENV) for argv in argvs]
+    release(barrier)
+    return [(p.wait(60), *p.communicate()) for p in procs]
+
+
 def finish(proc: subprocess.Popen[bytes], timeout: float = 120) -> list[dict[str, Any]]:
     """Wait for a child; it must exit cleanly; return its reports."""
     out, err = proc.communicate(timeout=timeout)
@@ -219,17 +234,8 @@ def test_eight_sladeck_ack_commands_at_once(tmp_path: Path, desk: Desk, store: S
     inc = actions.open_incident(desk, title="Pager storm", severity="P1").incident
     barrier = tmp_path / "barrier"
     barrier.mkdir()
-    script = ("import sys, os, time\n"
-              "while not os.path.exists(sys.argv[1]): time.sleep(0.0005)\n"
-              "from sladeck.cli import main\n"
-              "main(sys.argv[2:])\n")
-    procs = [subprocess.Popen(
-        [sys.executable, "-c", script, str(barrier / "go"), "--db", str(db_path),
-         "--as", f"person{w}", "ack", f"INC-{inc.id}"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
-        for w in range(PEOPLE)]
-    release(barrier)
-    results = [(p.wait(60), *p.communicate()) for p in procs]
+    results = cli_together(barrier, [["--db", str(db_path), "--as", f"person{w}", "ack",
+                                      f"INC-{inc.id}"] for w in range(PEOPLE)])
     assert all(code == 0 and err == "" for code, _, err in results), results
     outs = sorted(out.strip() for _, out, _ in results)
     assert outs[0] == f"INC-{inc.id} acknowledged at L1", outs
@@ -486,17 +492,9 @@ def test_eight_open_commands_with_one_dedup_key_open_one_incident(
     Store(db_path).close()
     barrier = tmp_path / "barrier"
     barrier.mkdir()
-    script = ("import sys, os, time\n"
-              "while not os.path.exists(sys.argv[1]): time.sleep(0.0005)\n"
-              "from sladeck.cli import main\n"
-              "main(sys.argv[2:])\n")
-    procs = [subprocess.Popen(
-        [sys.executable, "-c", script, str(barrier / "go"), "--db", str(db_path), "open",
-         "--severity", "P1", "--title", "Checkout 500s", "--dedup-key", "checkout-5xx"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
-        for _ in range(PEOPLE)]
-    release(barrier)
-    results = [(p.wait(60), *p.communicate()) for p in procs]
+    results = cli_together(barrier, [["--db", str(db_path), "open", "--severity", "P1",
+                                      "--title", "Checkout 500s", "--dedup-key", "checkout-5xx"]
+                                     for _ in range(PEOPLE)])
     assert all(code == 0 for code, _, _ in results), results
     assert {out.strip() for _, out, _ in results} == {"INC-1"}
     assert sorted(err.strip() for _, _, err in results)[1:] == [
