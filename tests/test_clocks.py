@@ -376,8 +376,10 @@ def test_countdown(delta: timedelta, text: str) -> None:
     assert format_countdown(delta) == text
 
 
-def test_headline_agrees_with_assess_at_every_minute(policy) -> None:
-    """The queue's fast path gives the same risk, headline clock and next change."""
+def test_the_stored_schedule_agrees_with_assess(policy) -> None:
+    """The queue's schedule (risk and headline as step functions of time) gives what
+    `assess` gives at any instant after the incident's last event, and nothing changes
+    before its next-change instant."""
     import dataclasses
     import random
     from datetime import UTC, datetime, timedelta
@@ -389,6 +391,12 @@ def test_headline_agrees_with_assess_at_every_minute(policy) -> None:
     t0 = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
     levels = policy.levels
     checked = 0
+
+    def seen(incident: Incident, now: datetime) -> tuple:
+        a = assess(incident, policy, now)
+        return a.risk, a.nearest.kind if a.nearest else None, a.nearest.due_at if a.nearest \
+            else None
+
     for n in range(300):
         opened = t0 - timedelta(minutes=rng.uniform(0, 600))
         level = rng.choice(levels)
@@ -403,12 +411,17 @@ def test_headline_agrees_with_assess_at_every_minute(policy) -> None:
                             level=level, state=state, opened_at=opened, opened_by="x",
                             level_entered_at=entered, policy_id=1, version=1,
                             acknowledged_at=acked, resolved_at=resolved, reached=reached)
-        for minutes in range(-30, 900, 37):
+        last_event = max(t for t in (opened, entered, acked, resolved) if t is not None)
+        for minutes in range(-30, 1500, 37):
             now = t0 + timedelta(minutes=minutes)
-            a = assess(incident, policy, now)
-            expected = (a.risk, a.nearest.kind if a.nearest else None,
-                        a.nearest.due_at if a.nearest else None, a.changes_at)
-            assert headline(incident, policy, now) == expected, (dataclasses.asdict(incident),
-                                                                 now)
+            if now < last_event:
+                continue
+            risk, kind, due, changes = headline(incident, policy, now)
+            assert (risk, kind, due) == seen(incident, now), (dataclasses.asdict(incident), now)
+            if changes is not None:
+                assert changes > now
+                assert seen(incident, changes - timedelta(microseconds=1)) == (risk, kind, due)
+            else:
+                assert seen(incident, now + timedelta(days=30)) == (risk, kind, due)
             checked += 1
     assert checked > 5000

@@ -32,7 +32,7 @@ from sladeck.domain.actions import Desk
 from sladeck.domain.ingest import import_ndjson
 from sladeck.domain.model import Actor
 from sladeck.policy import Policy, load_policy
-from sladeck.store import Store
+from sladeck.store import SCHEMA_VERSION, Store
 from sladeck.verify import verify
 
 WORKER = Path(__file__).with_name("stress_worker.py")
@@ -638,21 +638,21 @@ def test_backup_while_four_writers_work(tmp_path: Path, db_path: Path, policy: P
 
 def make_v1(path: Path, policy: Policy) -> int:
     """A database as the first release left it (schema 1), with some incidents."""
-    import sqlite_utils
+    from sladeck.store import SLA_COLUMNS
 
-    from sladeck import store as store_module
-
-    old = Store(path, migrate=False)
+    old = Store(path)
     try:
-        with old._immediate():
-            store_module._v1(sqlite_utils.Database(old.conn))
-            old.conn.execute("PRAGMA user_version=1")
         desk = Desk(old, policy, FixedClock(T0), Actor("old"))
         for n in range(3):
             inc = actions.open_incident(desk, title=f"Old {n}", severity="P2",
                                         dedup_key=f"old-{n}").incident
         actions.escalate(desk, inc.id, to="L2", trigger="performance",
                          fields=handoff(policy, "L2"))
+        with old._immediate():  # what schemas 2 and 3 added, taken away again
+            old.conn.execute("DROP INDEX incidents_dedup_key")
+            for column in SLA_COLUMNS:
+                old.conn.execute(f"ALTER TABLE incidents DROP COLUMN {column}")
+            old.conn.execute("PRAGMA user_version=1")
         return old.last_seq()
     finally:
         old.close()
@@ -686,9 +686,9 @@ def test_two_processes_starting_on_a_v1_database_one_migrates(tmp_path: Path, db
              for _ in range(2)]
     release(barrier)
     reports = [finish(p)[0] for p in procs]
-    assert [r["version"] for r in reports] == [2, 2]
+    assert [r["version"] for r in reports] == [SCHEMA_VERSION] * 2
     assert len(log.read_text().splitlines()) == 1  # one migrated, the other waited
-    assert user_version(db_path) == 2 and "incidents_dedup_key" in indexes(db_path)
+    assert user_version(db_path) == SCHEMA_VERSION and "incidents_dedup_key" in indexes(db_path)
     store = Store(db_path)
     try:
         assert store.last_seq() == seq + 2
@@ -719,7 +719,8 @@ def test_kill_9_in_the_middle_of_a_migration_leaves_the_old_schema(
         old.close()
     store = Store(db_path)  # the next start migrates
     try:
-        assert store.schema_version() == 2 and "incidents_dedup_key" in indexes(db_path)
+        assert store.schema_version() == SCHEMA_VERSION
+        assert "incidents_dedup_key" in indexes(db_path)
         assert len(store.incidents()) == 3
         whole(store, policy)
     finally:
@@ -737,7 +738,7 @@ def test_eight_processes_creating_the_same_new_database(tmp_path: Path, policy: 
              for _ in range(PEOPLE)]
     release(barrier)
     reports = [finish(p)[0] for p in procs]
-    assert [r["version"] for r in reports] == [2] * PEOPLE
+    assert [r["version"] for r in reports] == [SCHEMA_VERSION] * PEOPLE
     assert sorted(r["incident"] for r in reports) == list(range(1, PEOPLE + 1))
     assert len(log.read_text().splitlines()) == 1
     store = Store(db)

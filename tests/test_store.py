@@ -375,7 +375,7 @@ def test_dedup_lookups_use_an_index_not_a_table_scan(store) -> None:
 # -- bulk writes (the import's path) ------------------------------------------------------
 
 def test_bulk_rows_equal_single_rows(desk: Desk, store: Store, clock) -> None:
-    from sladeck.store import INCIDENT_COLUMNS, _incident_row, _incident_rows
+    from sladeck.store import WRITTEN_COLUMNS, _incident_row, _incident_rows
 
     actions.open_incident(desk, title="A", severity="P1", service="web", dedup_key="a")
     actions.open_incident(desk, title="B", severity="P2")
@@ -383,8 +383,9 @@ def test_bulk_rows_equal_single_rows(desk: Desk, store: Store, clock) -> None:
     clock.advance(minutes=3)
     actions.resolve(desk, 2, summary="done", checks="all")
     incidents = store.incidents(None)
-    assert _incident_rows(incidents) == [
-        tuple(_incident_row(i)[c] for c in INCIDENT_COLUMNS) for i in incidents]
+    assert _incident_rows(incidents, store.policy) == [
+        tuple(_incident_row(i, store.policy(i.policy_id))[c] for c in WRITTEN_COLUMNS)
+        for i in incidents]
 
 
 def test_append_events_continues_the_chain_or_refuses(desk: Desk, store: Store) -> None:
@@ -459,3 +460,101 @@ def test_batched_dedup_lookup_uses_the_dedup_index(store: Store) -> None:
     sql = next(s for s in plans if "dedup_key IN" in s)
     plan = store.conn.execute("EXPLAIN QUERY PLAN " + sql).fetchall()
     assert "incidents_open_dedup" in str(plan) and "incidents_state" not in str(plan)
+
+
+# -- the queue's reads: stored schedules ------------------------------------------------
+
+def _random_incidents(store: Store, policy, count: int, seed: int) -> list:
+    """`count` incidents in every state, level and severity, written in one transaction."""
+    import random
+    from datetime import timedelta
+
+    from conftest import T0
+    from sladeck.domain.model import Incident
+
+    rng = random.Random(seed)
+    levels = policy.levels
+    incidents = []
+    with store.write() as tx:
+        policy_id = tx.policy_id(policy, T0)
+        for n in range(count):
+            opened = T0 - timedelta(minutes=rng.uniform(0, 900))
+            level = rng.choice(levels)
+            entered = opened if level == levels[0] else opened + timedelta(minutes=rng.uniform(0, 60))
+            state = rng.choice(("open", "open", "acknowledged", "resolved", "closed"))
+            acked = entered + timedelta(minutes=rng.uniform(-5, 40)) \
+                if state != "open" or rng.random() < 0.2 else None
+            resolved = entered + timedelta(minutes=rng.uniform(1, 60)) \
+                if state in ("resolved", "closed") else None
+            incidents.append(Incident(
+                id=n + 1, title=f"t{n}", severity=rng.choice(list(policy.severities)),
+                level=level, state=state, opened_at=opened, opened_by="x",
+                level_entered_at=entered, policy_id=policy_id, version=1,
+                acknowledged_at=acked, resolved_at=resolved,
+                reached={lv: entered for lv in levels[: levels.index(level) + 1]},
+                updated_at=T0, updated_by="x", last_change="opened"))
+        tx.insert_incidents(incidents)
+    return incidents
+
+
+def test_the_worst_rows_read_from_the_store_are_the_queues_first_rows(store: Store, policy
+                                                                       ) -> None:
+    """The first frame's rows (SQLite ordering the stored schedules) and its counts are
+    exactly what the queue shows once every row is loaded, at any instant."""
+    from datetime import timedelta
+
+    from conftest import T0
+    from sladeck.domain.clocks import to_us
+    from sladeck.domain.model import ACTIVE_STATES
+    from sladeck.domain.queue import Queue
+
+    _random_incidents(store, policy, 400, seed=3)
+    states = ("open", "acknowledged", "resolved")
+    for minutes in range(0, 24 * 60, 97):
+        now = T0 + timedelta(minutes=minutes)
+        queue = Queue(store.policy)
+        queue.load(store.queue_items(states), now)
+        worst = store.queue_items(states, worst=40, now=to_us(now),
+                                  severities=tuple(policy.severities))
+        assert [i.id for i in worst] == [r.incident.id for r in queue.order[:40]], minutes
+        by_severity, by_risk = store.queue_counts(ACTIVE_STATES, to_us(now))
+        assert (by_severity, by_risk) == (+queue.by_severity, +queue.by_risk), minutes
+
+
+def test_every_write_keeps_the_stored_schedule(desk: Desk, store: Store, policy, clock
+                                               ) -> None:
+    from sladeck.domain.queue import QueueItem
+
+    _busy_history(desk)
+    clock.advance(minutes=10)
+    actions.resolve(desk, 2, summary="done", checks="all")
+    actions.reopen(desk, 2, reason="back again")
+    actions.change_severity(desk, 1, "P1", reason="worse")
+    items = store.queue_items(("open", "acknowledged", "resolved", "closed"))
+    assert len(items) == 2
+    for item in items:
+        incident = store.incident(item.id)
+        assert incident is not None
+        assert item == QueueItem.of(incident, policy), item.id
+
+
+def test_schema_2_databases_get_their_schedules(desk: Desk, store: Store, db_path: Path,
+                                                policy) -> None:
+    """An older database migrates: every incident's schedule is computed once."""
+    from sladeck.domain.queue import QueueItem
+    from sladeck.store import SLA_COLUMNS
+
+    _busy_history(desk)
+    store.close()
+    raw = _raw(db_path)
+    for column in SLA_COLUMNS:
+        raw.execute(f"ALTER TABLE incidents DROP COLUMN {column}")
+    raw.execute("PRAGMA user_version=2")
+    raw.close()
+    migrated = Store(db_path)
+    assert migrated.schema_version() == SCHEMA_VERSION
+    for item in migrated.queue_items(("open", "acknowledged", "resolved", "closed")):
+        incident = migrated.incident(item.id)
+        assert incident is not None and item == QueueItem.of(incident, policy)
+    assert verify(migrated) == []
+    migrated.close()

@@ -972,3 +972,40 @@ async def test_the_poll_notices_a_commit_and_stops_when_the_app_closes(
         assert app.queue.rows[target].incident.assignee == "polled"
     assert app.closing and app._poll_handle is not None and app._poll_handle.cancelled()
     await asyncio.sleep(0.05)  # no late poll on the closed connections
+
+
+# -- the first frame ----------------------------------------------------------------
+
+
+@sync
+async def test_the_first_frame_shows_the_worst_rows_then_every_row_loads(
+        demo_db: Path, policy: Policy, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Start-up reads one screenful, worst first, with the whole queue's counts; the rest
+    loads after that frame is drawn, and the selection stays on the top row."""
+    import sladeck.tui.app as app_module
+
+    full = make_app(demo_db, policy)
+    async with full.run_test(size=(120, 30)) as pilot:
+        await pilot.pause()
+        everything = [r.incident.id for r in full.queue.visible]
+        summary = full.screen.query_one("#summary", Static).content
+        assert full.queue.complete and len(everything) > 10
+
+    monkeypatch.setattr(app_module, "FIRST_ROWS", 5)
+    app = make_app(demo_db, policy)
+    rest: list[bool] = []
+    monkeypatch.setattr(app, "load_rest", lambda: rest.append(True))
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.pause()
+        assert rest == [True] and not app.queue.complete
+        assert [r.incident.id for r in app.queue.visible] == everything[:5]
+        assert app.screen.query_one("#summary", Static).content == summary  # every row counted
+        view(app).action_cursor(1)  # someone moved already
+        await pilot.pause()
+        monkeypatch.undo()  # the real load_rest
+        app.load_rest()
+        await pilot.pause()
+        assert app.queue.complete
+        assert [r.incident.id for r in app.queue.visible] == everything
+        assert view(app).selected_id == everything[1]
+        assert str(app.screen.query_one("#summary", Static).content) == str(summary)

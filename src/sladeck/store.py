@@ -13,13 +13,15 @@ import hashlib
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from json.encoder import encode_basestring_ascii as _ascii
 from pathlib import Path
+from sys import intern as _intern
 from typing import TYPE_CHECKING, Any
 
+from sladeck.domain.clocks import RISKS, Schedule, schedule
 from sladeck.domain.model import (
     ACTIVE_STATES,
     Actor,
@@ -33,6 +35,7 @@ from sladeck.domain.model import (
     from_iso,
     to_iso,
 )
+from sladeck.domain.queue import QueueItem
 from sladeck.errors import Refused, StoreError
 from sladeck.permissions import check_sharing, is_shared_folder
 from sladeck.policy import Policy
@@ -133,9 +136,35 @@ def _v2(db: sqlite_utils.Database) -> None:
                "WHERE dedup_key IS NOT NULL")
 
 
-MIGRATIONS = (_v1, _v2)
+def _v3(db: sqlite_utils.Database) -> None:
+    """Each incident's SLA schedule beside it, so the queue's worst rows are one
+    `ORDER BY … LIMIT` away and the dashboard never needs every incident's clocks."""
+    from sladeck.policy import parse_policy
+
+    conn = db.conn
+    for column in SLA_COLUMNS:
+        kind = "TEXT" if column.endswith("_kind") else "INTEGER"
+        conn.execute(f"ALTER TABLE incidents ADD COLUMN {column} {kind}")
+    policies = {pid: parse_policy(source, f"stored policy {pid}")
+                for pid, source in conn.execute("SELECT id, source FROM policies")}
+    after = 0
+    while True:
+        rows = conn.execute(f"{_SELECT_INCIDENT} WHERE id > ? ORDER BY id LIMIT 2000",
+                            (after,)).fetchall()
+        if not rows:
+            break
+        incidents = [_incident(row) for row in rows]
+        conn.executemany(
+            f"UPDATE incidents SET {', '.join(f'{c} = ?' for c in SLA_COLUMNS)} WHERE id = ?",
+            [(*_sla_values(i, policies[i.policy_id]), i.id) for i in incidents])
+        after = incidents[-1].id
+
+
+MIGRATIONS = (_v1, _v2, _v3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
+SLA_COLUMNS = ("sla_active", "sla_breached", "sla_breach_at", "sla_breach_kind", "sla_due_at",
+               "sla_due_kind", "sla_warn_at")  # a clocks.Schedule, field for field
 INCIDENT_COLUMNS = (
     "id", "title", "description", "service", "severity", "level", "state", "assignee",
     "external_ref", "dedup_key", "opened_at", "opened_by", "level_entered_at",
@@ -143,8 +172,32 @@ INCIDENT_COLUMNS = (
     "policy_id", "version", "changed_seq", "updated_at", "updated_by", "last_change")
 _TIME_COLUMNS = {"opened_at", "level_entered_at", "acknowledged_at", "resolved_at",
                  "closed_at", "updated_at"}
+WRITTEN_COLUMNS = INCIDENT_COLUMNS + SLA_COLUMNS
 _SELECT_INCIDENT = f"SELECT {', '.join(INCIDENT_COLUMNS)} FROM incidents"
 _OPEN_STATES = "state IN ('open', 'acknowledged')"  # matches incidents_open_dedup's WHERE
+_LOADED_STATES = "state IN ('open', 'acknowledged', 'resolved')"  # what the dashboard shows
+# `Schedule.at`'s risk (as its index in RISKS) and headline deadline, over the stored
+# schedules at :now; a test checks both against the Python for random incidents.
+_NEVER = 2**62  # no deadline: after every real one
+_RISK_SQL = ("CASE WHEN sla_breached OR sla_breach_at <= :now THEN 0 "
+             "WHEN sla_active AND sla_due_at <= :now THEN 1 "
+             "WHEN sla_active AND sla_warn_at <= :now THEN 2 ELSE 3 END")
+_HEAD_SQL = ("CASE WHEN NOT sla_active THEN :never "
+             "WHEN sla_breach_at <= :now THEN sla_breach_at "
+             "WHEN sla_due_at <= :now THEN sla_due_at "
+             "ELSE min(coalesce(sla_breach_at, :never), coalesce(sla_due_at, :never)) END")
+
+
+def _markers(prefix: str, values: Sequence[Any]) -> str:
+    return ", ".join(f":{prefix}{n}" for n in range(len(values)))
+
+
+def _named(prefix: str, values: Sequence[Any]) -> dict[str, Any]:
+    return {f"{prefix}{n}": v for n, v in enumerate(values)}
+
+
+_SELECT_ITEM = ("SELECT id, title, service, assignee, severity, level, state, policy_id, "
+                f"version, changed_seq, {', '.join(SLA_COLUMNS)} FROM incidents")
 
 
 def _time(text: str) -> datetime:
@@ -174,17 +227,36 @@ def _incident(row: sqlite3.Row | tuple) -> Incident:
         updated_by=updated_by, last_change=last_change)
 
 
-def _incident_row(incident: Incident) -> dict[str, Any]:
+def _sla_values(incident: Incident, policy: Policy) -> tuple[Any, ...]:
+    """The SLA_COLUMNS of an incident as it stands."""
+    s = schedule(incident, policy)
+    return (s.active, s.breached, s.breach_at, s.breach_kind, s.due_at, s.due_kind, s.warn_at)
+
+
+def _item(row: tuple[Any, ...]) -> QueueItem:
+    """A `_SELECT_ITEM` row; repeated short strings are shared, not copied per row."""
+    (id_, title, service, assignee, severity, level, state, policy_id, version, changed_seq,
+     active, breached, breach_at, breach_kind, due_at, due_kind, warn_at) = row
+    return QueueItem(id_, title, _intern(service), _intern(assignee) if assignee else None,
+                     _intern(severity), _intern(level), _intern(state), policy_id, version,
+                     changed_seq, Schedule(bool(active), bool(breached), breach_at,
+                                           breach_kind and _intern(breach_kind), due_at,
+                                           due_kind and _intern(due_kind), warn_at))
+
+
+def _incident_row(incident: Incident, policy: Policy) -> dict[str, Any]:
     row = {column: getattr(incident, column) for column in INCIDENT_COLUMNS}  # not asdict: it deep-copies
     for key in _TIME_COLUMNS:
         if row[key] is not None:
             row[key] = to_iso(row[key])
     row["reached"] = json.dumps({k: to_iso(v) for k, v in incident.reached.items()})
+    row.update(zip(SLA_COLUMNS, _sla_values(incident, policy), strict=True))
     return row
 
 
-def _incident_rows(incidents: Iterable[Incident]) -> list[tuple[Any, ...]]:
-    """`_incident_row` for many incidents, as tuples in INCIDENT_COLUMNS' order: each
+def _incident_rows(incidents: Iterable[Incident], policy_for: Callable[[int], Policy]
+                   ) -> list[tuple[Any, ...]]:
+    """`_incident_row` for many incidents, as tuples in WRITTEN_COLUMNS' order: each
     distinct time is formatted once (a bulk import shares `now` across every row)."""
     texts: dict[datetime, str] = {}
     reached_texts: dict[tuple[tuple[str, datetime], ...], str] = {}
@@ -208,7 +280,7 @@ def _incident_rows(incidents: Iterable[Incident]) -> list[tuple[Any, ...]]:
             i.external_ref, i.dedup_key, t(i.opened_at), i.opened_by, t(i.level_entered_at),
             t(i.acknowledged_at), i.acknowledged_by, t(i.resolved_at), t(i.closed_at),
             reached, i.repeats, i.policy_id, i.version, i.changed_seq, t(i.updated_at),
-            i.updated_by, i.last_change))
+            i.updated_by, i.last_change, *_sla_values(i, policy_for(i.policy_id))))
     return rows
 
 
@@ -383,6 +455,43 @@ class Store:
                 params.append(value)
         sql = _SELECT_INCIDENT + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY id"
         return [_incident(row) for row in self.conn.execute(sql, params).fetchall()]
+
+    def queue_items(self, states: Sequence[str], *, worst: int | None = None, now: int = 0,
+                    severities: Sequence[str] = ()) -> list[QueueItem]:
+        """What the dashboard's queue keeps of each incident in `states` (never all the
+        columns). With `worst`, only that many, worst first at `now` (`to_us`): the
+        rule of `Schedule.at` and the queue's order (risk, headline deadline, severity in
+        the order `severities` lists them, id), evaluated by SQLite over the stored
+        schedules, so the first screen needs no other row read or assessed."""
+        sql = f"{_SELECT_ITEM} WHERE state IN ({', '.join('?' * len(states))})"
+        params: Any = list(states)
+        if worst is not None:
+            rank = "CASE severity " + " ".join(
+                f"WHEN :sev{n} THEN {n}" for n in range(len(severities))) + " ELSE 99 END"
+            sql = (f"{_SELECT_ITEM} WHERE state IN ({_markers('st', states)}) "
+                   f"ORDER BY {_RISK_SQL}, {_HEAD_SQL}, {rank}, id LIMIT :worst")
+            params = {"now": now, "never": _NEVER, "worst": worst, **_named("st", states),
+                      **_named("sev", severities)}
+        return [_item(row) for row in self.conn.execute(sql, params)]
+
+    def queue_counts(self, states: Sequence[str], now: int
+                     ) -> tuple[dict[str, int], dict[str, int]]:
+        """Incidents in `states` by severity and by risk at `now` (as the queue counts
+        them), without reading them: for the summary line before every row is loaded."""
+        by_severity: dict[str, int] = {}
+        by_risk: dict[str, int] = {}
+        for severity, risk, count in self.conn.execute(
+                f"SELECT severity, {_RISK_SQL} AS risk, count(*) FROM incidents "
+                f"WHERE state IN ({_markers('st', states)}) GROUP BY severity, risk",
+                {"now": now, **_named("st", states)}):
+            by_severity[severity] = by_severity.get(severity, 0) + count
+            by_risk[RISKS[risk]] = by_risk.get(RISKS[risk], 0) + count
+        return by_severity, by_risk
+
+    def changed_items(self, seq: int) -> list[QueueItem]:
+        """`changed_since`, as queue items."""
+        return [_item(row) for row in self.conn.execute(
+            f"{_SELECT_ITEM} WHERE changed_seq > ? ORDER BY id", (seq,)).fetchall()]
 
     def changed_since(self, seq: int) -> list[Incident]:
         """Incidents changed by events after `seq` (cheap: an index range scan)."""
@@ -582,17 +691,18 @@ class Transaction:
             raise
 
     def insert_incident(self, incident: Incident) -> None:
-        row = _incident_row(incident)
-        self._write_row(f"INSERT INTO incidents ({', '.join(INCIDENT_COLUMNS)}) "
-                        f"VALUES ({', '.join('?' * len(INCIDENT_COLUMNS))})",
-                        [row[c] for c in INCIDENT_COLUMNS], incident)
+        row = _incident_row(incident, self.store.policy(incident.policy_id))
+        self._write_row(f"INSERT INTO incidents ({', '.join(WRITTEN_COLUMNS)}) "
+                        f"VALUES ({', '.join('?' * len(WRITTEN_COLUMNS))})",
+                        [row[c] for c in WRITTEN_COLUMNS], incident)
 
     def insert_incidents(self, incidents: list[Incident]) -> None:
         """`insert_incident` for many new incidents, in one `executemany`."""
         try:
             self.conn.executemany(
-                f"INSERT INTO incidents ({', '.join(INCIDENT_COLUMNS)}) "
-                f"VALUES ({', '.join('?' * len(INCIDENT_COLUMNS))})", _incident_rows(incidents))
+                f"INSERT INTO incidents ({', '.join(WRITTEN_COLUMNS)}) "
+                f"VALUES ({', '.join('?' * len(WRITTEN_COLUMNS))})",
+                _incident_rows(incidents, self.store.policy))
         except sqlite3.IntegrityError as exc:
             if "dedup_key" in str(exc):
                 raise Refused("another open incident has the dedup key of one of these "
@@ -603,8 +713,8 @@ class Transaction:
         """`update_incident` for many (incident, expected_version) pairs at once."""
         if not changes:
             return
-        columns = [c for c in INCIDENT_COLUMNS if c != "id"]
-        rows = _incident_rows(incident for incident, _ in changes)
+        columns = [c for c in WRITTEN_COLUMNS if c != "id"]
+        rows = _incident_rows((incident for incident, _ in changes), self.store.policy)
         cursor = self.conn.executemany(
             f"UPDATE incidents SET {', '.join(f'{c} = ?' for c in columns)} "
             "WHERE id = ? AND version = ?",
@@ -613,8 +723,8 @@ class Transaction:
             raise StoreError("incidents changed during the transaction")
 
     def update_incident(self, incident: Incident, expected_version: int) -> None:
-        row = _incident_row(incident)
-        columns = [c for c in INCIDENT_COLUMNS if c != "id"]
+        row = _incident_row(incident, self.store.policy(incident.policy_id))
+        columns = [c for c in WRITTEN_COLUMNS if c != "id"]
         cursor = self._write_row(
             f"UPDATE incidents SET {', '.join(f'{c} = ?' for c in columns)} "
             "WHERE id = ? AND version = ?",

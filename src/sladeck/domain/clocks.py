@@ -7,7 +7,7 @@ replay of its timeline), its policy and an instant: nothing is stored as truth.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sladeck.domain.model import Incident
 from sladeck.policy import Policy
@@ -130,54 +130,111 @@ def assess(incident: Incident, policy: Policy, now: datetime) -> Assessment:
     return Assessment(tuple(clocks), risk, nearest, min(upcoming) if upcoming else None)
 
 
-_URGENCY = {BREACHED: 0, DUE: 1, RUNNING: 2}
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+_ORDER = {kind: n for n, kind in enumerate(CLOCK_KINDS)}  # ties go to the earlier clock
+
+
+def to_us(at: datetime) -> int:
+    """An instant as whole microseconds since the epoch: exact, and what SQLite stores."""
+    return (at - EPOCH) // _US
+
+
+def from_us(us: int) -> datetime:
+    return EPOCH + timedelta(microseconds=us)
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """When an incident's risk and headline deadline change if nothing more happens to it.
+
+    Every clock that an event stopped is settled, and the rest tick on: so risk and the
+    headline deadline are step functions of time with at most three steps (warning,
+    escalation due, breach). Instants are `to_us` microseconds. The store keeps these
+    beside each incident, so the queue's worst rows are one indexed `ORDER BY` away and
+    a queue row needs no clocks at all.
+    """
+
+    active: bool
+    breached: bool  # a stopped clock was breached: a fact that stays
+    breach_at: int | None  # the first ticking clock whose passing is a breach ...
+    breach_kind: str | None  # ... and its kind
+    due_at: int | None  # the first ticking clock whose passing makes escalation due
+    due_kind: str | None
+    warn_at: int | None  # the nearest ticking deadline's warning instant
+
+    @property
+    def nearest(self) -> tuple[int, str] | None:
+        """The soonest ticking deadline (due, kind), before any has passed."""
+        b, d = self.breach_at, self.due_at
+        if b is None or (d is not None and (d, _ORDER[self.due_kind]) < (b, _ORDER[self.breach_kind])):  # type: ignore[index]
+            return (d, self.due_kind) if d is not None else None  # type: ignore[return-value]
+        return b, self.breach_kind  # type: ignore[return-value]
+
+    def at(self, now: int) -> tuple[str, str | None, int | None, int | None]:
+        """(risk, headline kind, headline due, next change) at `now`, all in microseconds."""
+        b, d, w = self.breach_at, self.due_at, self.warn_at
+        passed_b = b is not None and now >= b
+        if not self.active:
+            risk = BREACHED if self.breached or passed_b else OK
+            return risk, None, None, b if b is not None and b > now else None
+        due = d is not None and now >= d
+        if passed_b:
+            kind, at = self.breach_kind, b
+        elif due:
+            kind, at = self.due_kind, d
+        else:
+            nearest = self.nearest
+            kind, at = nearest[1] if nearest else None, nearest[0] if nearest else None
+        if self.breached or passed_b:
+            risk = BREACHED
+        elif due:
+            risk = DUE
+        elif w is not None and now >= w:
+            risk = WARNING
+        else:
+            risk = OK
+        later = [t for t in (b, d, w) if t is not None and t > now]
+        return risk, kind, at, min(later) if later else None
+
+
+def schedule(incident: Incident, policy: Policy) -> Schedule:
+    """The `Schedule` of SPEC §3's clocks for `incident` as it stands (one place: `_specs`)."""
+    active = incident.active
+    breached = False
+    breach: tuple[datetime, int, str] | None = None
+    due: tuple[datetime, int, str] | None = None
+    nearest: tuple[datetime, int, datetime] | None = None  # due, order, started
+    for kind, start, due_at, stop, passed, _target in _specs(incident, policy):
+        if stop is not None:  # an event stopped it: settled
+            if passed == BREACHED and stop > due_at:
+                breached = True
+            continue
+        order = _ORDER[kind]
+        if passed == BREACHED:
+            if breach is None or (due_at, order) < breach[:2]:
+                breach = (due_at, order, kind)
+        elif not active:
+            continue
+        elif due is None or (due_at, order) < due[:2]:
+            due = (due_at, order, kind)
+        if active and (nearest is None or (due_at, order) < nearest[:2]):
+            nearest = (due_at, order, start)
+    warn_at = None
+    if nearest is not None:
+        warn_at = to_us(nearest[0] - (nearest[0] - nearest[2]) * policy.warn_at)
+    return Schedule(active, breached,
+                    to_us(breach[0]) if breach else None, breach[2] if breach else None,
+                    to_us(due[0]) if due else None, due[2] if due else None, warn_at)
 
 
 def headline(incident: Incident, policy: Policy, now: datetime
              ) -> tuple[str, str | None, datetime | None, datetime | None]:
-    """(risk, headline clock kind, its due_at, changes_at): `assess` without the clocks.
-
-    The same rules as `assess` (tests check they agree), without building five
-    SlaClock objects: what the queue keeps for each of thousands of rows.
-    """
-    specs = _specs(incident, policy)
-    active = incident.active
-    breached = due = False
-    best: tuple[int, datetime, str, datetime] | None = None  # urgency, due, kind, start
-    upcoming: datetime | None = None
-    for kind, start, due_at, stop, passed, _target in specs:
-        if stop is not None and stop <= now:  # stopped: its outcome stays
-            if stop > due_at and passed == BREACHED:
-                breached = True
-            continue
-        status = RUNNING if now < due_at else passed
-        if status == BREACHED:
-            breached = True
-        if not active:
-            continue
-        if status == DUE:
-            due = True
-        elif status == RUNNING and (upcoming is None or due_at < upcoming):
-            upcoming = due_at
-        rank = _URGENCY[status]
-        if best is None or (rank, due_at) < (best[0], best[1]):
-            best = (rank, due_at, kind, start)
-    warn_from = None
-    if best is not None and best[0] == 2:  # the headline clock is running
-        warn_from = best[1] - (best[1] - best[3]) * policy.warn_at
-        if warn_from > now and (upcoming is None or warn_from < upcoming):
-            upcoming = warn_from
-    if breached:
-        risk = BREACHED
-    elif due:
-        risk = DUE
-    elif warn_from is not None and now >= warn_from:
-        risk = WARNING
-    else:
-        risk = OK
-    if best is None:
-        return risk, None, None, upcoming
-    return risk, best[2], best[1], upcoming
+    """(risk, headline clock kind, its due_at, next change): `assess` without the clocks,
+    for an incident whose events have all happened by `now` (tests check they agree)."""
+    risk, kind, due, changes = schedule(incident, policy).at(to_us(now))
+    return (risk, kind, from_us(due) if due is not None else None,
+            from_us(changes) if changes is not None else None)
 
 
 def format_countdown(delta: timedelta) -> str:

@@ -1,13 +1,14 @@
 """The dashboard's queue as plain data: rows, filter, order, and when each row changes.
 
-Each row keeps only what the queue shows (risk, the headline deadline, when that
-next changes), computed once and kept until its `changes_at` instant (or until the
-incident changes), so a one-second tick costs nothing per row: it only pops the
-rows whose risk may have moved. Every row is kept in sort order (`order`) and the
-filtered rows (`visible`) are a subsequence of it, so a changed row moves with a
-bisect instead of a full sort, a new filter is one pass without a sort, and the
-counts the summary line shows are kept up to date as rows come and go. Countdown
-text is computed by the view for the rows on screen, never here.
+A row keeps only what the queue shows of an incident (a `QueueItem`: its cells and its
+SLA `Schedule`, never the whole incident) and what that gives now (risk, the headline
+deadline, when that next changes). A one-second tick costs nothing per row: it only
+pops the rows whose risk may have moved and re-reads their schedules, with no I/O.
+Every row is kept in sort order (`order`) and the filtered rows (`visible`) are a
+subsequence of it, so a changed row moves with a bisect instead of a full sort, a new
+filter is one pass without a sort, and the counts the summary line shows are kept up
+to date as rows come and go. Countdown text is computed by the view for the rows on
+screen, never here.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from sys import intern
 
-from sladeck.domain.clocks import BREACHED, DUE, RISKS, headline
-from sladeck.domain.model import ACKNOWLEDGED, CLOSED, OPEN, Incident
+from sladeck.domain.clocks import BREACHED, DUE, RISKS, Schedule, from_us, schedule, to_us
+from sladeck.domain.model import ACKNOWLEDGED, ACTIVE_STATES, CLOSED, OPEN, Incident, format_ref
 from sladeck.policy import Policy
 
 DEFAULT_STATES = frozenset({OPEN, ACKNOWLEDGED})
@@ -55,24 +57,63 @@ def _key(row: Row) -> tuple:
 
 
 @dataclass(slots=True)
-class Row:
-    """One incident as the queue shows it: no clocks kept, only the headline."""
+class QueueItem:
+    """What the queue keeps of an incident: the cells it shows and its SLA schedule.
 
-    incident: Incident
-    policy: Policy
+    About a fifth of an `Incident`'s memory; the dashboard reads the whole incident
+    from the store when someone acts on it or opens it.
+    """
+
+    id: int
+    title: str
+    service: str
+    assignee: str | None
+    severity: str
+    level: str
+    state: str
+    policy_id: int
+    version: int
+    changed_seq: int
+    schedule: Schedule
+
+    @property
+    def ref(self) -> str:
+        return format_ref(self.id)
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+    @classmethod
+    def of(cls, incident: Incident, policy: Policy) -> QueueItem:
+        i = incident
+        return cls(i.id, i.title, intern(i.service), intern(i.assignee) if i.assignee else None,
+                   intern(i.severity), intern(i.level), intern(i.state), i.policy_id, i.version,
+                   i.changed_seq, schedule(i, policy))
+
+
+@dataclass(slots=True)
+class Row:
+    """One incident as the queue shows it now: no clocks kept, only the headline."""
+
+    incident: QueueItem
     risk: str
     kind: str | None  # the headline deadline's clock kind, None when nothing ticks
-    due_at: datetime | None  # ... and when it falls due
-    changes_at: float | None  # POSIX time at which risk or any clock status next changes
+    due_us: int | None  # ... and when it falls due (`to_us` microseconds)
+    changes_at: int | None  # when risk or the headline next changes (microseconds)
     key: tuple = ()
     haystack: str = ""
+
+    @property
+    def due_at(self) -> datetime | None:
+        return from_us(self.due_us) if self.due_us is not None else None
 
 
 @dataclass(frozen=True)
 class Transition:
     """An incident whose risk worsened into due or breached."""
 
-    incident: Incident
+    incident: QueueItem
     before: str
     after: str
 
@@ -89,24 +130,28 @@ class Queue:
     by_risk: Counter[str] = field(default_factory=Counter)
     max_id: int = 0
     _heap: list[tuple[float, int]] = field(default_factory=list)
-    _ranks: dict[int, dict[str, int]] = field(default_factory=dict)  # id(policy) → ranks
+    _ranks: dict[int, dict[str, int]] = field(default_factory=dict)  # policy id → ranks
+    complete: bool = True  # False while only the worst rows are loaded
 
-    def _row(self, incident: Incident, now: datetime) -> Row:
-        policy = self.policy_for(incident.policy_id)
-        risk, kind, due_at, changes = headline(incident, policy, now)
-        haystack = " ".join((incident.ref, incident.title, incident.service,
-                             incident.assignee or "", incident.severity, incident.level)).casefold()
-        ranks = self._ranks.get(id(policy))
+    def item(self, incident: Incident | QueueItem) -> QueueItem:
+        if isinstance(incident, QueueItem):
+            return incident
+        return QueueItem.of(incident, self.policy_for(incident.policy_id))
+
+    def _row(self, item: QueueItem, now: int, haystack: str = "") -> Row:
+        risk, kind, due, changes = item.schedule.at(now)
+        if not haystack:
+            haystack = " ".join((item.ref, item.title, item.service, item.assignee or "",
+                                 item.severity, item.level)).casefold()
+        ranks = self._ranks.get(item.policy_id)
         if ranks is None:
-            ranks = self._ranks[id(policy)] = {s: n for n, s in enumerate(policy.severities)}
+            policy = self.policy_for(item.policy_id)
+            ranks = self._ranks[item.policy_id] = {s: n for n, s in enumerate(policy.severities)}
         # The same order as Assessment.sort_key: risk, headline deadline, severity, id.
-        key = (_RISK_RANK[risk], due_at.timestamp() if due_at is not None else _INF,
-               ranks[incident.severity], incident.id)
-        changes_at = changes.timestamp() if changes is not None else None
-        row = Row(incident, policy, risk, kind, due_at, changes_at, key, haystack)
-        if changes_at is not None:
-            heapq.heappush(self._heap, (changes_at, incident.id))
-        return row
+        key = (_RISK_RANK[risk], due if due is not None else _INF, ranks[item.severity], item.id)
+        if changes is not None:
+            heapq.heappush(self._heap, (changes, item.id))
+        return Row(item, risk, kind, due, changes, key, haystack)
 
     # -- counts ------------------------------------------------------------------------
 
@@ -115,30 +160,39 @@ class Queue:
             self.by_severity[row.incident.severity] += sign
             self.by_risk[row.risk] += sign
 
+    def counts_from(self, counts: tuple[dict[str, int], dict[str, int]]) -> None:
+        """Counts read from the store, while only the worst rows are loaded."""
+        self.by_severity, self.by_risk = Counter(counts[0]), Counter(counts[1])
+
     def summary(self) -> tuple[Counter[str], Counter[str]]:
         """(active incidents by severity, active incidents by risk); kept, not counted."""
         return self.by_severity, self.by_risk
 
     # -- loading and merging -----------------------------------------------------------
 
-    def load(self, incidents: Iterable[Incident], now: datetime) -> None:
+    def load(self, incidents: Iterable[Incident | QueueItem], now: datetime, *,
+             complete: bool = True) -> None:
+        """Every row afresh; `complete=False` for the worst rows only, to show first."""
         self.rows, self._heap, self.order, self.visible = {}, [], [], []
         self.by_severity, self.by_risk = Counter(), Counter()
+        self.complete = complete
         self.merge(incidents, now)
 
-    def merge(self, incidents: Iterable[Incident], now: datetime) -> list[Transition]:
+    def merge(self, incidents: Iterable[Incident | QueueItem], now: datetime
+              ) -> list[Transition]:
         """Take in new or changed incidents; closed ones leave memory."""
-        incidents = list(incidents)
-        bulk = len(incidents) > BULK
+        items = [self.item(i) for i in incidents]
+        bulk = len(items) > BULK
+        stamp = to_us(now)
         transitions = []
-        for incident in incidents:
-            old = self.rows.get(incident.id)
+        for item in items:
+            old = self.rows.get(item.id)
             if old is not None:
                 self._drop(old, bulk)
-            if incident.state == CLOSED:
+            if item.state == CLOSED:
                 continue
-            row = self._row(incident, now)
-            self.max_id = max(self.max_id, incident.id)
+            row = self._row(item, stamp)
+            self.max_id = max(self.max_id, item.id)
             self._put(row, bulk)
             if old is not None:
                 transitions += self._worse(old, row)
@@ -165,7 +219,7 @@ class Queue:
 
     def tick(self, now: datetime) -> list[Transition]:
         """Re-assess only the rows whose assessment changes by `now`."""
-        stamp = now.timestamp()
+        stamp = to_us(now)
         transitions: list[Transition] = []
         heap = self._heap
         while heap and heap[0][0] <= stamp:
@@ -173,7 +227,7 @@ class Queue:
             old = self.rows.get(incident_id)
             if old is None or old.changes_at is None or old.changes_at > stamp:
                 continue  # a stale heap entry
-            row = self._row(old.incident, now)
+            row = self._row(old.incident, stamp, old.haystack)
             if row.key == old.key:  # the key starts with the risk
                 self._replace(old, row)  # same place: no move, no count change
             else:

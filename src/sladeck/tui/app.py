@@ -1,8 +1,10 @@
 """SladeckApp: wiring between the store, the queue, the screens and the actions.
 
-Two loops, never overlapping: a one-second tick that does no I/O (it re-assesses
-only rows whose risk may have moved and repaints what is on screen), and a poll
-of `PRAGMA data_version` that loads only incidents changed since the last event
+Start-up shows the worst rows first: the store orders incidents by their stored SLA
+schedules, so the first frame needs one screenful, and every other row loads just
+after it. Then two loops, never overlapping: a one-second tick that does no I/O (it
+re-assesses only rows whose risk may have moved and repaints what is on screen), and
+a poll of `PRAGMA data_version` that loads only incidents changed since the last event
 it saw. Actions run in thread workers on their own connection.
 """
 
@@ -29,8 +31,9 @@ from textual.worker import Worker, WorkerState
 from sladeck.clock import Clock, SystemClock
 from sladeck.domain import actions
 from sladeck.domain.actions import Desk, Outcome
+from sladeck.domain.clocks import to_us
 from sladeck.domain.model import ACKNOWLEDGED, ACTIVE_STATES, OPEN, RESOLVED, Actor, Incident
-from sladeck.domain.queue import Filter, Queue, Transition
+from sladeck.domain.queue import Filter, Queue, QueueItem, Transition
 from sladeck.errors import Conflict, MissingFields, SladeckError
 from sladeck.policy import Policy
 from sladeck.store import Store
@@ -59,6 +62,7 @@ def _is(screen: object, module: str, name: str) -> bool:
 
 log = logging.getLogger("sladeck.tui")
 LOADED_STATES = (*ACTIVE_STATES, RESOLVED)  # closed incidents never enter memory
+FIRST_ROWS = 100  # read before the first frame: more than a tall terminal shows
 
 
 def summary_text(queue: Queue, policy: Policy, now: datetime, width: int) -> Text:
@@ -150,7 +154,7 @@ class SladeckApp(App[int]):
                  clock: Clock | None = None, poll_interval: float | None = 0.1,
                  tick_interval: float | None = 1.0, bell: bool = True,
                  log_file: Path | None = None, run_hooks: bool = True,
-                 cursor_blink: bool = True) -> None:
+                 cursor_blink: bool = True, reader: Store | None = None) -> None:
         super().__init__()
         write_only_changed_cells()  # partial updates write their own cells, not whole lines
         self.cursor_blink = cursor_blink  # off for snapshots and screenshots
@@ -163,12 +167,10 @@ class SladeckApp(App[int]):
         self.ring_bell = bell and policy.notifications.bell
         self.log_file = log_file
         self.run_hooks = run_hooks
-        self.reader = Store(self.db_path)  # main thread: polls and reads
-        self.writer = Store(self.db_path, migrate=False)  # action workers, one at a time
+        self.reader = reader or Store(self.db_path)  # main thread: polls and reads
         self.reader.adopt(policy)
-        self.writer.adopt(policy)
-        self.write_lock = threading.Lock()
-        self.desk = Desk(self.writer, policy, self.clock, actor)
+        self.write_lock = threading.Lock()  # held by whoever uses `desk`
+        self._desk: Desk | None = None
         me = tuple(n for n in (actor.account, actor.name) if n)
         self.queue = Queue(self.reader.policy, me=me)
         self.seq = 0
@@ -177,6 +179,20 @@ class SladeckApp(App[int]):
         self._keys_for: object = None  # what the footer's keys were last checked for
         self._poll_handle: asyncio.TimerHandle | None = None
         self.closing = False  # set on unmount: a late poll or tick must not touch the store
+
+    @property
+    def desk(self) -> Desk:
+        """The actions' own connection, opened by the first action (under `write_lock`):
+        the first frame needs no second connection."""
+        if self._desk is None:
+            writer = Store(self.db_path, migrate=False)
+            writer.adopt(self.policy)
+            self._desk = Desk(writer, self.policy, self.clock, self.actor)
+        return self._desk
+
+    @property
+    def writer(self) -> Store:
+        return self.desk.store
 
     # -- start-up and the two loops --------------------------------------------
 
@@ -189,13 +205,29 @@ class SladeckApp(App[int]):
             self.set_interval(self.tick_interval, self.tick, name="tick")
 
     def load_queue(self) -> None:
-        """Load every open and resolved incident once (closed ones never load)."""
+        """The worst rows first, for the first frame; every open and resolved incident
+        (closed ones never load) just after it has been drawn."""
         self.data_version = self.reader.data_version()
         self.seq = self.reader.last_seq()
-        self.queue.load(self.reader.incidents(LOADED_STATES), self.clock.now())
+        now = self.clock.now()
+        first = self.reader.queue_items(LOADED_STATES, worst=FIRST_ROWS, now=to_us(now),
+                                        severities=tuple(self.policy.severities))
+        complete = len(first) < FIRST_ROWS
+        self.queue.load(first, now, complete=complete)
+        if not complete:
+            self.queue.counts_from(self.reader.queue_counts(ACTIVE_STATES, to_us(now)))
+            self.call_after_refresh(self.load_rest)
         self.loaded = True
         self._rows_changed()
         self._arm_poll()
+
+    def load_rest(self) -> None:
+        """Every row, once the first frame is out; the selection stays where it was."""
+        if self.closing:
+            return
+        self.queue.load(self.reader.queue_items(LOADED_STATES), self.clock.now())
+        self.refresh_from_store(force=True)  # anything committed since the first rows
+        self._rows_changed()
 
     def _arm_poll(self) -> None:
         """The next poll, as a plain event-loop callback: a Textual timer costs about 10×
@@ -217,14 +249,14 @@ class SladeckApp(App[int]):
         if not self.closing:
             self.refresh_from_store()
 
-    def refresh_from_store(self) -> None:
+    def refresh_from_store(self, force: bool = False) -> None:
         if self.closing:
             return
         version = self.reader.data_version()
-        if version == self.data_version:
+        if version == self.data_version and not force:
             return
         self.data_version = version
-        changed = self.reader.changed_since(self.seq)
+        changed = self.reader.changed_items(self.seq)
         if not changed:
             return
         self.seq = max(self.seq, *(i.changed_seq for i in changed))
@@ -240,7 +272,7 @@ class SladeckApp(App[int]):
                     s.show(detail)  # type: ignore[attr-defined]
         if _is(screen, "forms", "ActionForm") and screen.incident is not None \
                 and screen.incident.id in ids:
-            newer = next((i for i in changed if i.id == screen.incident.id), None)
+            newer = self.reader.incident(screen.incident.id)
             if newer is not None and newer.version != screen.expected_version:
                 screen.query_one("#form-error", Static).update(Text(
                     f"{newer.ref} was just changed by {visible(newer.updated_by)} "
@@ -316,11 +348,12 @@ class SladeckApp(App[int]):
             self.notify(f"and {len(transitions) - 5} more", markup=False)
         if self.ring_bell:
             self.bell()
-        self.record_notices([t.incident for t in transitions])
+        self.record_notices([t.incident.id for t in transitions])
 
     @work(thread=True, exit_on_error=False, group="notices")
-    def record_notices(self, incidents: list[Incident]) -> None:
+    def record_notices(self, incident_ids: list[int]) -> None:
         with self.write_lock:
+            incidents = [i for i in map(self.writer.incident, incident_ids) if i is not None]
             recorded = actions.record_notices(self.desk, incidents)
         if not self.run_hooks:
             return
@@ -335,8 +368,10 @@ class SladeckApp(App[int]):
 
     # -- the current incident and what applies to it ---------------------------
 
-    def current_incident(self, screen: Screen[Any] | None = None) -> Incident | None:
-        """The incident the keys act on: the detail shown, or the queue's selection."""
+    def current_incident(self, screen: Screen[Any] | None = None
+                         ) -> Incident | QueueItem | None:
+        """The incident the keys act on: the detail shown, or the queue's selection (as
+        the queue keeps it: enough to say which keys apply)."""
         screen = screen or self.screen
         if _is(screen, "detail", "DetailScreen"):
             return screen.incident  # type: ignore[attr-defined,no-any-return]
@@ -373,17 +408,25 @@ class SladeckApp(App[int]):
 
     # -- actions: keys, palette and forms all end here --------------------------
 
-    def _incident_and_policy(self) -> tuple[Incident, Policy] | None:
-        incident = self.current_incident()
-        if incident is None:
+    def _incident_and_policy(self) -> tuple[Incident, Policy, int] | None:
+        """The whole incident the keys act on, as stored now, and the version the person
+        saw (acting on it is refused with what changed if someone changed it since)."""
+        current = self.current_incident()
+        incident = current if isinstance(current, Incident) or current is None \
+            else self.reader.incident(current.id)
+        if incident is None or current is None:
             self.notify("Select an incident first", severity="warning")
             return None
-        return incident, self.reader.policy(incident.policy_id)
+        return incident, self.reader.policy(incident.policy_id), current.version
+
+    def _form(self, form: ActionForm, seen_version: int) -> None:
+        form.expected_version = seen_version
+        self.push_screen(form)
 
     def action_acknowledge(self) -> None:
         found = self._incident_and_policy()
         if found:
-            incident_id, version = found[0].id, found[0].version
+            incident_id, version = found[0].id, found[2]
             self.perform(lambda desk: actions.acknowledge(desk, incident_id,
                                                           expected_version=version))
 
@@ -392,42 +435,42 @@ class SladeckApp(App[int]):
         if found:
             from sladeck.tui.forms import EscalateForm
 
-            self.push_screen(EscalateForm(found[0], found[1], self.clock.now()))
+            self._form(EscalateForm(found[0], found[1], self.clock.now()), found[2])
 
     def action_resolve(self) -> None:
         found = self._incident_and_policy()
         if found:
             from sladeck.tui.forms import ResolveForm
 
-            self.push_screen(ResolveForm(found[0], found[1], self.clock.now()))
+            self._form(ResolveForm(found[0], found[1], self.clock.now()), found[2])
 
     def action_review(self) -> None:
         found = self._incident_and_policy()
         if found:
             from sladeck.tui.forms import ReviewForm
 
-            self.push_screen(ReviewForm(found[0], found[1], self.clock.now()))
+            self._form(ReviewForm(found[0], found[1], self.clock.now()), found[2])
 
     def action_comment(self) -> None:
         found = self._incident_and_policy()
         if found:
             from sladeck.tui.forms import NoteForm
 
-            self.push_screen(NoteForm(found[0], found[1]))
+            self._form(NoteForm(found[0], found[1]), found[2])
 
     def action_severity(self) -> None:
         found = self._incident_and_policy()
         if found:
             from sladeck.tui.forms import SeverityForm
 
-            self.push_screen(SeverityForm(found[0], found[1]))
+            self._form(SeverityForm(found[0], found[1]), found[2])
 
     def action_assign(self) -> None:
         found = self._incident_and_policy()
         if found:
             from sladeck.tui.forms import AssignForm
 
-            self.push_screen(AssignForm(found[0], self.actor.name or self.actor.account))
+            self._form(AssignForm(found[0], self.actor.name or self.actor.account), found[2])
 
     def action_new(self) -> None:
         from sladeck.tui.forms import NewIncidentForm
@@ -583,20 +626,21 @@ class SladeckApp(App[int]):
         if self._poll_handle is not None:
             self._poll_handle.cancel()
         self.reader.close()
-        self.writer.close()
+        with self.write_lock:
+            if self._desk is not None:
+                self._desk.store.close()
 
 
 def run_dashboard(store: Store, policy: Policy, actor: Actor, *, db_path: Path,
                   log_file: Path) -> None:
-    """Open the dashboard on `db_path` (the CLI's store is closed first)."""
-    store.close()
+    """Open the dashboard on `db_path`, reading through the CLI's store."""
     try:
         log_file.parent.mkdir(parents=True, exist_ok=True)
         logging.basicConfig(filename=log_file, level=logging.INFO,
                             format="%(asctime)s %(levelname)s %(name)s %(message)s")
     except OSError:
         pass
-    app = SladeckApp(db_path, policy, actor, log_file=log_file)
+    app = SladeckApp(db_path, policy, actor, log_file=log_file, reader=store)
     app.run()
     if app.return_code:
         raise SystemExit(app.return_code)
