@@ -372,6 +372,11 @@ class Store:
     def close(self) -> None:
         self.conn.close()
 
+    def small_cache(self, kib: int = 256) -> None:
+        """A smaller page cache (SQLite's default is 2 MiB a connection) for a long-lived
+        reader that reads most rows once: the OS caches the file anyway."""
+        self.conn.execute(f"PRAGMA cache_size=-{int(kib)}")
+
     # -- schema ---------------------------------------------------------------
 
     def schema_version(self) -> int:

@@ -169,6 +169,7 @@ class SladeckApp(App[int]):
         self.run_hooks = run_hooks
         self.reader = reader or Store(self.db_path)  # main thread: polls and reads
         self.reader.adopt(policy)
+        self.reader.small_cache()
         self.write_lock = threading.Lock()  # held by whoever uses `desk`
         self._desk: Desk | None = None
         me = tuple(n for n in (actor.account, actor.name) if n)
