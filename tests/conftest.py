@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,9 @@ T0 = datetime(2026, 11, 26, 15, 0, 0, tzinfo=UTC)
 REPO = Path(__file__).resolve().parent.parent
 
 os.environ.setdefault("TZ", "UTC")
+# The parsed-policy cache (and anything else platformdirs places) stays out of the
+# home of whoever runs the tests; subprocesses inherit it.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="sladeck-tests-cache-")
 
 
 @pytest.fixture

@@ -496,3 +496,56 @@ def test_mutated_policy_is_parsed_or_refused_line_by_line(text: str) -> None:
             assert int(problem.split(":")[1]) <= text.count("\n") + 1, problem
     else:
         assert isinstance(result, Policy)
+
+
+# -- the parsed-policy cache ----------------------------------------------------------
+
+
+def _load_in_a_new_process(path: Path) -> tuple[bool, str]:
+    """(whether YAML was imported, the policy's name) for `load_policy(path)` in a fresh
+    Python, as every sladeck command starts."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", "import sys; from sladeck.policy import load_policy; "
+         f"p = load_policy({str(path)!r}); print('yaml' in sys.modules, p.name)"],
+        capture_output=True, text=True, check=True).stdout.split(maxsplit=1)
+    return out[0] == "True", out[1].strip()
+
+
+def _cache_files() -> list[Path]:
+    import platformdirs
+
+    return sorted(Path(platformdirs.user_cache_dir("sladeck")).glob("policy-*.pickle"))
+
+
+def test_a_policy_read_once_starts_the_next_command_without_yaml(tmp_path: Path) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text(edit("\nname: ", "\nname: Cached ", SHIPPED), encoding="utf-8")
+    assert _load_in_a_new_process(path)[0] is True  # parsed, and kept
+    assert _load_in_a_new_process(path) == (False, load_policy(path).name)
+    assert load_policy(path) == parse_policy(path.read_text(encoding="utf-8"))
+    path.write_text(edit("\nname: ", "\nname: Changed ", SHIPPED), encoding="utf-8")
+    parsed, name = _load_in_a_new_process(path)  # a new text is parsed, never mistaken
+    assert parsed and name.startswith("Changed")
+
+
+def test_a_tampered_or_shared_cache_is_never_believed(tmp_path: Path) -> None:
+    import os
+    import pickle
+
+    path = tmp_path / "policy.yaml"
+    path.write_text(edit("\nname: ", "\nname: Tamper ", SHIPPED), encoding="utf-8")
+    expected = load_policy(path)
+    [cached] = [f for f in _cache_files() if f.read_bytes().find(b"Tamper") >= 0]
+    marker = tmp_path / "ran"
+
+    class Evil:
+        def __reduce__(self):  # type: ignore[no-untyped-def]
+            return os.system, (f"touch {marker}",)
+
+    cached.write_bytes(pickle.dumps(Evil()))
+    assert load_policy(path) == expected and not marker.exists()  # refused, parsed again
+    cached.chmod(0o666)
+    assert load_policy(path) == expected  # a cache others could write is not read

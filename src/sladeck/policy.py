@@ -1,27 +1,23 @@
-"""Load and validate policy.yaml into immutable typed objects.
+"""The escalation policy as immutable typed objects, and loading it.
 
-The YAML is composed into nodes with *no* implicit typing (every plain scalar is
-text), so YAML 1.1 surprises cannot happen: `17:30` stays "17:30", `off` stays
-"off", and each key's own type decides what a value means. Explicit tags are
-refused, duplicate keys are refused, and every problem is reported at once as
-`FILE:LINE: key.path: what is wrong`.
+`policy_file` reads and validates the YAML (every problem at once, as
+`FILE:LINE: key.path: what is wrong`). A policy text read once is kept, parsed, in
+the user's cache folder, so the next start needs neither YAML nor validation: the
+policy is read at every start of every command.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-import yaml
+from zoneinfo import ZoneInfo
 
 from sladeck.errors import PolicyError
 
@@ -210,516 +206,6 @@ def format_duration(delta: timedelta) -> str:
     return "".join(parts)
 
 
-def _duration_hint(text: str) -> str:
-    parts = re.findall(r"(\d+)\s*([a-z]+)", text.lower())
-    units = [WORD_UNITS.get(u.rstrip("s") if u not in WORD_UNITS else u) for _, u in parts]
-    if parts and all(units) and re.fullmatch(r"(\s*\d+\s*[a-z]+\s*(and)?)+", text.lower()):
-        return "write " + "".join(f"{n}{u}" for (n, _), u in zip(parts, units, strict=True))
-    return "write e.g. 30m, 2h or 2h30m"
-
-
-# libyaml's parser when present (about 10x faster than the pure-Python one; the
-# policy is read at every start), with the same node marks for line numbers.
-_BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class _NoTagsLoader(_BaseLoader):  # type: ignore[valid-type,misc]
-    """Composes nodes only; no implicit resolution, so every plain scalar is text."""
-
-
-_NoTagsLoader.yaml_implicit_resolvers = {}
-
-STR, SEQ, MAP = "tag:yaml.org,2002:str", "tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"
-_NULLS = {"", "~", "null", "Null", "NULL"}
-
-
-class _Reader:
-    """Walks the node tree, collecting every problem with its line and key path."""
-
-    def __init__(self, filename: str) -> None:
-        self.filename = filename
-        self.problems: list[str] = []
-
-    def problem(self, node: yaml.Node | None, path: str, message: str) -> None:
-        line = node.start_mark.line + 1 if node is not None else 1
-        where = f"{path}: " if path else ""
-        message = " ".join(message.split())  # one line per problem, whatever the value held
-        self.problems.append(f"{self.filename}:{line}: {where}{message}")
-
-    def _tag_ok(self, node: yaml.Node, path: str) -> bool:
-        if node.tag not in (STR, SEQ, MAP):
-            self.problem(node, path, f"YAML tags are not allowed ({node.tag})")
-            return False
-        return True
-
-    def mapping(self, node: yaml.Node, path: str, required: tuple[str, ...] = (),
-                optional: tuple[str, ...] = (), *, any_keys: bool = False
-                ) -> dict[str, yaml.Node] | None:
-        if not self._tag_ok(node, path):
-            return None
-        if not isinstance(node, yaml.MappingNode):
-            self.problem(node, path, "must be a mapping")
-            return None
-        found: dict[str, yaml.Node] = {}
-        for key_node, value in node.value:
-            if not isinstance(key_node, yaml.ScalarNode) or not self._tag_ok(key_node, path):
-                self.problem(key_node, path, "keys must be plain text")
-                continue
-            key = key_node.value
-            child = f"{path}.{key}" if path else key
-            if key in found:
-                self.problem(key_node, child, "duplicate key")
-            elif not any_keys and key not in required and key not in optional:
-                self.problem(key_node, child, "unknown key")
-            else:
-                found[key] = value
-        for key in required:
-            if key not in found:
-                self.problem(node, f"{path}.{key}" if path else key, "missing")
-        return found
-
-    def seq(self, node: yaml.Node, path: str) -> list[yaml.Node]:
-        if not self._tag_ok(node, path):
-            return []
-        if not isinstance(node, yaml.SequenceNode):
-            self.problem(node, path, "must be a list")
-            return []
-        return list(node.value)
-
-    def scalar(self, node: yaml.Node, path: str) -> str | None:
-        if not self._tag_ok(node, path):
-            return None
-        if not isinstance(node, yaml.ScalarNode):
-            self.problem(node, path, "must be a single value")
-            return None
-        return node.value
-
-    def text(self, node: yaml.Node, path: str, *, allow_empty: bool = False) -> str:
-        value = self.scalar(node, path)
-        if value is None:
-            return ""
-        if not value.strip() and not allow_empty:
-            self.problem(node, path, "must not be empty")
-        return value
-
-    def texts(self, node: yaml.Node, path: str) -> tuple[str, ...]:
-        return tuple(self.text(n, f"{path}[{i}]") for i, n in enumerate(self.seq(node, path)))
-
-    def duration(self, node: yaml.Node, path: str, *, allow_none: bool = False
-                 ) -> timedelta | None:
-        value = self.scalar(node, path)
-        if value is None:
-            return None
-        if allow_none and value.strip() == "none":
-            return None
-        parsed = parse_duration(value)
-        if parsed is None and DURATION_RE.match(value.strip()):
-            self.problem(node, path, f'"{value}" is too long (at most {format_duration(MAX_DURATION)})')
-        elif parsed is None:
-            hint = _duration_hint(value)
-            if allow_none and hint.startswith("write e.g."):
-                hint += ", or none"
-            self.problem(node, path, f'"{value}" is not a duration ({hint})')
-        return parsed
-
-    def boolean(self, node: yaml.Node, path: str) -> bool:
-        written = (self.scalar(node, path) or "").strip()
-        value = written.lower()
-        if value in ("true", "yes", "on"):
-            return True
-        if value not in ("false", "no", "off"):
-            self.problem(node, path, f'"{written}" is not true or false')
-        return False
-
-    def ratio(self, node: yaml.Node, path: str) -> float:
-        value = (self.scalar(node, path) or "").strip()
-        try:
-            share = float(value[:-1]) / 100 if value.endswith("%") else float(value)
-        except ValueError:
-            share = -1.0
-        if not 0 <= share <= 1:
-            self.problem(node, path, f'"{value}" is not a share (write e.g. 25%)')
-            return 0.25
-        return share
-
-    def items(self, node: yaml.Node, path: str, *, with_help: bool = False) -> tuple[Item, ...]:
-        result: list[Item] = []
-        seen: set[str] = set()
-        for i, child in enumerate(self.seq(node, path)):
-            here = f"{path}[{i}]"
-            fields = self.mapping(child, here, ("key", "label", "help") if with_help
-                                  else ("key", "label"), () if with_help else ("help",))
-            if fields is None:
-                continue
-            key = self.text(fields["key"], f"{here}.key") if "key" in fields else ""
-            if key and not KEY_RE.match(key):
-                self.problem(fields["key"], f"{here}.key", f'"{key}" is not a snake_case key')
-            if key in seen:
-                self.problem(fields["key"], f"{here}.key", f'"{key}" is used twice in {path}')
-            seen.add(key)
-            label = self.text(fields["label"], f"{here}.label") if "label" in fields else ""
-            help_ = self.text(fields["help"], f"{here}.help") if "help" in fields else ""
-            result.append(Item(key, label, help_))
-        return tuple(result)
-
-    def keyed(self, node: yaml.Node, path: str, build: Callable[[yaml.Node, str, str], Any]
-              ) -> dict[str, Any]:
-        fields = self.mapping(node, path, any_keys=True) or {}
-        return {key: build(value, f"{path}.{key}", key) for key, value in fields.items()}
-
-
-def _severity(r: _Reader, node: yaml.Node, path: str, key: str) -> Severity | None:
-    f = r.mapping(node, path, ("name", "definition", "response", "resolution", "escalation",
-                               "review_required"), ("business_impact", "examples"))
-    if f is None:
-        return None
-    res = r.mapping(f["resolution"], f"{path}.resolution", ("target", "maximum")) \
-        if "resolution" in f else None
-    esc = r.mapping(f["escalation"], f"{path}.escalation", ("to", "within")) \
-        if "escalation" in f else None
-    get = f.get
-    target = r.duration(res["target"], f"{path}.resolution.target") if res and "target" in res \
-        else None
-    maximum = r.duration(res["maximum"], f"{path}.resolution.maximum") \
-        if res and "maximum" in res else None
-    if target and maximum and maximum < target:
-        r.problem(res["maximum"], f"{path}.resolution.maximum",  # type: ignore[index]
-                  "is shorter than the resolution target")
-    return Severity(
-        key=key,
-        name=r.text(f["name"], f"{path}.name") if "name" in f else key,
-        business_impact=r.text(get("business_impact"), f"{path}.business_impact")
-        if "business_impact" in f else "",
-        definition=r.text(f["definition"], f"{path}.definition") if "definition" in f else "",
-        examples=r.texts(f["examples"], f"{path}.examples") if "examples" in f else (),
-        response=(r.duration(f["response"], f"{path}.response") if "response" in f else None)
-        or timedelta(0),
-        resolution_target=target or timedelta(0),
-        resolution_maximum=maximum or timedelta(0),
-        escalate_to=r.text(esc["to"], f"{path}.escalation.to") if esc and "to" in esc else "",
-        escalate_within=(r.duration(esc["within"], f"{path}.escalation.within")
-                         if esc and "within" in esc else None) or timedelta(0),
-        review_required=r.boolean(f["review_required"], f"{path}.review_required")
-        if "review_required" in f else False,
-    )
-
-
-def _tier(r: _Reader, node: yaml.Node, path: str, key: str) -> Tier | None:
-    f = r.mapping(node, path, ("name", "scope", "escalate_after"),
-                  ("response", "resolution", "responsibilities", "common_issues",
-                   "escalation_criteria"))
-    if f is None:
-        return None
-
-    def lst(name: str) -> tuple[str, ...]:
-        return r.texts(f[name], f"{path}.{name}") if name in f else ()
-
-    return Tier(
-        key=key,
-        name=r.text(f["name"], f"{path}.name") if "name" in f else key,
-        scope=r.text(f["scope"], f"{path}.scope") if "scope" in f else "",
-        response=(r.duration(f["response"], f"{path}.response") if "response" in f else None)
-        or timedelta(0),
-        resolution=r.duration(f["resolution"], f"{path}.resolution", allow_none=True)
-        if "resolution" in f else None,
-        escalate_after=r.duration(f["escalate_after"], f"{path}.escalate_after", allow_none=True)
-        if "escalate_after" in f else None,
-        responsibilities=lst("responsibilities"),
-        common_issues=lst("common_issues"),
-        escalation_criteria=lst("escalation_criteria"),
-    )
-
-
-def _availability(r: _Reader, node: yaml.Node, path: str) -> tuple[Availability, ...]:
-    result = []
-    for i, child in enumerate(r.seq(node, path)):
-        here = f"{path}[{i}]"
-        f = r.mapping(child, here, ("severities", "when"))
-        if f is None or "severities" not in f or "when" not in f:
-            continue
-        when = r.text(f["when"], f"{here}.when")
-        if when not in ("always", "business_hours"):
-            r.problem(f["when"], f"{here}.when", f'"{when}" must be always or business_hours')
-        result.append(Availability(r.texts(f["severities"], f"{here}.severities"), when))
-    return tuple(result)
-
-
-def _named(r: _Reader, node: yaml.Node, path: str) -> tuple[NamedContact, ...]:
-    result = []
-    for i, child in enumerate(r.seq(node, path)):
-        f = r.mapping(child, f"{path}[{i}]", ("name", "contact"))
-        if f and "name" in f and "contact" in f:
-            result.append(NamedContact(r.text(f["name"], f"{path}[{i}].name"),
-                                       r.text(f["contact"], f"{path}[{i}].contact")))
-    return tuple(result)
-
-
-TOP_REQUIRED = ("name", "severities", "tiers", "response_matrix", "escalation", "checklists",
-                "communication", "review", "follow_up_kinds", "contacts", "business_hours",
-                "notifications")
-TOP_OPTIONAL = ("version", "owner", "warn_at", "close_on_resolve", "tools")
-
-
-def parse_policy(source: str, filename: str = "policy.yaml") -> Policy:
-    """Validate policy text; raise PolicyError listing every problem."""
-    r = _Reader(filename)
-    try:
-        root = yaml.compose(source, Loader=_NoTagsLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        position = getattr(exc, "position", None)  # a ReaderError (a control character)
-        line = mark.line + 1 if mark else \
-            source[:position].count("\n") + 1 if isinstance(position, int) else 1
-        problem = " ".join((getattr(exc, "problem", None) or str(exc).splitlines()[0]).split())
-        raise PolicyError([f"{filename}:{line}: invalid YAML: {problem}"]) from None
-    if root is None:
-        raise PolicyError([f"{filename}:1: the policy is empty"])
-    top = r.mapping(root, "", TOP_REQUIRED, TOP_OPTIONAL)
-    if top is None:
-        raise PolicyError(r.problems)
-    policy = _build(r, top, source)
-    if r.problems:
-        raise PolicyError(r.problems)
-    assert policy is not None
-    return policy
-
-
-def _build(r: _Reader, top: dict[str, yaml.Node], source: str) -> Policy | None:
-    def section(name: str, build: Callable[[yaml.Node], Any], default: Any) -> Any:
-        return build(top[name]) if name in top else default
-
-    severities = {k: v for k, v in section(
-        "severities", lambda n: r.keyed(n, "severities", lambda c, p, key: _severity(r, c, p, key)),
-        {}).items() if v is not None}
-    tiers = {k: v for k, v in section(
-        "tiers", lambda n: r.keyed(n, "tiers", lambda c, p, key: _tier(r, c, p, key)),
-        {}).items() if v is not None}
-    if "severities" in top and not severities:
-        r.problem(top["severities"], "severities", "must define at least one severity")
-    if "tiers" in top and not tiers:
-        r.problem(top["tiers"], "tiers", "must define at least one level")
-
-    def check_level(node: yaml.Node, path: str, level: str) -> None:
-        if tiers and level not in tiers:
-            r.problem(node, path, f'level "{level}" is not defined in tiers')
-
-    def check_severity(node: yaml.Node, path: str, sev: str) -> None:
-        if severities and sev not in severities:
-            r.problem(node, path, f'severity "{sev}" is not defined in severities')
-
-    if "severities" in top and isinstance(top["severities"], yaml.MappingNode):
-        for key_node, value in top["severities"].value:
-            # Keys that are not plain text were reported already (and are unhashable here).
-            sev = severities.get(key_node.value) if isinstance(key_node, yaml.ScalarNode) else None
-            if sev and sev.escalate_to and isinstance(value, yaml.MappingNode):
-                esc = {k.value: v for k, v in value.value
-                       if isinstance(k, yaml.ScalarNode)}.get("escalation")
-                to = {k.value: v for k, v in esc.value if isinstance(k, yaml.ScalarNode)
-                      }.get("to") if isinstance(esc, yaml.MappingNode) else None
-                check_level(to or value, f"severities.{sev.key}.escalation.to", sev.escalate_to)
-
-    matrix: dict[str, dict[str, timedelta]] = {}
-    if "response_matrix" in top:
-        rows = r.mapping(top["response_matrix"], "response_matrix", any_keys=True) or {}
-        for sev, row in rows.items():
-            check_severity(row, f"response_matrix.{sev}", sev)
-            cells = r.mapping(row, f"response_matrix.{sev}", any_keys=True) or {}
-            matrix[sev] = {}
-            for level, cell in cells.items():
-                check_level(cell, f"response_matrix.{sev}.{level}", level)
-                d = r.duration(cell, f"response_matrix.{sev}.{level}")
-                if d is not None:
-                    matrix[sev][level] = d
-            for level in tiers:
-                if level not in cells:
-                    r.problem(row, f"response_matrix.{sev}.{level}", "missing (a hole in the matrix)")
-        for sev in severities:
-            if sev not in rows:
-                r.problem(top["response_matrix"], f"response_matrix.{sev}",
-                          "missing (a hole in the matrix)")
-
-    escalation: dict[str, EscalationTarget] = {}
-    if "escalation" in top:
-        for level, node in (r.mapping(top["escalation"], "escalation", any_keys=True) or {}).items():
-            path = f"escalation.{level}"
-            check_level(node, path, level)
-            f = r.mapping(node, path, ("triggers", "handoff"), ("process",))
-            if f is None:
-                continue
-            triggers = r.items(f["triggers"], f"{path}.triggers") if "triggers" in f else ()
-            for item in triggers:
-                if item.key == "other":
-                    r.problem(f["triggers"], f"{path}.triggers", '"other" is built in; do not list it')
-            escalation[level] = EscalationTarget(
-                level, r.texts(f["process"], f"{path}.process") if "process" in f else (),
-                triggers,
-                r.items(f["handoff"], f"{path}.handoff", with_help=True) if "handoff" in f else (),
-            )
-        for level in list(tiers)[1:]:
-            if level not in escalation:
-                r.problem(top["escalation"], f"escalation.{level}",
-                          "missing (every level above the first needs triggers and handoff)")
-
-    checklists: dict[str, tuple[Item, ...]] = {}
-    if "checklists" in top:
-        f = r.mapping(top["checklists"], "checklists", ("triage", "resolution"),
-                      ("knowledge_sharing",)) or {}
-        checklists = {k: r.items(v, f"checklists.{k}") for k, v in f.items()}
-
-    internal: dict[str, tuple[Item, ...]] = {}
-    external: dict[str, tuple[Item, ...]] = {}
-    if "communication" in top:
-        f = r.mapping(top["communication"], "communication", ("internal", "external")) or {}
-        if "internal" in f:
-            for level, node in (r.mapping(f["internal"], "communication.internal",
-                                          any_keys=True) or {}).items():
-                check_level(node, f"communication.internal.{level}", level)
-                internal[level] = r.items(node, f"communication.internal.{level}")
-        if "external" in f:
-            ext = r.mapping(f["external"], "communication.external",
-                            ("customer", "vendor", "public")) or {}
-            external = {k: r.items(v, f"communication.external.{k}") for k, v in ext.items()}
-
-    required_for: tuple[str, ...] = ()
-    review_fields: tuple[Item, ...] = ()
-    if "review" in top:
-        f = r.mapping(top["review"], "review", ("required_for", "fields")) or {}
-        if "required_for" in f:
-            required_for = r.texts(f["required_for"], "review.required_for")
-            for sev in required_for:
-                check_severity(f["required_for"], "review.required_for", sev)
-        if "fields" in f:
-            review_fields = r.items(f["fields"], "review.fields", with_help=True)
-    for sev in severities.values():
-        if sev.review_required != (sev.key in required_for) and "review" in top:
-            r.problem(top["review"], "review.required_for",
-                      f"disagrees with severities.{sev.key}.review_required")
-
-    follow_ups = r.items(top["follow_up_kinds"], "follow_up_kinds") \
-        if "follow_up_kinds" in top else ()
-
-    level_contacts: dict[str, LevelContact] = {}
-    management: list[ManagementContact] = []
-    vendors: tuple[NamedContact, ...] = ()
-    services: tuple[NamedContact, ...] = ()
-    if "contacts" in top:
-        f = r.mapping(top["contacts"], "contacts", ("levels", "management"),
-                      ("vendors", "professional_services")) or {}
-        if "levels" in f:
-            given = r.mapping(f["levels"], "contacts.levels", any_keys=True) or {}
-            for level, node in given.items():
-                path = f"contacts.levels.{level}"
-                check_level(node, path, level)
-                c = r.mapping(node, path, ("primary", "phone", "chat", "escalation"))
-                if c is not None and len(c) == 4:
-                    level_contacts[level] = LevelContact(
-                        *(r.text(c[k], f"{path}.{k}")
-                          for k in ("primary", "phone", "chat", "escalation")))
-            for level in tiers:
-                if level not in given:
-                    r.problem(f["levels"], f"contacts.levels.{level}", "missing")
-        if "management" in f:
-            for i, node in enumerate(r.seq(f["management"], "contacts.management")):
-                path = f"contacts.management[{i}]"
-                c = r.mapping(node, path, ("name", "email", "phone", "availability"))
-                if c is None or len(c) < 4:
-                    continue
-                avail = _availability(r, c["availability"], f"{path}.availability")
-                for j, a in enumerate(avail):
-                    for sev in a.severities:
-                        check_severity(c["availability"], f"{path}.availability[{j}].severities",
-                                       sev)
-                management.append(ManagementContact(
-                    r.text(c["name"], f"{path}.name"), r.text(c["email"], f"{path}.email"),
-                    r.text(c["phone"], f"{path}.phone"), avail))
-        if "vendors" in f:
-            vendors = _named(r, f["vendors"], "contacts.vendors")
-        if "professional_services" in f:
-            services = _named(r, f["professional_services"], "contacts.professional_services")
-
-    hours = BusinessHours("UTC", (0, 1, 2, 3, 4), time(9), time(17))
-    if "business_hours" in top:
-        f = r.mapping(top["business_hours"], "business_hours",
-                      ("timezone", "days", "start", "end")) or {}
-        tz = r.text(f["timezone"], "business_hours.timezone") if "timezone" in f else "UTC"
-        try:
-            ZoneInfo(tz)
-        except (ZoneInfoNotFoundError, ValueError, OSError):
-            r.problem(f["timezone"], "business_hours.timezone", f'"{tz}" is not a time zone')
-            tz = "UTC"
-        days = []
-        for i, day in enumerate(r.texts(f["days"], "business_hours.days") if "days" in f else ()):
-            if day.lower()[:3] not in DAYS:
-                r.problem(f["days"], f"business_hours.days[{i}]", f'"{day}" is not a day (mon..sun)')
-            else:
-                days.append(DAYS.index(day.lower()[:3]))
-        bounds = []
-        for key in ("start", "end"):
-            value = r.text(f[key], f"business_hours.{key}") if key in f else ""
-            m = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", value.strip())
-            if key in f and not m:
-                r.problem(f[key], f"business_hours.{key}", f'"{value}" is not a time (write 17:30)')
-            bounds.append(time(int(m.group(1)), int(m.group(2))) if m else time(0))
-        if "start" in f and "end" in f and bounds[0] >= bounds[1] and len(r.problems) == 0:
-            r.problem(f["end"], "business_hours.end", "must be later than start")
-        hours = BusinessHours(tz, tuple(days), bounds[0], bounds[1])
-
-    tools: dict[str, Mapping[str, str]] = {}
-    if "tools" in top:
-        for name, node in (r.mapping(top["tools"], "tools", any_keys=True) or {}).items():
-            entries = r.mapping(node, f"tools.{name}", any_keys=True) or {}
-            tools[name] = MappingProxyType(
-                {k: r.text(v, f"tools.{name}.{k}") for k, v in entries.items()})
-
-    notifications = Notifications(True, (), timedelta(seconds=10))
-    if "notifications" in top:
-        f = r.mapping(top["notifications"], "notifications", ("bell",), ("command", "timeout")) or {}
-        command: tuple[str, ...] = ()
-        if "command" in f:
-            if isinstance(f["command"], yaml.ScalarNode) and f["command"].value in _NULLS:
-                command = ()
-            elif isinstance(f["command"], yaml.ScalarNode):
-                r.problem(f["command"], "notifications.command",
-                          "must be a list of arguments, never a shell string")
-            else:
-                command = r.texts(f["command"], "notifications.command")
-        timeout = r.duration(f["timeout"], "notifications.timeout") if "timeout" in f else None
-        notifications = Notifications(
-            r.boolean(f["bell"], "notifications.bell") if "bell" in f else True,
-            command, timeout or timedelta(seconds=10))
-
-    def opt_text(name: str, default: str) -> str:
-        return r.text(top[name], name) if name in top else default
-
-    return Policy(
-        name=opt_text("name", "policy"),
-        version=opt_text("version", ""),
-        owner=opt_text("owner", ""),
-        warn_at=r.ratio(top["warn_at"], "warn_at") if "warn_at" in top else 0.25,
-        close_on_resolve=r.boolean(top["close_on_resolve"], "close_on_resolve")
-        if "close_on_resolve" in top else True,
-        severities=MappingProxyType(severities),
-        tiers=MappingProxyType(tiers),
-        response_matrix=MappingProxyType({k: MappingProxyType(v) for k, v in matrix.items()}),
-        escalation=MappingProxyType(escalation),
-        checklists=MappingProxyType(checklists),
-        internal_communication=MappingProxyType(internal),
-        external_communication=MappingProxyType(external),
-        review_required_for=required_for,
-        review_fields=review_fields,
-        follow_up_kinds=follow_ups,
-        level_contacts=MappingProxyType(level_contacts),
-        management=tuple(management),
-        vendors=vendors,
-        professional_services=services,
-        business_hours=hours,
-        tools=MappingProxyType(tools),
-        notifications=notifications,
-        source=source,
-        digest=hashlib.sha256(source.encode()).hexdigest(),
-    )
-
-
 def default_policy_path() -> Path:
     return Path(str(resources.files("sladeck") / "policy.yaml"))
 
@@ -735,4 +221,104 @@ def load_policy(path: str | os.PathLike[str] | None = None) -> Policy:
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         raise PolicyError([f"{shown}: cannot read: {reason}"]) from None
-    return parse_policy(source, shown)
+    policy = _cached(source)
+    if policy is None:
+        policy = parse_policy(source, shown)
+        _keep(policy)
+    return policy
+
+
+def parse_policy(source: str, filename: str = "policy.yaml") -> Policy:
+    """Validate policy text; raise PolicyError listing every problem."""
+    from sladeck.policy_file import parse_policy as parse
+
+    return parse(source, filename)
+
+
+# -- the parsed-policy cache ----------------------------------------------------------
+# One file per policy text, named by a digest of the text, sladeck's version, this
+# module's own file (so a changed parser never reads an old result) and Python's
+# version. Written privately (0600 in a 0700 folder) and read only when still
+# private and ours, through an unpickler that builds nothing but policy objects.
+# Anything unexpected means a normal parse: the cache can only make a start faster.
+
+_SAFE_GLOBALS = {("datetime", "time"),
+                 ("datetime", "timedelta"), ("zoneinfo", "ZoneInfo._unpickle"),
+                 ("builtins", "frozenset"), ("copyreg", "_reconstructor"),
+                 ("builtins", "object")}
+
+
+def _proxy(items: dict[str, Any]) -> MappingProxyType[str, Any]:
+    return MappingProxyType(items)
+
+
+def _cache_file(source: str) -> Path | None:
+    import hashlib
+    import sys
+
+    import platformdirs
+
+    from sladeck import __version__
+
+    try:
+        me = Path(__file__).stat()
+        key = hashlib.sha256("\0".join((
+            __version__, sys.version, str(me.st_mtime_ns), str(me.st_size), source,
+        )).encode("utf-8", "surrogatepass")).hexdigest()[:32]
+        return Path(platformdirs.user_cache_dir("sladeck")) / f"policy-{key}.pickle"
+    except (OSError, ValueError):
+        return None
+
+
+def _private(path: Path) -> bool:
+    info = path.stat()
+    return info.st_uid == os.geteuid() and not info.st_mode & 0o022
+
+
+def _cached(source: str) -> Policy | None:
+    import pickle
+
+    class Unpickler(pickle.Unpickler):
+        def find_class(self, module: str, name: str) -> Any:
+            if module == __name__ or (module, name) in _SAFE_GLOBALS:
+                return super().find_class(module, name)
+            raise pickle.UnpicklingError(f"{module}.{name} is not a policy object")
+
+    path = _cache_file(source)
+    try:
+        if path is None or not (_private(path) and _private(path.parent)):
+            return None
+        with path.open("rb") as f:
+            policy = Unpickler(f).load()
+    except Exception:  # missing, unreadable, old or foreign: parse instead
+        return None
+    return policy if isinstance(policy, Policy) and policy.source == source else None
+
+
+def _keep(policy: Policy) -> None:
+    import pickle
+    import tempfile
+
+    class Pickler(pickle.Pickler):
+        def reducer_override(self, obj: Any) -> Any:
+            if isinstance(obj, MappingProxyType):
+                return _proxy, (dict(obj),)
+            return NotImplemented
+
+    path = _cache_file(policy.source)
+    if path is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, mode=0o700, exist_ok=True)
+        if not _private(path.parent):
+            return
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".policy-")  # 0600
+        try:
+            with os.fdopen(fd, "wb") as f:
+                Pickler(f, protocol=pickle.HIGHEST_PROTOCOL).dump(policy)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except Exception:  # a read-only home, a full disk: the next start parses again
+        return
