@@ -21,7 +21,7 @@ from pathlib import Path
 from sys import intern as _intern
 from typing import TYPE_CHECKING, Any
 
-from sladeck.domain.clocks import RISKS, Schedule, schedule
+from sladeck.domain.clocks import RISKS, schedule
 from sladeck.domain.model import (
     ACTIVE_STATES,
     Actor,
@@ -196,8 +196,8 @@ def _named(prefix: str, values: Sequence[Any]) -> dict[str, Any]:
     return {f"{prefix}{n}": v for n, v in enumerate(values)}
 
 
-_SELECT_ITEM = ("SELECT id, title, service, assignee, severity, level, state, policy_id, "
-                f"version, changed_seq, {', '.join(SLA_COLUMNS)} FROM incidents")
+_SELECT_ITEM = (f"SELECT {', '.join(SLA_COLUMNS)}, id, title, service, assignee, severity, "
+                "level, state, policy_id, version, changed_seq FROM incidents")
 
 
 def _time(text: str) -> datetime:
@@ -235,13 +235,13 @@ def _sla_values(incident: Incident, policy: Policy) -> tuple[Any, ...]:
 
 def _item(row: tuple[Any, ...]) -> QueueItem:
     """A `_SELECT_ITEM` row; repeated short strings are shared, not copied per row."""
-    (id_, title, service, assignee, severity, level, state, policy_id, version, changed_seq,
-     active, breached, breach_at, breach_kind, due_at, due_kind, warn_at) = row
-    return QueueItem(id_, title, _intern(service), _intern(assignee) if assignee else None,
+    (active, breached, breach_at, breach_kind, due_at, due_kind, warn_at, id_, title, service,
+     assignee, severity, level, state, policy_id, version, changed_seq) = row
+    return QueueItem(bool(active), bool(breached), breach_at,
+                     breach_kind and _intern(breach_kind), due_at, due_kind and _intern(due_kind),
+                     warn_at, id_, title, _intern(service), _intern(assignee) if assignee else None,
                      _intern(severity), _intern(level), _intern(state), policy_id, version,
-                     changed_seq, Schedule(bool(active), bool(breached), breach_at,
-                                           breach_kind and _intern(breach_kind), due_at,
-                                           due_kind and _intern(due_kind), warn_at))
+                     changed_seq)
 
 
 def _incident_row(incident: Incident, policy: Policy) -> dict[str, Any]:

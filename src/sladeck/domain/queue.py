@@ -22,12 +22,13 @@ from datetime import datetime
 from sys import intern
 
 from sladeck.domain.clocks import BREACHED, DUE, RISKS, Schedule, from_us, schedule, to_us
-from sladeck.domain.model import ACKNOWLEDGED, ACTIVE_STATES, CLOSED, OPEN, Incident, format_ref
+from sladeck.domain.model import ACKNOWLEDGED, CLOSED, OPEN, Incident, format_ref
 from sladeck.policy import Policy
 
 DEFAULT_STATES = frozenset({OPEN, ACKNOWLEDGED})
 _RISK_RANK = {risk: n for n, risk in enumerate(RISKS)}
-_INF = float("inf")
+_NEVER = (1 << 62) - 1  # no deadline: after every real one
+_ID = 1 << 40  # incident ids below this (a trillion) pack into sort keys and heap entries
 BULK = 256  # merging more rows than this re-sorts once instead of moving each row
 
 
@@ -52,13 +53,13 @@ class Filter:
         return " ".join(parts)
 
 
-def _key(row: Row) -> tuple:
+def _key(row: Row) -> int:
     return row.key
 
 
-@dataclass(slots=True)
-class QueueItem:
-    """What the queue keeps of an incident: the cells it shows and its SLA schedule.
+@dataclass(frozen=True, slots=True)
+class QueueItem(Schedule):
+    """What the queue keeps of an incident: its SLA schedule and the cells it shows.
 
     About a fifth of an `Incident`'s memory; the dashboard reads the whole incident
     from the store when someone acts on it or opens it.
@@ -74,22 +75,18 @@ class QueueItem:
     policy_id: int
     version: int
     changed_seq: int
-    schedule: Schedule
 
     @property
     def ref(self) -> str:
         return format_ref(self.id)
 
-    @property
-    def active(self) -> bool:
-        return self.state in ACTIVE_STATES
-
     @classmethod
     def of(cls, incident: Incident, policy: Policy) -> QueueItem:
-        i = incident
-        return cls(i.id, i.title, intern(i.service), intern(i.assignee) if i.assignee else None,
-                   intern(i.severity), intern(i.level), intern(i.state), i.policy_id, i.version,
-                   i.changed_seq, schedule(i, policy))
+        i, s = incident, schedule(incident, policy)
+        return cls(s.active, s.breached, s.breach_at, s.breach_kind, s.due_at, s.due_kind,
+                   s.warn_at, i.id, i.title, intern(i.service),
+                   intern(i.assignee) if i.assignee else None, intern(i.severity),
+                   intern(i.level), intern(i.state), i.policy_id, i.version, i.changed_seq)
 
 
 @dataclass(slots=True)
@@ -101,7 +98,7 @@ class Row:
     kind: str | None  # the headline deadline's clock kind, None when nothing ticks
     due_us: int | None  # ... and when it falls due (`to_us` microseconds)
     changes_at: int | None  # when risk or the headline next changes (microseconds)
-    key: tuple = ()
+    key: int = 0  # the queue's order: see Queue._row
     haystack: str = ""
 
     @property
@@ -129,7 +126,7 @@ class Queue:
     by_severity: Counter[str] = field(default_factory=Counter)  # active rows only
     by_risk: Counter[str] = field(default_factory=Counter)
     max_id: int = 0
-    _heap: list[tuple[float, int]] = field(default_factory=list)
+    _heap: list[int] = field(default_factory=list)  # changes_at * _ID + id, soonest first
     _ranks: dict[int, dict[str, int]] = field(default_factory=dict)  # policy id → ranks
     complete: bool = True  # False while only the worst rows are loaded
 
@@ -139,7 +136,7 @@ class Queue:
         return QueueItem.of(incident, self.policy_for(incident.policy_id))
 
     def _row(self, item: QueueItem, now: int, haystack: str = "") -> Row:
-        risk, kind, due, changes = item.schedule.at(now)
+        risk, kind, due, changes = item.at(now)
         if not haystack:
             haystack = " ".join((item.ref, item.title, item.service, item.assignee or "",
                                  item.severity, item.level)).casefold()
@@ -148,9 +145,12 @@ class Queue:
             policy = self.policy_for(item.policy_id)
             ranks = self._ranks[item.policy_id] = {s: n for n, s in enumerate(policy.severities)}
         # The same order as Assessment.sort_key: risk, headline deadline, severity, id.
-        key = (_RISK_RANK[risk], due if due is not None else _INF, ranks[item.severity], item.id)
+        # Risk, headline deadline, severity, id packed into one int: sorts like the
+        # tuple, in a third of its memory, and compares faster.
+        key = (((_RISK_RANK[risk] << 62 | (max(due, 0) if due is not None else _NEVER)) << 6
+                | ranks[item.severity]) * _ID + item.id)
         if changes is not None:
-            heapq.heappush(self._heap, (changes, item.id))
+            heapq.heappush(self._heap, changes * _ID + item.id)
         return Row(item, risk, kind, due, changes, key, haystack)
 
     # -- counts ------------------------------------------------------------------------
@@ -222,8 +222,8 @@ class Queue:
         stamp = to_us(now)
         transitions: list[Transition] = []
         heap = self._heap
-        while heap and heap[0][0] <= stamp:
-            _, incident_id = heapq.heappop(heap)
+        while heap and heap[0] // _ID <= stamp:
+            incident_id = heapq.heappop(heap) % _ID
             old = self.rows.get(incident_id)
             if old is None or old.changes_at is None or old.changes_at > stamp:
                 continue  # a stale heap entry
