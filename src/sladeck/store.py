@@ -212,6 +212,11 @@ def _incident_rows(incidents: Iterable[Incident]) -> list[tuple[Any, ...]]:
     return rows
 
 
+def incident_values(incident: Incident) -> tuple[Any, ...]:
+    """One incident as `insert_incident_rows` takes it: its `_incident_rows` tuple."""
+    return _incident_rows((incident,))[0]
+
+
 EVENT_COLUMNS = ("id", "incident_id", "version", "at", "account", "name", "kind", "payload",
                  "prev_hash", "hash")
 
@@ -589,10 +594,17 @@ class Transaction:
 
     def insert_incidents(self, incidents: list[Incident]) -> None:
         """`insert_incident` for many new incidents, in one `executemany`."""
+        self.insert_incident_rows(_incident_rows(incidents))
+
+    def insert_incident_rows(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        """`insert_incidents` for rows already made: tuples in INCIDENT_COLUMNS' order,
+        times as `to_iso` text and `reached` as its JSON, exactly as `incident_values`
+        makes them (a bulk import builds an opened incident's row without the
+        `Incident`)."""
         try:
             self.conn.executemany(
                 f"INSERT INTO incidents ({', '.join(INCIDENT_COLUMNS)}) "
-                f"VALUES ({', '.join('?' * len(INCIDENT_COLUMNS))})", _incident_rows(incidents))
+                f"VALUES ({', '.join('?' * len(INCIDENT_COLUMNS))})", rows)
         except sqlite3.IntegrityError as exc:
             if "dedup_key" in str(exc):
                 raise Refused("another open incident has the dedup key of one of these "
@@ -646,24 +658,43 @@ class Transaction:
                      json.loads(payload_text), prev_hash, digest)
 
     def append_events(self, actor: Actor, events: Iterable[tuple[int, int, int, str, str,
-                                                                 dict[str, Any]]]
+                                                                 dict[str, Any] | str]]
                       ) -> list[tuple[str, str]]:
         """`append_event` for many events by one actor, in one `executemany`: each is
         (id, incident_id, version, at as `to_iso` text, kind, payload), and the ids must
-        continue the chain (the caller pre-assigns them from `next_event_id`). Returns
-        each event's (prev_hash, hash), linked exactly as `append_event` links them."""
+        continue the chain (the caller pre-assigns them from `next_event_id`). A payload
+        is a dict, or already its `_dumps` text. Returns each event's (prev_hash, hash),
+        linked exactly as `append_event` links them."""
         self.next_event_id()
         assert self._last is not None
         last_id, prev_hash = self._last
         account, name = actor.account, actor.name
+        # `event_hash`'s text, with the parts most events share encoded once.
+        who = f"{_ascii(account)},{'null' if name is None else _ascii(name)}" \
+            if type(account) is str and (name is None or type(name) is str) else None
+        texts: dict[str, str] = {}  # at or kind → its JSON string
+        sha256 = hashlib.sha256
         rows, links = [], []
         for event_id, incident_id, version, at_text, kind, payload in events:
             last_id += 1
             if event_id != last_id:
                 raise StoreError(f"event {event_id} does not continue the chain at {last_id}")
-            payload_text = _dumps(payload)
-            digest = event_hash(prev_hash, event_id, incident_id, version, at_text, account,
-                                name, kind, payload_text)
+            payload_text = payload if type(payload) is str else _dumps(payload)
+            if who is not None and type(event_id) is int and type(incident_id) is int and \
+                    type(version) is int and type(at_text) is str and type(kind) is str and \
+                    type(prev_hash) is str:
+                at_json = texts.get(at_text)
+                if at_json is None:
+                    at_json = texts[at_text] = _ascii(at_text)
+                kind_json = texts.get(kind)
+                if kind_json is None:
+                    kind_json = texts[kind] = _ascii(kind)
+                digest = sha256(f"[{_ascii(prev_hash)},{event_id},{incident_id},{version},"
+                                f"{at_json},{who},{kind_json},{_ascii(payload_text)}]"
+                                .encode()).hexdigest()
+            else:
+                digest = event_hash(prev_hash, event_id, incident_id, version, at_text,
+                                    account, name, kind, payload_text)
             rows.append((event_id, incident_id, version, at_text, account, name, kind,
                          payload_text, prev_hash, digest))
             links.append((prev_hash, digest))
