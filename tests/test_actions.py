@@ -849,6 +849,34 @@ def test_an_opened_payload_is_the_text_dumps_makes() -> None:
     check()
 
 
+def test_a_line_is_decoded_as_json_decode_decodes_it() -> None:
+    """`_decode_line` skips `decode`'s whitespace matches for the usual line: every line
+    gives the same value, or the same error, as `decode`."""
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from sladeck.domain.ingest import _decode, _decode_line
+
+    def outcome(decode, text: str):
+        try:
+            return ("value", decode(text))
+        except (ValueError, RecursionError) as exc:
+            return (type(exc), str(exc))
+
+    lines = ['{"a": 1}', ' {"a": 1}', '{"a": 1} ', '{"a": 1}{}', '{"a": 1} x', "{", "{}",
+             '{"a": }', '{"a": NaN}', '{"a": -Infinity}', '{"a": [1, 2,]}', "[1]", '"x"',
+             "", " ", "{" * 5000 + "}" * 5000, '{"a": "\x01"}', '{"a": "\\ud800"}',
+             '{"a": 1, "a": 2}', '{"a": 1.5e999}', "{\n}", '{"a": "b"}\t']
+    for text in lines:
+        assert outcome(_decode_line, text) == outcome(_decode, text), text
+
+    @given(st.text(alphabet='{}[]":, 0123456789.eE-+ntrufalsNIiy\\ab\t\n'))
+    def check(text: str) -> None:
+        assert outcome(_decode_line, "{" + text) == outcome(_decode, "{" + text)
+
+    check()
+
+
 def test_bulk_import_of_awkward_text_writes_what_one_line_at_a_time_writes(
         tmp_path: Path, policy: Policy) -> None:
     """Quotes, backslashes, control and non-ASCII characters, zones: the rows and

@@ -79,7 +79,23 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number sladeck accepts")
 
 
-_decode = json.JSONDecoder(parse_constant=_no_constants).decode  # built once, not per line
+_DECODER = json.JSONDecoder(parse_constant=_no_constants)  # built once, not per line
+_decode, _scan = _DECODER.decode, _DECODER.scan_once
+
+
+def _decode_line(text: str) -> Any:
+    """`_decode(text)`. The usual line is one object with nothing around it: json's
+    scanner alone reads it (what `decode` calls, after two whitespace matches). Any
+    other line, and any line the scanner rejects, goes through `decode` itself, so
+    errors are exactly its errors."""
+    if text[:1] == "{":
+        try:
+            record, end = _scan(text, 0)
+        except Exception:  # decode raises it again, as it always did
+            end = -1
+        if end == len(text):
+            return record
+    return _decode(text)
 
 
 def parse_line(raw: bytes, severities: tuple[str, ...], now: datetime) -> dict[str, Any]:
@@ -89,7 +105,7 @@ def parse_line(raw: bytes, severities: tuple[str, ...], now: datetime) -> dict[s
     except UnicodeDecodeError as exc:
         raise ValueError(f"not valid UTF-8 (byte {exc.start + 1})") from None
     try:
-        record = _decode(text)
+        record = _decode_line(text)
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
     except json.JSONDecodeError as exc:
