@@ -387,6 +387,22 @@ def test_bulk_rows_equal_single_rows(desk: Desk, store: Store, clock) -> None:
         tuple(_incident_row(i)[c] for c in INCIDENT_COLUMNS) for i in incidents]
 
 
+def test_a_bulk_write_has_a_larger_cache_for_its_transaction_only(store: Store) -> None:
+    from sladeck.store import BULK_CACHE_KIB
+
+    def cache() -> int:
+        return store.conn.execute("PRAGMA cache_size").fetchone()[0]
+
+    before = cache()
+    with store.write(bulk=True):
+        assert cache() == -BULK_CACHE_KIB
+        assert store.conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # still FULL
+    assert cache() == before
+    with pytest.raises(RuntimeError), store.write(bulk=True):
+        raise RuntimeError("refused")
+    assert cache() == before and not store.conn.in_transaction
+
+
 def test_append_events_continues_the_chain_or_refuses(desk: Desk, store: Store) -> None:
     from sladeck.store import GENESIS, event_hash
 

@@ -184,7 +184,7 @@ def _import(desk: Desk, data: bytes, name: str, skip_invalid: bool) -> ImportRep
         raise ImportRefused(report.problems)
     if not records:
         return report
-    with desk.store.write() as tx:
+    with desk.store.write(bulk=True) as tx:
         _write_records(desk, tx, records, name, report)
     return report
 
