@@ -403,6 +403,32 @@ def test_a_bulk_write_has_a_larger_cache_for_its_transaction_only(store: Store) 
     assert cache() == before and not store.conn.in_transaction
 
 
+def test_incident_rows_are_inserted_many_to_a_statement_all_or_nothing(
+        desk: Desk, store: Store) -> None:
+    from dataclasses import replace
+
+    from sladeck.store import MULTI_ROW, incident_values
+
+    actions.open_incident(desk, title="A", severity="P1", dedup_key="a")
+    first = store.incident(1)
+    rows = [incident_values(replace(first, id=n, dedup_key=f"k{n}"))
+            for n in range(2, 2 * MULTI_ROW + 5)]  # two whole statements and a rest
+    with store.write() as tx:
+        tx.insert_incident_rows(rows)
+    assert store.conn.execute("SELECT * FROM incidents WHERE id > 1 ORDER BY id").fetchall() \
+        == rows
+    more = [incident_values(replace(first, id=n, dedup_key=f"m{n}"))
+            for n in range(len(rows) + 2, len(rows) + 2 + MULTI_ROW + 1)]
+    for bad, error in ((replace(first, id=99_999), "one of these"),  # open key "a" again
+                       (replace(first, id=99_999, dedup_key=None, state="lost"), "CHECK")):
+        for at in (0, MULTI_ROW - 1, MULTI_ROW):  # first, last of a statement, the rest
+            with pytest.raises((Refused, sqlite3.IntegrityError), match=error), \
+                    store.write() as tx:
+                tx.insert_incident_rows([*more[:at], incident_values(bad), *more[at:]])
+            assert store.conn.execute("SELECT count(*) FROM incidents").fetchone()[0] == \
+                len(rows) + 1
+
+
 def test_append_events_continues_the_chain_or_refuses(desk: Desk, store: Store) -> None:
     from sladeck.store import GENESIS, event_hash
 

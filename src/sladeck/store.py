@@ -16,6 +16,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from itertools import chain
 from json.encoder import encode_basestring_ascii as _ascii
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,6 +45,7 @@ BUSY_TIMEOUT_MS = 30_000
 GENESIS = "0" * 64
 BATCH = 500  # parameters per IN (...) lookup, well under SQLite's limit
 BULK_CACHE_KIB = 32 * 1024  # page cache of a bulk write (`Store.write(bulk=True)`)
+MULTI_ROW = 500  # rows per INSERT of `insert_incident_rows`
 _fromisoformat = datetime.fromisoformat
 
 
@@ -611,15 +613,34 @@ class Transaction:
         """`insert_incident` for many new incidents, in one `executemany`."""
         self.insert_incident_rows(_incident_rows(incidents))
 
-    def insert_incident_rows(self, rows: Iterable[tuple[Any, ...]]) -> None:
+    def insert_incident_rows(self, rows: list[tuple[Any, ...]]) -> None:
         """`insert_incidents` for rows already made: tuples in INCIDENT_COLUMNS' order,
         times as `to_iso` text and `reached` as its JSON, exactly as `incident_values`
         makes them (a bulk import builds an opened incident's row without the
-        `Incident`)."""
+        `Incident`).
+
+        Written as multi-row INSERTs, up to MULTI_ROW rows each: SQLite evaluates the
+        `state` CHECK's IN list through a temporary b-tree it builds once per statement,
+        so one single-row INSERT per row rebuilt it every row (~2 µs, a quarter of
+        what SQLite spent on each incident row)."""
+        columns = len(INCIDENT_COLUMNS)
+        per = max(1, min(MULTI_ROW, self.conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+                         // columns,
+                         self.conn.getlimit(sqlite3.SQLITE_LIMIT_COMPOUND_SELECT)))
+        one = f"({', '.join('?' * columns)})"
+
+        def sql(count: int) -> str:
+            return f"INSERT INTO incidents ({', '.join(INCIDENT_COLUMNS)}) VALUES " + \
+                ", ".join([one] * count)
+
+        whole = len(rows) - len(rows) % per
+        flat = chain.from_iterable
         try:
-            self.conn.executemany(
-                f"INSERT INTO incidents ({', '.join(INCIDENT_COLUMNS)}) "
-                f"VALUES ({', '.join('?' * len(INCIDENT_COLUMNS))})", rows)
+            if whole:
+                self.conn.executemany(sql(per), (tuple(flat(rows[start:start + per]))
+                                                 for start in range(0, whole, per)))
+            if whole < len(rows):
+                self.conn.execute(sql(len(rows) - whole), tuple(flat(rows[whole:])))
         except sqlite3.IntegrityError as exc:
             if "dedup_key" in str(exc):
                 raise Refused("another open incident has the dedup key of one of these "
