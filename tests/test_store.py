@@ -388,6 +388,48 @@ def test_bulk_rows_equal_single_rows(desk: Desk, store: Store, clock) -> None:
         for i in incidents]
 
 
+def test_a_bulk_write_has_a_larger_cache_for_its_transaction_only(store: Store) -> None:
+    from sladeck.store import BULK_CACHE_KIB
+
+    def cache() -> int:
+        return store.conn.execute("PRAGMA cache_size").fetchone()[0]
+
+    before = cache()
+    with store.write(bulk=True):
+        assert cache() == -BULK_CACHE_KIB
+        assert store.conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # still FULL
+    assert cache() == before
+    with pytest.raises(RuntimeError), store.write(bulk=True):
+        raise RuntimeError("refused")
+    assert cache() == before and not store.conn.in_transaction
+
+
+def test_incident_rows_are_inserted_many_to_a_statement_all_or_nothing(
+        desk: Desk, store: Store, policy) -> None:
+    from dataclasses import replace
+
+    from sladeck.store import MULTI_ROW, incident_values
+
+    actions.open_incident(desk, title="A", severity="P1", dedup_key="a")
+    first = store.incident(1)
+    rows = [incident_values(replace(first, id=n, dedup_key=f"k{n}"), policy)
+            for n in range(2, 2 * MULTI_ROW + 5)]  # two whole statements and a rest
+    with store.write() as tx:
+        tx.insert_incident_rows(rows)
+    assert store.conn.execute("SELECT * FROM incidents WHERE id > 1 ORDER BY id").fetchall() \
+        == rows
+    more = [incident_values(replace(first, id=n, dedup_key=f"m{n}"), policy)
+            for n in range(len(rows) + 2, len(rows) + 2 + MULTI_ROW + 1)]
+    for bad, error in ((replace(first, id=99_999), "one of these"),  # open key "a" again
+                       (replace(first, id=99_999, dedup_key=None, state="lost"), "CHECK")):
+        for at in (0, MULTI_ROW - 1, MULTI_ROW):  # first, last of a statement, the rest
+            with pytest.raises((Refused, sqlite3.IntegrityError), match=error), \
+                    store.write() as tx:
+                tx.insert_incident_rows([*more[:at], incident_values(bad, policy), *more[at:]])
+            assert store.conn.execute("SELECT count(*) FROM incidents").fetchone()[0] == \
+                len(rows) + 1
+
+
 def test_append_events_continues_the_chain_or_refuses(desk: Desk, store: Store) -> None:
     from sladeck.store import GENESIS, event_hash
 
@@ -558,3 +600,28 @@ def test_schema_2_databases_get_their_schedules(desk: Desk, store: Store, db_pat
         assert incident is not None and item == QueueItem.of(incident, policy)
     assert verify(migrated) == []
     migrated.close()
+
+
+def test_imported_incidents_get_their_stored_schedules(desk: Desk, store: Store, policy,
+                                                       clock) -> None:
+    """The bulk import builds schedules without `Incident`s: they equal the real ones,
+    for lines with and without their own opening time, and for repeated ones."""
+    import json
+    from datetime import timedelta
+
+    from sladeck.domain.ingest import import_ndjson
+    from sladeck.domain.model import to_iso
+    from sladeck.domain.queue import QueueItem
+
+    lines = []
+    for n in range(40):
+        line = {"title": f"alert {n}", "severity": f"P{n % 4}", "dedup_key": f"k{n % 25}"}
+        if n % 3:
+            line["opened_at"] = to_iso(clock.now() - timedelta(minutes=n * 7, seconds=n))
+        lines.append(json.dumps(line))
+    import_ndjson(desk, "\n".join(lines).encode(), "alerts.ndjson")
+    items = store.queue_items(("open", "acknowledged", "resolved", "closed"))
+    assert len(items) == 25
+    for item in items:
+        incident = store.incident(item.id)
+        assert incident is not None and item == QueueItem.of(incident, policy), item.id

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sladeck.domain.model import Incident
 from sladeck.policy import Policy
@@ -170,6 +171,19 @@ class Schedule:
         if b is None or (d is not None and (d, _ORDER[self.due_kind]) < (b, _ORDER[self.breach_kind])):  # type: ignore[index]
             return (d, self.due_kind) if d is not None else None  # type: ignore[return-value]
         return b, self.breach_kind  # type: ignore[return-value]
+
+    def shifted(self, by: int) -> Schedule:
+        """This schedule `by` microseconds later: an incident that happened that much later
+        (every instant of SPEC §3 is an event's instant plus a policy duration)."""
+        def move(t: int | None) -> int | None:
+            return None if t is None else t + by
+        return Schedule(self.active, self.breached, move(self.breach_at), self.breach_kind,
+                        move(self.due_at), self.due_kind, move(self.warn_at))
+
+    def values(self) -> tuple[Any, ...]:
+        """The fields in order (the store's SLA_COLUMNS)."""
+        return (self.active, self.breached, self.breach_at, self.breach_kind, self.due_at,
+                self.due_kind, self.warn_at)
 
     def at(self, now: int) -> tuple[str, str | None, int | None, int | None]:
         """(risk, headline kind, headline due, next change) at `now`, all in microseconds."""

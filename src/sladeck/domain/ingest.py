@@ -7,13 +7,15 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
+from json.encoder import encode_basestring as _json_text
 from typing import Any
 
 from sladeck.domain.actions import MAX_TEXT, MAX_TITLE, Desk, Outcome, clean_text
-from sladeck.domain.model import CLOSED, RESOLVED, Actor, Event, Incident, to_iso
+from sladeck.domain.clocks import Schedule, schedule, to_us
+from sladeck.domain.model import CLOSED, OPEN, RESOLVED, Actor, Event, Incident, to_iso
 from sladeck.domain.timeline import apply_event
 from sladeck.errors import Refused, SladeckError
-from sladeck.store import Transaction
+from sladeck.store import WRITTEN_COLUMNS, Transaction, incident_values
 
 TEXT_KEYS = ("description", "service", "dedup_key", "external_ref")
 KNOWN_KEYS = ("title", "severity", "opened_at", *TEXT_KEYS)
@@ -36,18 +38,29 @@ class ImportReport:
     repeated: int = 0
     late: int = 0
     problems: list[str] = field(default_factory=list)
-    # What the lines did, kept as built; `outcomes` makes the Outcome objects when asked.
-    _made: list[tuple[Actor, list[tuple[Incident, datetime]],
-                      list[tuple[int, int, int, str, str, dict[str, Any]]],
+    # What the lines did, kept as written; `outcomes` makes the Outcome objects when
+    # asked. Per line: the incident after a repeat and the event's time, or None for an
+    # opening (at `now`; its incident is `apply_event` of its payload, kept as text).
+    _made: list[tuple[Actor, tuple[str, ...], datetime,
+                      list[tuple[Incident, datetime] | None],
+                      list[tuple[int, int, int, str, str, dict[str, Any] | str]],
                       list[tuple[str, str]]]] = field(default_factory=list, repr=False)
 
     @cached_property
     def outcomes(self) -> list[Outcome]:
         """Each written line's Outcome (its incident after the event, the event, a message)."""
         out = []
-        for actor, made, events, links in self._made:
-            for (incident, at), (event_id, incident_id, version, _, kind, payload), \
+        for actor, levels, now, made, events, links in self._made:
+            for done, (event_id, incident_id, version, _, kind, payload), \
                     (prev_hash, digest) in zip(made, events, links, strict=True):
+                if type(payload) is str:
+                    payload = json.loads(payload)
+                if done is None:
+                    incident = apply_event(None, event_id=event_id, version=version, kind=kind,
+                                           payload=payload, at=now, actor=actor, levels=levels)
+                    at = now
+                else:
+                    incident, at = done
                 event = Event(event_id, incident_id, version, at, actor.account, actor.name,
                               kind, payload, prev_hash, digest)
                 out.append(Outcome(incident, event, _message(incident, event)))
@@ -67,7 +80,23 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number sladeck accepts")
 
 
-_decode = json.JSONDecoder(parse_constant=_no_constants).decode  # built once, not per line
+_DECODER = json.JSONDecoder(parse_constant=_no_constants)  # built once, not per line
+_decode, _scan = _DECODER.decode, _DECODER.scan_once
+
+
+def _decode_line(text: str) -> Any:
+    """`_decode(text)`. The usual line is one object with nothing around it: json's
+    scanner alone reads it (what `decode` calls, after two whitespace matches). Any
+    other line, and any line the scanner rejects, goes through `decode` itself, so
+    errors are exactly its errors."""
+    if text[:1] == "{":
+        try:
+            record, end = _scan(text, 0)
+        except Exception:  # decode raises it again, as it always did
+            end = -1
+        if end == len(text):
+            return record
+    return _decode(text)
 
 
 def parse_line(raw: bytes, severities: tuple[str, ...], now: datetime) -> dict[str, Any]:
@@ -77,7 +106,7 @@ def parse_line(raw: bytes, severities: tuple[str, ...], now: datetime) -> dict[s
     except UnicodeDecodeError as exc:
         raise ValueError(f"not valid UTF-8 (byte {exc.start + 1})") from None
     try:
-        record = _decode(text)
+        record = _decode_line(text)
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
     except json.JSONDecodeError as exc:
@@ -156,9 +185,39 @@ def _import(desk: Desk, data: bytes, name: str, skip_invalid: bool) -> ImportRep
         raise ImportRefused(report.problems)
     if not records:
         return report
-    with desk.store.write() as tx:
+    with desk.store.write(bulk=True) as tx:
         _write_records(desk, tx, records, name, report)
     return report
+
+
+# The row `incident_values` gives an incident as `apply_event` opens it, built here
+# directly (a frozen 25-field `Incident` per line was the import's largest cost).
+_OPENED_ROW = (
+    "id", "title", "description", "service", "severity", "level", "state", "assignee",
+    "external_ref", "dedup_key", "opened_at", "opened_by", "level_entered_at",
+    "acknowledged_at", "acknowledged_by", "resolved_at", "closed_at", "reached", "repeats",
+    "policy_id", "version", "changed_seq", "updated_at", "updated_by", "last_change",
+    "sla_active", "sla_breached", "sla_breach_at", "sla_breach_kind", "sla_due_at",
+    "sla_due_kind", "sla_warn_at")
+if WRITTEN_COLUMNS != _OPENED_ROW:  # pragma: no cover - a new column needs a value below
+    raise ImportError("sladeck.domain.ingest builds rows in an outdated column order")
+
+
+def _opened_payload(incident_id: int, title: str, severity: str, level: str,
+                    description: str, service: str, dedup_key: str | None,
+                    external_ref: str | None, policy_id: int, opened_at: str | None,
+                    source: str) -> str:
+    """The `opened` payload's canonical text (`store._dumps`: sorted keys, no spaces,
+    not ASCII-escaped), put together from json's own string encoder: the values are
+    str (checked by `parse_line`), int, or None."""
+    return (f'{{"dedup_key":{"null" if dedup_key is None else _json_text(dedup_key)},'
+            f'"description":{_json_text(description)},'
+            f'"external_ref":{"null" if external_ref is None else _json_text(external_ref)},'
+            f'"id":{incident_id:d},"level":{_json_text(level)},'
+            f'"opened_at":{"null" if opened_at is None else _json_text(opened_at)},'
+            f'"policy_id":{policy_id:d},"service":{_json_text(service)},'
+            f'"severity":{_json_text(severity)},"source":{_json_text(source)},'
+            f'"title":{_json_text(title)}}}')
 
 
 def _write_records(desk: Desk, tx: Transaction, records: list[tuple[int, dict[str, Any]]],
@@ -168,12 +227,14 @@ def _write_records(desk: Desk, tx: Transaction, records: list[tuple[int, dict[st
     The same events, payloads and rows as taking each line through `_open` (or, for a
     late repeat, `_Writer.record`) one at a time, built in memory: we hold the write
     lock, so incident and event ids are assigned here; existing incidents are looked up
-    by dedup key a batch at a time; each state comes from `apply_event`; rows and
+    by dedup key a batch at a time; a repeat's state comes from `apply_event`; a new
+    incident's row and payload are built directly as `apply_event` and `_dumps` would
+    make them (its `Incident` is made only if a later line repeats it); rows and
     events are written with one `executemany` each.
     """
     now = desk.clock.now()
     actor, policy, store = desk.actor, desk.policy, desk.store
-    now_text = to_iso(now)
+    now_text, now_us = to_iso(now), to_us(now)
     levels = policy.levels
     keys = {key for _, record in records if (key := record.get("dedup_key"))}
     found = tx.open_by_dedup_keys(keys)
@@ -190,63 +251,100 @@ def _write_records(desk: Desk, tx: Transaction, records: list[tuple[int, dict[st
     for incident_id, incident in current.items():
         last = last_at.get(incident_id) or incident.updated_at
         at_of[incident_id] = last if last is not None and last > now else now
-    event_id = tx.next_event_id()
-    next_id = policy_id = 0  # assigned at the first new incident
-    new_ids: list[int] = []
-    events: list[tuple[int, int, int, str, str, dict[str, Any]]] = []
-    made: list[tuple[Incident, datetime]] = []
+    first_event = event_id = tx.next_event_id()
+    first_id = next_id = policy_id = 0  # assigned at the first new incident
+    rows: list[tuple[Any, ...]] = []  # the new incidents', in id order
+    events: list[tuple[int, int, int, str, str, dict[str, Any] | str]] = []
+    made: list[tuple[Incident, datetime] | None] = []
+    level, by = levels[0], actor.display
+    reached_of: dict[str, str] = {}  # opened_at text → `reached` JSON (`_reach`: one level)
+    # A new incident's SLA schedule: its severity's first one, moved by the difference
+    # in opening time (every instant in it is the opening plus a policy duration).
+    sla_of: dict[str, tuple[int, Schedule]] = {}
+    opened = repeated = late_count = 0
     for number, record in records:
-        key = record.get("dedup_key") or None
-        opened_at = record.get("opened_at")
-        source = f"{name}:{number}"
+        get = record.get
+        key = get("dedup_key") or None
+        opened_at = get("opened_at")
         target = None
         if key is not None:
             target_id = open_ids.get(key)
             if target_id is not None:
-                target = current[target_id]
+                target = current.get(target_id)
+                if target is None:  # opened earlier in this file: its Incident, made now
+                    first = events[rows[target_id - first_id][21] - first_event]
+                    target = apply_event(None, event_id=first[0], version=1, kind="opened",
+                                         payload=json.loads(first[5]), at=now, actor=actor,
+                                         levels=levels)
                 payload = {"dedup_key": key, "title": record["title"],
-                           "severity": record["severity"], "source": source}
-                report.repeated += 1
+                           "severity": record["severity"], "source": f"{name}:{number}"}
+                repeated += 1
             elif opened_at is not None and key in latest:
                 late = current[latest[key].id]
                 if late.state in (RESOLVED, CLOSED) and late.resolved_at \
                         and opened_at <= late.resolved_at:
                     target = late
-                    payload = {"dedup_key": key, "source": source,
+                    payload = {"dedup_key": key, "source": f"{name}:{number}",
                                "reason": f"alert started {to_iso(opened_at)}, before "
                                          f"{late.ref} was resolved"}
-                    report.late += 1
+                    late_count += 1
         if target is not None:
             at = at_of[target.id]
-            new = apply_event(target, event_id=event_id, version=target.version,
-                              kind="repeated", payload=payload, at=at, actor=actor,
-                              levels=store.policy(target.policy_id).levels)
+            new = current[target.id] = apply_event(
+                target, event_id=event_id, version=target.version, kind="repeated",
+                payload=payload, at=at, actor=actor,
+                levels=store.policy(target.policy_id).levels)
+            events.append((event_id, new.id, new.version, now_text if at is now else to_iso(at),
+                           "repeated", payload))
+            made.append((new, at))
         else:
             if not next_id:
                 policy_id = tx.policy_id(policy, now)
-                next_id = tx.next_incident_id()
-            payload = {"id": next_id, "title": record["title"], "severity": record["severity"],
-                       "level": levels[0],
-                       "description": record.get("description") or "",
-                       "service": record.get("service") or "", "dedup_key": key,
-                       "external_ref": record.get("external_ref") or None,
-                       "policy_id": policy_id,
-                       "opened_at": to_iso(opened_at) if opened_at else None, "source": source}
-            new = apply_event(None, event_id=event_id, version=1, kind="opened",
-                              payload=payload, at=now, actor=actor, levels=levels)
-            at = at_of[next_id] = now
-            new_ids.append(next_id)
+                first_id = next_id = tx.next_incident_id()
+            title, severity = record["title"], record["severity"]
+            description, service = get("description") or "", get("service") or ""
+            external_ref = get("external_ref") or None
+            if opened_at is None:
+                opened_text = now_text
+                payload_text = _opened_payload(next_id, title, severity, level, description,
+                                               service, key, external_ref, policy_id, None,
+                                               f"{name}:{number}")
+            else:
+                opened_text = to_iso(opened_at)
+                payload_text = _opened_payload(next_id, title, severity, level, description,
+                                               service, key, external_ref, policy_id,
+                                               opened_text, f"{name}:{number}")
+            reached = reached_of.get(opened_text)
+            if reached is None:
+                reached = reached_of[opened_text] = json.dumps({level: opened_text})
+            opened_us = now_us if opened_at is None else to_us(opened_at)
+            first_of = sla_of.get(severity)
+            if first_of is None:
+                first_of = sla_of[severity] = (opened_us, schedule(apply_event(
+                    None, event_id=event_id, version=1, kind="opened",
+                    payload=json.loads(payload_text), at=now, actor=actor, levels=levels),
+                    policy))
+            sla = first_of[1].shifted(opened_us - first_of[0]).values()
+            rows.append((next_id, title, description, service, severity, level, OPEN, None,
+                         external_ref, key, opened_text, by, opened_text, None, None, None,
+                         None, reached, 0, policy_id, 1, event_id, now_text, by, "opened",
+                         *sla))
+            events.append((event_id, next_id, 1, now_text, "opened", payload_text))
+            made.append(None)
+            at_of[next_id] = now
             if key is not None:
                 open_ids[key] = next_id
             next_id += 1
-            report.opened += 1
-        current[new.id] = new
-        events.append((event_id, new.id, new.version, now_text if at is now else to_iso(at),
-                       "opened" if target is None else "repeated", payload))
-        made.append((new, at))
+            opened += 1
         event_id += 1
-    tx.insert_incidents([current[i] for i in new_ids])
+    report.opened += opened
+    report.repeated += repeated
+    report.late += late_count
+    for incident_id, incident in current.items():  # new incidents a later line repeated
+        if incident_id not in before:
+            rows[incident_id - first_id] = incident_values(incident, policy)
+    tx.insert_incident_rows(rows)
     links = tx.append_events(actor, events)
     tx.update_incidents([(current[i], old.version) for i, old in before.items()
                          if current[i] is not old])
-    report._made.append((actor, made, events, links))
+    report._made.append((actor, levels, now, made, events, links))
