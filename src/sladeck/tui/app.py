@@ -321,8 +321,10 @@ class SladeckApp(App[int]):
         incident = self.current_incident()
         keys = (id(self.screen), incident and (incident.id, incident.state, incident.level))
         if keys != self._keys_for:
+            first = self._keys_for is None
             self._keys_for = keys
-            self.refresh_bindings()
+            if not first:  # the footer's first compose checks them anyway
+                self.refresh_bindings()
 
     def _update_summary(self, now: datetime) -> None:
         if not self.screen_stack or not isinstance(self.screen_stack[0], QueueScreen):
