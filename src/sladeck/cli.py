@@ -79,7 +79,6 @@ class Session:
 
     def __init__(self, settings: Settings) -> None:
         from sladeck.clock import SystemClock
-        from sladeck.domain.actions import Desk
         from sladeck.identity import current_actor
         from sladeck.policy import load_policy
         from sladeck.store import Store
@@ -89,7 +88,18 @@ class Session:
         self.store = Store(self.db_path)
         self.store.adopt(self.policy)
         self.clock = SystemClock()
-        self.desk = Desk(self.store, self.policy, self.clock, current_actor(settings.name))
+        self.actor = current_actor(settings.name)
+        self._desk: Any = None
+
+    @property
+    def desk(self) -> Any:
+        """The actions' entry point (imported when a command acts: the dashboard's
+        start-up does not need it)."""
+        if self._desk is None:
+            from sladeck.domain.actions import Desk
+
+            self._desk = Desk(self.store, self.policy, self.clock, self.actor)
+        return self._desk
 
     def policy_of(self, incident: Any) -> Any:
         return self.store.policy(incident.policy_id)
@@ -206,7 +216,7 @@ def cli(ctx: click.Context) -> None:
         s = session()
         from sladeck.tui.app import run_dashboard
 
-        run_dashboard(s.store, s.policy, s.desk.actor, db_path=s.db_path, log_file=log_path())
+        run_dashboard(s.store, s.policy, s.actor, db_path=s.db_path, log_file=log_path())
 
 
 @command(cli, "open")
@@ -538,7 +548,7 @@ def demo_cmd(count: int, seed: int) -> None:
         click.echo(f"{s.db_path}: already holds {existing} incidents; nothing added "
                    "(give a new --db for a fresh demo)")
         return
-    made = fill_demo(s.store, s.policy, s.desk.actor, s.clock.now(), count=count, seed=seed)
+    made = fill_demo(s.store, s.policy, s.actor, s.clock.now(), count=count, seed=seed)
     click.echo(f"{s.db_path}: {made} demo incidents")
 
 

@@ -29,8 +29,6 @@ from textual.widgets import Footer, Input, Static
 from textual.worker import Worker, WorkerState
 
 from sladeck.clock import Clock, SystemClock
-from sladeck.domain import actions
-from sladeck.domain.actions import Desk, Outcome
 from sladeck.domain.clocks import to_us
 from sladeck.domain.model import ACKNOWLEDGED, ACTIVE_STATES, OPEN, RESOLVED, Actor, Incident
 from sladeck.domain.queue import Filter, Queue, QueueItem, Transition
@@ -44,6 +42,7 @@ from sladeck.tui.partial import install as write_only_changed_cells
 from sladeck.tui.queue import QueueHeader, QueueView, changed_span
 
 if TYPE_CHECKING:
+    from sladeck.domain.actions import Desk, Outcome
     from sladeck.tui.forms import ActionForm
 
 # The detail screen, the forms and the help screen load when first opened: the
@@ -186,6 +185,8 @@ class SladeckApp(App[int]):
         """The actions' own connection, opened by the first action (under `write_lock`):
         the first frame needs no second connection."""
         if self._desk is None:
+            from sladeck.domain.actions import Desk
+
             writer = Store(self.db_path, migrate=False)
             writer.adopt(self.policy)
             self._desk = Desk(writer, self.policy, self.clock, self.actor)
@@ -357,7 +358,9 @@ class SladeckApp(App[int]):
     def record_notices(self, incident_ids: list[int]) -> None:
         with self.write_lock:
             incidents = [i for i in map(self.writer.incident, incident_ids) if i is not None]
-            recorded = actions.record_notices(self.desk, incidents)
+            from sladeck.domain.actions import record_notices
+
+            recorded = record_notices(self.desk, incidents)
         if not self.run_hooks:
             return
         from sladeck.hooks import run_hook
@@ -430,8 +433,9 @@ class SladeckApp(App[int]):
         found = self._incident_and_policy()
         if found:
             incident_id, version = found[0].id, found[2]
-            self.perform(lambda desk: actions.acknowledge(desk, incident_id,
-                                                          expected_version=version))
+            from sladeck.domain.actions import acknowledge
+
+            self.perform(lambda desk: acknowledge(desk, incident_id, expected_version=version))
 
     def action_escalate(self) -> None:
         found = self._incident_and_policy()
@@ -544,7 +548,9 @@ class SladeckApp(App[int]):
             self.push_screen(HelpScreen())
 
     def tick_checklist(self, incident_id: int, checklist: str, item: str, done: bool) -> None:
-        self.perform(lambda desk: actions.tick(desk, incident_id, checklist, item, done=done))
+        from sladeck.domain.actions import tick
+
+        self.perform(lambda desk: tick(desk, incident_id, checklist, item, done=done))
 
     @work(thread=True, exit_on_error=False, group="actions")
     def perform(self, run: Callable[[Desk], Outcome], form: ActionForm | None = None) -> None:
