@@ -961,6 +961,7 @@ def test_a_partial_update_writes_only_its_own_cells() -> None:
 async def test_the_poll_notices_a_commit_and_stops_when_the_app_closes(
         demo_db: Path, policy: Policy, other: Desk) -> None:
     app = make_app(demo_db, policy, poll_interval=0.01)
+    app.WATCH_FILES = False  # the poll itself, as where inotify is unavailable
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         target = app.queue.visible[0].incident.id
@@ -972,3 +973,121 @@ async def test_the_poll_notices_a_commit_and_stops_when_the_app_closes(
         assert app.queue.rows[target].incident.assignee == "polled"
     assert app.closing and app._poll_handle is not None and app._poll_handle.cancelled()
     await asyncio.sleep(0.05)  # no late poll on the closed connections
+
+
+
+# -- what a line costs: the same cells, built cheaper ----------------------------------
+
+
+@sync
+async def test_the_queue_draws_what_textuals_own_line_cache_draws(demo_db: Path,
+                                                                 policy: Policy) -> None:
+    from rich.segment import Segment
+    from textual._styles_cache import StylesCache
+
+    def drawn(strips: list) -> list[list[Segment]]:  # type: ignore[type-arg]
+        return [list(Segment.simplify(strip)) for strip in strips]
+
+    app = make_app(demo_db, policy)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        queue_view = view(app)
+        crop = queue_view.size.region
+        assert type(queue_view._styles_cache).__name__ == "_PlainStylesCache"
+        assert drawn(queue_view._styles_cache.render_widget(queue_view, crop)) == \
+            drawn(StylesCache().render_widget(queue_view, crop))
+        assert queue_view._styles_cache._plain
+        queue_view.styles.padding = (0, 2)  # a decorated queue takes Textual's own path
+        queue_view.styles.border = ("round", "red")
+        await pilot.pause()
+        assert drawn(queue_view._styles_cache.render_widget(queue_view, crop)) == \
+            drawn(StylesCache().render_widget(queue_view, crop))
+        assert not queue_view._styles_cache._plain
+
+
+@pytest.mark.parametrize("width", [120, 100, 80, 60, 52, 30, 21, 15])
+@sync
+async def test_each_line_shows_its_cells_cut_to_the_width(demo_db: Path, policy: Policy,
+                                                          other: Desk, width: int) -> None:
+    from rich.segment import Segment
+    from textual.strip import Strip
+
+    from sladeck.tui.queue import head_cells, head_text
+
+    wide = actions.open_incident(other, title="日本語のタイトル" * 8, severity="P1",
+                                 service="サービス名前").incident
+    actions.assign(other, wide.id, "名前名前名前")
+    clock = FixedClock(T0)
+    app = make_app(demo_db, policy, clock=clock)
+    async with app.run_test(size=(width, 30)) as pilot:
+        for step in (0, 59, 3600, 86400 * 3):
+            clock.advance(seconds=step)
+            app.tick()
+            await pilot.pause()
+            queue_view = view(app)
+            w = queue_view.scrollable_content_region.width
+            for y, row in enumerate(app.queue.visible[:queue_view.size.height]):
+                assert head_text(row, clock.now()) == " ".join(
+                    t for _, t in head_cells(row, clock.now()))
+                expected = Strip([Segment(t + " ") for _, t in
+                                  row_cells(row, clock.now(), w, queue_view.ref)])
+                expected = expected.crop(0, w).extend_cell_length(w)
+                line = queue_view.render_line(y)
+                assert line.cell_length == w and line.text == expected.text
+
+
+def paint(data: str, screen: dict[tuple[int, int], tuple[str, str]]) -> int:
+    """Apply terminal output (cursor moves, SGR, text) to a cell map; cells written."""
+    from rich.cells import cell_len
+
+    y = x = 1  # 1-based, as the terminal counts
+    written = 0
+    style = ""
+    for m in re.finditer(r"\x1b\[(\d+);(\d+)H|\x1b\[([\d;]*)m|\n|([^\x1b\n])", data):
+        if m.group(1):
+            y, x = int(m.group(1)), int(m.group(2))
+        elif m.group(3) is not None:
+            style = "" if m.group(3) == "0" else m.group(3)
+        elif m.group(4):
+            screen[y, x] = (m.group(4), style)
+            x += cell_len(m.group(4))
+            written += 1
+    return written
+
+
+def test_a_partial_update_writes_the_cells_textual_would_and_no_more() -> None:
+    import random
+
+    from rich.console import Console
+    from rich.segment import Segment
+    from rich.style import Style
+    from textual._compositor import ChopsUpdate
+    from textual.strip import Strip
+
+    from sladeck.tui.partial import TEXTUAL_RENDER_SEGMENTS, render_segments
+
+    console = Console(color_system="truecolor", force_terminal=True, width=40)
+    rng = random.Random(7)
+    styles = [None, Style(bold=True), Style(color="red", bgcolor="black")]
+    for _ in range(400):
+        chops, ends = {}, []
+        x = 0
+        while x < 40:  # a line of chops (widgets side by side), each of a few segments
+            segments = [Segment(rng.choice(["ab ", "4m12s", "日本", "x", "·●▲"]),
+                                rng.choice(styles)) for _ in range(rng.randint(1, 4))]
+            strip = Strip(segments)
+            chops[x] = strip
+            x += strip.cell_length
+            ends.append(x)
+        x1 = rng.randrange(0, x)
+        spans = [(0, x1, rng.randint(x1 + 1, x))]
+        update = ChopsUpdate([chops], spans, [ends])
+        full: dict[tuple[int, int], tuple[str, str]] = {}
+        paint(Strip.join(chops.values()).render(console), full)  # the screen before
+        theirs, ours = dict(full), dict(full)
+        theirs_written = paint(TEXTUAL_RENDER_SEGMENTS(update, console), theirs)
+        ours_written = paint(render_segments(update, console), ours)
+        assert ours == theirs, (chops, spans)  # the same screen as Textual leaves
+        assert ours_written <= theirs_written
+        if all(len(s.text) == s.cell_length for s in chops.values()):
+            assert ours_written == spans[0][2] - spans[0][1]  # the span's cells, no more

@@ -7,18 +7,46 @@ rewritten from column 0. The dashboard repaints only a few cells a second, so it
 installs this version, which starts at x1 as the span says. Where starting at x1
 would split a double-width character it starts at the widget's edge as before.
 Installed only on the Textual versions it was checked against; full updates are
-untouched.
+untouched. A span is cut straight from the strip's segments, without building the
+cropped Strips Textual would (each carries seven caches): at one changed countdown
+a line, a second's update is mostly spans.
 """
 
 from __future__ import annotations
 
 import textual
 from rich.cells import cell_len
+from rich.color import ColorSystem
 from rich.console import Console
 from rich.control import Control
 from textual._compositor import ChopsUpdate
+from textual.strip import Strip
 
 CHECKED = ("8.2.8",)
+TEXTUAL_RENDER_SEGMENTS = ChopsUpdate.render_segments  # Textual's own, for comparison
+
+
+def _cells(strip: Strip, start: int, stop: int, color_system: ColorSystem) -> str | None:
+    """Terminal data for cells [start, stop) of `strip`; None where that would cut a
+    double-width character or the strip holds a control segment (the caller crops)."""
+    render = Strip.render_style
+    out: list[str] = []
+    pos = 0
+    for text, style, control in strip:
+        if pos >= stop:
+            break
+        if control:
+            return None
+        width = cell_len(text)
+        end = pos + width
+        if end > start and text:
+            if pos < start or end > stop:  # a cut inside this segment
+                if width != len(text):
+                    return None
+                text = text[max(0, start - pos): stop - pos]
+            out.append(text if style is None else render(style, text, color_system))
+        pos = end
+    return "".join(out)
 
 
 def render_segments(self: ChopsUpdate, console: Console) -> str:
@@ -29,6 +57,7 @@ def render_segments(self: ChopsUpdate, console: Console) -> str:
     chops = self.chops
     chop_ends = self.chop_ends
     last_y = self.spans[-1][0]
+    color_system = console._color_system or ColorSystem.TRUECOLOR
     for y, x1, x2 in self.spans:
         line = chops[y]
         ends = chop_ends[y]
@@ -38,6 +67,14 @@ def render_segments(self: ChopsUpdate, console: Console) -> str:
             if x2 > x >= x1 and end <= x2:
                 append(move_to(x, y).segment.text)
                 append(strip.render(console))
+                continue
+            start, stop = max(x, x1), min(end, x2)
+            if start >= stop:
+                continue
+            cells = _cells(strip, start - x, stop - x, color_system)
+            if cells is not None:
+                append(move_to(start, y).segment.text)
+                append(cells)
                 continue
             start = x
             if x1 > x:
