@@ -10,6 +10,8 @@ import asyncio
 import functools
 import os
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Coroutine
 from datetime import timedelta
@@ -1091,3 +1093,139 @@ def test_a_partial_update_writes_the_cells_textual_would_and_no_more() -> None:
         assert ours_written <= theirs_written
         if all(len(s.text) == s.cell_length for s in chops.values()):
             assert ours_written == spans[0][2] - spans[0][1]  # the span's cells, no more
+
+
+# -- noticing other processes' commits without polling (Linux inotify) -----------------
+
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"),
+                                reason="inotify is Linux's; elsewhere the app polls")
+
+
+async def in_another_process(db: Path, *argv: str) -> None:
+    """`sladeck --db DB ARGV` run to completion by another process, as a colleague would."""
+    import sladeck
+
+    env = {**os.environ, "TZ": "UTC", "SLADECK_USER": "alice",
+           "PYTHONPATH": str(Path(sladeck.__file__).resolve().parent.parent)}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "sladeck", "--db", str(db), *argv, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+
+
+async def until(pilot: Pilot, condition: Callable[[], bool], what: str) -> None:
+    """Let the app run until `condition` holds (a bounded wait, never a fixed sleep)."""
+    for _ in range(500):
+        if condition():
+            return
+        await pilot.pause(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@linux_only
+@sync
+async def test_the_watch_shows_another_process_commit_and_never_polls_while_idle(
+        demo_db: Path, policy: Policy) -> None:
+    app = make_app(demo_db, policy, poll_interval=0.1)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        assert app._watch is not None
+        assert app._poll_handle is None  # nothing written: no wake-up is even scheduled
+        target = app.queue.visible[2].incident
+        await in_another_process(demo_db, "assign", str(target.id), "watched")
+        await until(pilot, lambda: any("watched" in line for line in screen_lines(app)),
+                    "the new assignee on screen")
+        assert app.queue.rows[target.id].incident.assignee == "watched"
+        # once the writes stop, the checks that followed them stop too
+        await until(pilot, lambda: app._poll_handle is None, "the checks to stop")
+    assert app._watch is None  # closed with the app
+
+
+@linux_only
+@sync
+async def test_the_watch_keeps_checking_while_another_process_writes(
+        demo_db: Path, policy: Policy) -> None:
+    app = make_app(demo_db, policy, poll_interval=0.1)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        ids = [r.incident.id for r in app.queue.visible[:3]]
+        for n, incident_id in enumerate(ids):
+            await in_another_process(demo_db, "assign", str(incident_id), f"burst{n}")
+        await until(pilot, lambda: all(app.queue.rows[i].incident.assignee == f"burst{n}"
+                                       for n, i in enumerate(ids)), "every commit")
+
+
+@sync
+async def test_without_inotify_the_app_polls(demo_db: Path, policy: Policy, other: Desk,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import sladeck.tui.app
+
+    monkeypatch.setattr(sladeck.tui.app, "open_watch", lambda path: None)
+    app = make_app(demo_db, policy, poll_interval=0.05)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert app._watch is None and app._poll_handle is not None  # polling
+        target = app.queue.visible[0].incident.id
+        actions.assign(other, target, "polled")
+        await until(pilot, lambda: app.queue.rows[target].incident.assignee == "polled",
+                    "the poll to see the commit")
+
+
+@linux_only
+@sync
+async def test_when_the_watched_folder_moves_the_app_polls_instead(
+        tmp_path: Path, policy: Policy) -> None:
+    team = tmp_path / "team"
+    team.mkdir()
+    store = Store(team / "sladeck.db")
+    fill_demo(store, policy, ME, T0)
+    store.close()
+    app = make_app(team / "sladeck.db", policy, poll_interval=0.05)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert app._watch is not None
+        team.rename(tmp_path / "moved")  # the open connections follow the file
+        await until(pilot, lambda: app._watch is None and app._poll_handle is not None,
+                    "the app to fall back to polling")
+        other = Store(tmp_path / "moved" / "sladeck.db")
+        target = app.queue.visible[0].incident.id
+        actions.assign(Desk(other, policy, FixedClock(T0), Actor("alice")), target, "moved")
+        other.close()
+        await until(pilot, lambda: app.queue.rows[target].incident.assignee == "moved",
+                    "the poll to see the commit")
+
+
+@linux_only
+def test_the_watch_reports_only_the_database_its_wal_and_its_journal(tmp_path: Path) -> None:
+    from sladeck.tui.watch import open_watch
+
+    folder = tmp_path / "team"
+    folder.mkdir()
+    db = folder / "team.db"
+    db.write_bytes(b"")
+    watch = open_watch(db)
+    assert watch is not None
+    try:
+        assert watch.read() is False  # nothing happened yet
+        (folder / "notes.txt").write_text("unrelated")
+        (folder / "other.db-wal").write_text("another database")
+        assert watch.read() is False
+        for name in ("team.db-wal", "team.db-journal", "team.db"):
+            with open(folder / name, "ab") as f:
+                f.write(b"x")
+            assert watch.read() is True, name
+        assert watch.read() is False  # every event was taken
+        (folder / "team.db-wal").unlink()  # a WAL removed (and later made again)
+        assert watch.read() is True and not watch.broken
+        folder.rename(tmp_path / "moved")
+        assert watch.read() is True and watch.broken
+    finally:
+        watch.close()
+
+
+def test_no_watch_where_the_folder_cannot_be_watched(tmp_path: Path) -> None:
+    from sladeck.tui.watch import open_watch
+
+    assert open_watch(tmp_path / "missing" / "team.db") is None
+
