@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import sys
 import threading
@@ -157,6 +158,7 @@ class SladeckApp(App[int]):
     _quiet_at = 0.0  # event-loop time after which a check chain stops
     _last_write = 0.0  # event-loop time of the last write event
     _last_seen = 0.0  # ... and of the last check that saw a commit
+    _heap_frozen = False
     BINDINGS = [
         Binding("q", "quit", "Quit", id="app.quit", tooltip="Leave the dashboard"),
         Binding("question_mark", "help", "Help", id="app.help", tooltip="Every key"),
@@ -337,6 +339,8 @@ class SladeckApp(App[int]):
         only the cells on screen whose text changed (the countdowns and the clock)."""
         if self.closing:
             return
+        if self.tick_interval and not self._heap_frozen:
+            self._freeze_heap()
         if self._watch is not None:
             self.poll()  # the watch's safety net: about 4 µs, and no wake-up of its own
         now = self.clock.now()
@@ -354,6 +358,19 @@ class SladeckApp(App[int]):
             for s in self.screen_stack:
                 if isinstance(s, detail_screen):
                     s.tick(now)
+
+    def _freeze_heap(self) -> None:
+        """Once, at the first tick: leave what start-up built out of full collections.
+
+        Each tick's strips live a second, long enough to reach the oldest garbage
+        collector generation, so every minute or so a full collection walked every
+        object start-up made (all the open incidents): 40 ms at 10,000 open, a fifth
+        of an idle minute's CPU. Frozen objects are still freed by reference counting;
+        only cycles among them are never collected (start-up's were, just before).
+        """
+        self._heap_frozen = True
+        gc.collect()
+        gc.freeze()
 
     def _queue_view(self) -> QueueView | None:
         if not self.screen_stack:
