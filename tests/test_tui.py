@@ -10,6 +10,8 @@ import asyncio
 import functools
 import os
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Coroutine
 from datetime import timedelta
@@ -961,6 +963,7 @@ def test_a_partial_update_writes_only_its_own_cells() -> None:
 async def test_the_poll_notices_a_commit_and_stops_when_the_app_closes(
         demo_db: Path, policy: Policy, other: Desk) -> None:
     app = make_app(demo_db, policy, poll_interval=0.01)
+    app.WATCH_FILES = False  # the poll itself, as where inotify is unavailable
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         target = app.queue.visible[0].incident.id
@@ -1009,3 +1012,275 @@ async def test_the_first_frame_shows_the_worst_rows_then_every_row_loads(
         assert [r.incident.id for r in app.queue.visible] == everything
         assert view(app).selected_id == everything[1]
         assert str(app.screen.query_one("#summary", Static).content) == str(summary)
+
+
+# -- what a line costs: the same cells, built cheaper ----------------------------------
+
+
+@sync
+async def test_the_queue_draws_what_textuals_own_line_cache_draws(demo_db: Path,
+                                                                 policy: Policy) -> None:
+    from rich.segment import Segment
+    from textual._styles_cache import StylesCache
+
+    def drawn(strips: list) -> list[list[Segment]]:  # type: ignore[type-arg]
+        return [list(Segment.simplify(strip)) for strip in strips]
+
+    app = make_app(demo_db, policy)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        queue_view = view(app)
+        crop = queue_view.size.region
+        assert type(queue_view._styles_cache).__name__ == "_PlainStylesCache"
+        assert drawn(queue_view._styles_cache.render_widget(queue_view, crop)) == \
+            drawn(StylesCache().render_widget(queue_view, crop))
+        assert queue_view._styles_cache._plain
+        queue_view.styles.padding = (0, 2)  # a decorated queue takes Textual's own path
+        queue_view.styles.border = ("round", "red")
+        await pilot.pause()
+        assert drawn(queue_view._styles_cache.render_widget(queue_view, crop)) == \
+            drawn(StylesCache().render_widget(queue_view, crop))
+        assert not queue_view._styles_cache._plain
+
+
+@pytest.mark.parametrize("width", [120, 100, 80, 60, 52, 30, 21, 15])
+@sync
+async def test_each_line_shows_its_cells_cut_to_the_width(demo_db: Path, policy: Policy,
+                                                          other: Desk, width: int) -> None:
+    from rich.segment import Segment
+    from textual.strip import Strip
+
+    from sladeck.tui.queue import head_cells, head_text
+
+    wide = actions.open_incident(other, title="日本語のタイトル" * 8, severity="P1",
+                                 service="サービス名前").incident
+    actions.assign(other, wide.id, "名前名前名前")
+    clock = FixedClock(T0)
+    app = make_app(demo_db, policy, clock=clock)
+    async with app.run_test(size=(width, 30)) as pilot:
+        for step in (0, 59, 3600, 86400 * 3):
+            clock.advance(seconds=step)
+            app.tick()
+            await pilot.pause()
+            queue_view = view(app)
+            w = queue_view.scrollable_content_region.width
+            for y, row in enumerate(app.queue.visible[:queue_view.size.height]):
+                assert head_text(row, clock.now()) == " ".join(
+                    t for _, t in head_cells(row, clock.now()))
+                expected = Strip([Segment(t + " ") for _, t in
+                                  row_cells(row, clock.now(), w, queue_view.ref)])
+                expected = expected.crop(0, w).extend_cell_length(w)
+                line = queue_view.render_line(y)
+                assert line.cell_length == w and line.text == expected.text
+
+
+def paint(data: str, screen: dict[tuple[int, int], tuple[str, str]]) -> int:
+    """Apply terminal output (cursor moves, SGR, text) to a cell map; cells written."""
+    from rich.cells import cell_len
+
+    y = x = 1  # 1-based, as the terminal counts
+    written = 0
+    style = ""
+    for m in re.finditer(r"\x1b\[(\d+);(\d+)H|\x1b\[([\d;]*)m|\n|([^\x1b\n])", data):
+        if m.group(1):
+            y, x = int(m.group(1)), int(m.group(2))
+        elif m.group(3) is not None:
+            style = "" if m.group(3) == "0" else m.group(3)
+        elif m.group(4):
+            screen[y, x] = (m.group(4), style)
+            x += cell_len(m.group(4))
+            written += 1
+    return written
+
+
+def test_a_partial_update_writes_the_cells_textual_would_and_no_more() -> None:
+    import random
+
+    from rich.console import Console
+    from rich.segment import Segment
+    from rich.style import Style
+    from textual._compositor import ChopsUpdate
+    from textual.strip import Strip
+
+    from sladeck.tui.partial import TEXTUAL_RENDER_SEGMENTS, render_segments
+
+    console = Console(color_system="truecolor", force_terminal=True, width=40)
+    rng = random.Random(7)
+    styles = [None, Style(bold=True), Style(color="red", bgcolor="black")]
+    for _ in range(400):
+        chops, ends = {}, []
+        x = 0
+        while x < 40:  # a line of chops (widgets side by side), each of a few segments
+            segments = [Segment(rng.choice(["ab ", "4m12s", "日本", "x", "·●▲"]),
+                                rng.choice(styles)) for _ in range(rng.randint(1, 4))]
+            strip = Strip(segments)
+            chops[x] = strip
+            x += strip.cell_length
+            ends.append(x)
+        x1 = rng.randrange(0, x)
+        spans = [(0, x1, rng.randint(x1 + 1, x))]
+        update = ChopsUpdate([chops], spans, [ends])
+        full: dict[tuple[int, int], tuple[str, str]] = {}
+        paint(Strip.join(chops.values()).render(console), full)  # the screen before
+        theirs, ours = dict(full), dict(full)
+        theirs_written = paint(TEXTUAL_RENDER_SEGMENTS(update, console), theirs)
+        ours_written = paint(render_segments(update, console), ours)
+        assert ours == theirs, (chops, spans)  # the same screen as Textual leaves
+        assert ours_written <= theirs_written
+        if all(len(s.text) == s.cell_length for s in chops.values()):
+            assert ours_written == spans[0][2] - spans[0][1]  # the span's cells, no more
+
+
+# -- noticing other processes' commits without polling (Linux inotify) -----------------
+
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"),
+                                reason="inotify is Linux's; elsewhere the app polls")
+
+
+async def in_another_process(db: Path, *argv: str) -> None:
+    """`sladeck --db DB ARGV` run to completion by another process, as a colleague would."""
+    import sladeck
+
+    env = {**os.environ, "TZ": "UTC", "SLADECK_USER": "alice",
+           "PYTHONPATH": str(Path(sladeck.__file__).resolve().parent.parent)}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "sladeck", "--db", str(db), *argv, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+
+
+async def until(pilot: Pilot, condition: Callable[[], bool], what: str) -> None:
+    """Let the app run until `condition` holds (a bounded wait, never a fixed sleep)."""
+    for _ in range(500):
+        if condition():
+            return
+        await pilot.pause(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@linux_only
+@sync
+async def test_the_watch_shows_another_process_commit_and_never_polls_while_idle(
+        demo_db: Path, policy: Policy) -> None:
+    app = make_app(demo_db, policy, poll_interval=0.1)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        assert app._watch is not None
+        assert app._poll_handle is None  # nothing written: no wake-up is even scheduled
+        target = app.queue.visible[2].incident
+        await in_another_process(demo_db, "assign", str(target.id), "watched")
+        await until(pilot, lambda: any("watched" in line for line in screen_lines(app)),
+                    "the new assignee on screen")
+        assert app.queue.rows[target.id].incident.assignee == "watched"
+        # once the writes stop, the checks that followed them stop too
+        await until(pilot, lambda: app._poll_handle is None, "the checks to stop")
+    assert app._watch is None  # closed with the app
+
+
+@linux_only
+@sync
+async def test_the_watch_keeps_checking_while_another_process_writes(
+        demo_db: Path, policy: Policy) -> None:
+    app = make_app(demo_db, policy, poll_interval=0.1)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        ids = [r.incident.id for r in app.queue.visible[:3]]
+        for n, incident_id in enumerate(ids):
+            await in_another_process(demo_db, "assign", str(incident_id), f"burst{n}")
+        await until(pilot, lambda: all(app.queue.rows[i].incident.assignee == f"burst{n}"
+                                       for n, i in enumerate(ids)), "every commit")
+
+
+@sync
+async def test_without_inotify_the_app_polls(demo_db: Path, policy: Policy, other: Desk,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import sladeck.tui.app
+
+    monkeypatch.setattr(sladeck.tui.app, "open_watch", lambda path: None)
+    app = make_app(demo_db, policy, poll_interval=0.05)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert app._watch is None and app._poll_handle is not None  # polling
+        target = app.queue.visible[0].incident.id
+        actions.assign(other, target, "polled")
+        await until(pilot, lambda: app.queue.rows[target].incident.assignee == "polled",
+                    "the poll to see the commit")
+
+
+@linux_only
+@sync
+async def test_when_the_watched_folder_moves_the_app_polls_instead(
+        tmp_path: Path, policy: Policy) -> None:
+    team = tmp_path / "team"
+    team.mkdir()
+    store = Store(team / "sladeck.db")
+    fill_demo(store, policy, ME, T0)
+    store.close()
+    app = make_app(team / "sladeck.db", policy, poll_interval=0.05)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert app._watch is not None
+        team.rename(tmp_path / "moved")  # the open connections follow the file
+        await until(pilot, lambda: app._watch is None and app._poll_handle is not None,
+                    "the app to fall back to polling")
+        other = Store(tmp_path / "moved" / "sladeck.db")
+        target = app.queue.visible[0].incident.id
+        actions.assign(Desk(other, policy, FixedClock(T0), Actor("alice")), target, "moved")
+        other.close()
+        await until(pilot, lambda: app.queue.rows[target].incident.assignee == "moved",
+                    "the poll to see the commit")
+
+
+@linux_only
+def test_the_watch_reports_only_the_database_its_wal_and_its_journal(tmp_path: Path) -> None:
+    from sladeck.tui.watch import open_watch
+
+    folder = tmp_path / "team"
+    folder.mkdir()
+    db = folder / "team.db"
+    db.write_bytes(b"")
+    watch = open_watch(db)
+    assert watch is not None
+    try:
+        assert watch.read() is False  # nothing happened yet
+        (folder / "notes.txt").write_text("unrelated")
+        (folder / "other.db-wal").write_text("another database")
+        assert watch.read() is False
+        for name in ("team.db-wal", "team.db-journal", "team.db"):
+            with open(folder / name, "ab") as f:
+                f.write(b"x")
+            assert watch.read() is True, name
+        assert watch.read() is False  # every event was taken
+        (folder / "team.db-wal").unlink()  # a WAL removed (and later made again)
+        assert watch.read() is True and not watch.broken
+        folder.rename(tmp_path / "moved")
+        assert watch.read() is True and watch.broken
+    finally:
+        watch.close()
+
+
+def test_no_watch_where_the_folder_cannot_be_watched(tmp_path: Path) -> None:
+    from sladeck.tui.watch import open_watch
+
+    assert open_watch(tmp_path / "missing" / "team.db") is None
+
+
+@sync
+async def test_a_ticking_dashboard_leaves_start_up_out_of_full_collections(
+        demo_db: Path, policy: Policy) -> None:
+    import gc
+
+    app = make_app(demo_db, policy, tick_interval=1.0)
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+            queue_object = app.queue.visible[0].incident
+            assert any(o is queue_object for o in gc.get_objects())  # walked by a full one
+            app.tick()
+            assert gc.get_freeze_count() > 0
+            assert not any(o is queue_object for o in gc.get_objects())  # frozen
+            app.tick()  # once only
+            await pilot.pause()
+    finally:
+        gc.unfreeze()  # this test process keeps collecting everything

@@ -12,13 +12,16 @@ change every second sit where rewriting them is cheapest.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
 from textual import events
+from textual._styles_cache import StylesCache
 from textual.binding import Binding
 from textual.geometry import Region, Size
 from textual.message import Message
@@ -32,6 +35,10 @@ from sladeck.domain.clocks import KIND_LABEL, format_countdown
 from sladeck.domain.model import format_ref
 from sladeck.domain.queue import Queue, Row
 from sladeck.text import one_line
+from sladeck.tui.partial import checked
+
+if TYPE_CHECKING:
+    from textual.widget import Widget
 
 RISK_WORD = {"breached": "✖ BREACH", "due": "▲ DUE", "warning": "● WARN", "ok": "· ok"}
 STATE_WORD = {"open": "open", "acknowledged": "ack", "resolved": "res", "closed": "clsd"}
@@ -86,6 +93,23 @@ def _fit(text: str, w: int) -> str:
     return text.ljust(w)
 
 
+_RISK_FIT = {risk: _fit(word, 8) for risk, word in RISK_WORD.items()}
+_NO_COUNTDOWN = _fit("-", 11)
+# The risk and countdown cells with their spaces: the prefix of every queue line. Its
+# text is one cell a character (the countdown is ASCII), so a line can be built from
+# it and the row's kept tail without measuring anything.
+HEAD_CELLS = 8 + 1 + 11 + 1
+_HEAD_IS_NARROW = all(cell_len(t) == len(t) for t in _RISK_FIT.values())
+
+
+def head_text(row: Row, now: datetime) -> str:
+    """`" ".join` of `head_cells(row, now)`'s texts, without building the list."""
+    if row.kind is None or row.due_at is None:
+        return f"{_RISK_FIT[row.risk]} {_NO_COUNTDOWN}"
+    nxt = f"{KIND_LABEL[row.kind]} {format_countdown(row.due_at - now):>7}"
+    return f"{_RISK_FIT[row.risk]} {nxt if len(nxt) <= 11 else _fit(nxt, 11):<11}"
+
+
 def tail_cells(row: Row, width: int, ref: int = REF_WIDTH) -> list[tuple[str, str]]:
     """Every other cell: they change only when the incident does."""
     i = row.incident
@@ -138,6 +162,56 @@ class QueueHeader(Static):
         self.show(event.size.width, self.ref)
 
 
+_EMPTY = Segment("")
+
+
+@dataclass(slots=True)
+class _Tail:
+    """A row's cells after the countdown, for one width and ID column."""
+
+    row: Row
+    key: tuple[int, int]  # (width, ID column)
+    text: str  # the cells' texts joined by spaces, as `tail_cells` gives them
+    style: Style | None = None  # the style `segment` was made in
+    segment: Segment = _EMPTY  # the text cut to the line after the head, padded
+
+
+class _PlainStylesCache(StylesCache):
+    """Textual's line cache, with a short cut for a widget drawn with no border, padding,
+    outline, hatch, tint or opacity (the queue as app.tcss styles it).
+
+    For such a widget Textual's `render_line` returns the content line unchanged in a
+    new Strip, after a dozen style look-ups; this returns the content line itself, so
+    a tick's changed lines each cost one Strip fewer. Any decoration takes Textual's
+    own path. Used only on the Textual versions `partial.CHECKED` names.
+    """
+
+    _plain = False
+
+    def render_widget(self, widget: Widget, crop: Region) -> list[Strip]:
+        styles = widget.styles
+        self._plain = (
+            widget.region.size == widget.content_region.size
+            and widget.opacity == 1.0 and styles.text_opacity == 1.0 and not styles.tint.a
+            and not any(styles.padding)
+            and not any(edge for edge, _ in styles.border)
+            and not any(edge for edge, _ in styles.outline)
+            and not (styles.has_rule("hatch") and styles.hatch != "none"))
+        return super().render_widget(widget, crop)
+
+    def render_line(self, styles, y, size, content_size, padding,  # type: ignore[no-untyped-def]
+                    base_background, background, render_content_line, *args):
+        if not self._plain:
+            return super().render_line(styles, y, size, content_size, padding,
+                                       base_background, background, render_content_line,
+                                       *args)
+        inner = self.get_inner_outer(base_background, background)[0].rich_style
+        width = content_size.width
+        if y < content_size.height:
+            return render_content_line(y).adjust_cell_length(width, inner)
+        return Strip.blank(width, inner)
+
+
 class QueueView(ScrollView, can_focus=True):
     """Open incidents in queue order; the selection follows its incident as rows re-sort."""
 
@@ -168,13 +242,16 @@ class QueueView(ScrollView, can_focus=True):
         self.selected_id: int | None = None
         self.empty_text = "No open incidents. Press n to open one."
         self.ref = ref_width(queue.max_id)
-        # What each screen line last drew: (row id, cursor, focus, dim, risk), text.
-        self._drawn: dict[int, tuple[tuple[object, ...], str]] = {}
+        # What each screen line last drew: its signature (row id, cursor, focus, dim,
+        # risk, width, ID column), the row, the head text and the tail text.
+        self._drawn: dict[int, tuple[tuple[object, ...], Row | None, str, str]] = {}
         # The instant the lines show (the last tick's): every line shows the same one.
         self.now: datetime | None = None
-        self._cells: dict[int, tuple[Row, list[tuple[str, str]]]] = {}  # y → cells at `now`
+        self._heads: dict[int, tuple[Row, str]] = {}  # y → the head text at `now`
         self._styles: dict[object, Style] = {}
-        self._tails: dict[int, tuple[Row, tuple[int, int], list[tuple[str, str]]]] = {}
+        self._tails: dict[int, _Tail] = {}  # incident id → its kept tail
+        if checked():
+            self._styles_cache = _PlainStylesCache()
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
@@ -199,23 +276,27 @@ class QueueView(ScrollView, can_focus=True):
     def _set_now(self, now: datetime) -> None:
         if now != self.now:
             self.now = now
-            self._cells.clear()
+            self._heads.clear()
 
-    def _row_cells(self, y: int, row: Row, width: int) -> list[tuple[str, str]]:
-        found = self._cells.get(y)
+    def _head(self, y: int, row: Row) -> str:
+        """Line `y`'s risk word and countdown at `now`, computed once a tick."""
+        found = self._heads.get(y)
         if found is not None and found[0] is row:
             return found[1]
-        # Only the risk and countdown cells depend on the time: the rest (sanitised
-        # user text) is kept per row until the row, the width or the ID column change.
+        head = head_text(row, self.now or self.clock.now())
+        self._heads[y] = (row, head)
+        return head
+
+    def _tail(self, row: Row, width: int) -> _Tail:
+        """Every cell after the countdown: sanitised user text, kept per row until the
+        row, the width or the ID column change."""
         tail = self._tails.get(row.incident.id)
-        if tail is None or tail[0] is not row or tail[1] != (width, self.ref):
+        if tail is None or tail.row is not row or tail.key != (width, self.ref):
             if len(self._tails) > 8 * max(1, self.size.height):
                 self._tails.clear()
-            tail = self._tails[row.incident.id] = (row, (width, self.ref),
-                                                   tail_cells(row, width, self.ref))
-        cells = head_cells(row, self.now or self.clock.now()) + tail[2]
-        self._cells[y] = (row, cells)
-        return cells
+            text = " ".join(t for _, t in tail_cells(row, width, self.ref))
+            tail = self._tails[row.incident.id] = _Tail(row, (width, self.ref), text)
+        return tail
 
     @property
     def selected_row(self) -> Row | None:
@@ -233,7 +314,6 @@ class QueueView(ScrollView, can_focus=True):
         ref = ref_width(self.queue.max_id)
         if ref != self.ref:  # a wider ID column moves every column after it
             self.ref = ref
-            self._cells.clear()
             header = self.screen.query("#queue-header") if self.is_attached else None
             if header:
                 header.first(QueueHeader).show(self.size.width, ref)
@@ -244,36 +324,45 @@ class QueueView(ScrollView, can_focus=True):
             self.refresh_changed()
 
     def refresh_changed(self, now: datetime | None = None) -> int:
-        """Refresh only the cells on screen whose text changed; the number of regions."""
+        """Refresh only the cells on screen whose text changed; the number of regions.
+
+        A line showing the same row as it drew compares only its head (risk word and
+        countdown): the rest of the line is the row's kept tail, unchanged.
+        """
         self._set_now(now or self.clock.now())
-        if not self._drawn:
+        drawn_lines = self._drawn
+        if not drawn_lines:
             return 0  # nothing drawn yet: the first paint draws everything
-        width = self.scrollable_content_region.width
+        content = self.scrollable_content_region
+        width = content.width
+        top = self.scroll_offset.y
+        rows = self.queue.visible
+        cursor, focus, ref = self.cursor, self.has_focus, self.ref
         regions = []
-        for y in range(self.scrollable_content_region.height):
-            sig, text = self._line(y, width)
-            drawn = self._drawn.get(y)
+        for y in range(content.height):
+            index = top + y
+            drawn = drawn_lines.get(y)
+            if index >= len(rows):
+                if drawn is None or drawn[0] != (None, index == 0, width):
+                    regions.append(Region(0, y, width, 1))
+                continue
+            row = rows[index]
+            incident = row.incident
+            sig = (incident.id, index == cursor, focus, incident.active, row.risk, width, ref)
             if drawn is None or drawn[0] != sig:
                 regions.append(Region(0, y, width, 1))
                 continue
-            span = changed_span(drawn[1], text)
+            head = self._head(y, row)
+            if drawn[1] is row:
+                span = changed_span(drawn[2], head)
+            else:  # the incident changed: its tail may have too
+                span = changed_span(f"{drawn[2]} {drawn[3]}",
+                                    f"{head} {self._tail(row, width).text}")
             if span is not None:
                 regions.append(Region(span[0], y, min(width, span[1]) - span[0], 1))
         if regions:
             self.refresh(*regions)
         return len(regions)
-
-    def _line(self, y: int, width: int) -> tuple[tuple[object, ...], str]:
-        """What screen line `y` shows at `self.now`: its signature and its text."""
-        index = self.scroll_offset.y + y
-        rows = self.queue.visible
-        if index >= len(rows):
-            return (None, index == 0, width), ""
-        row = rows[index]
-        text = " ".join(t for _, t in self._row_cells(y, row, width))
-        sig = (row.incident.id, index == self.cursor, self.has_focus, row.incident.active,
-               row.risk, width)
-        return sig, text
 
     def watch_cursor(self, old: int, new: int) -> None:
         row = self.selected_row
@@ -316,7 +405,7 @@ class QueueView(ScrollView, can_focus=True):
     def on_resize(self, event: events.Resize) -> None:
         self.virtual_size = Size(event.size.width, len(self.queue.visible))
         self._drawn.clear()
-        self._cells.clear()
+        self._heads.clear()
         self.call_after_refresh(self.scroll_to_region_if_needed, self.cursor)  # keep it in view
 
     def render_line(self, y: int) -> Strip:
@@ -324,25 +413,35 @@ class QueueView(ScrollView, can_focus=True):
         index = self.scroll_offset.y + y
         rows = self.queue.visible
         if index >= len(rows):
-            self._drawn[y] = ((None, index == 0, width), "")
+            self._drawn[y] = ((None, index == 0, width), None, "", "")
             if index == 0:
                 style = self.get_component_rich_style("queue--empty")
                 return Strip([Segment(self.empty_text[:width].ljust(width), style)], width)
             return Strip.blank(width, self.rich_style)
         row = rows[index]
-        active = row.incident.active
+        incident = row.incident
+        active = incident.active
         base, risky = self._style(None, active), self._style(row.risk, active)
         if self.now is None:
             self._set_now(self.clock.now())
-        cells = self._row_cells(y, row, width)
-        segments = [Segment(text + " ", risky if key in ("risk", "next") else base)
-                    for key, text in cells]
-        strip = Strip(segments).crop(0, width).extend_cell_length(width, base)
+        head = self._head(y, row)
+        tail = self._tail(row, width)
+        if _HEAD_IS_NARROW and width >= HEAD_CELLS:
+            # One segment for the head, one for the tail (cut to the line once per row).
+            if tail.style is not base:
+                rest = Strip([Segment(tail.text + " ", base)]).crop(0, width - HEAD_CELLS) \
+                    .extend_cell_length(width - HEAD_CELLS, base)
+                tail.style, tail.segment = base, Segment(rest.text, base)
+            strip = Strip([Segment(head + " ", risky), tail.segment] if tail.segment.text
+                          else [Segment(head + " ", risky)], width)
+        else:  # a line narrower than its head: cut it as a whole
+            strip = Strip([Segment(head + " ", risky), Segment(tail.text + " ", base)]) \
+                .crop(0, width).extend_cell_length(width, base)
         cursor = index == self.cursor
         if cursor:
             strip = strip.apply_style(self._style(None, True, cursor=True))
-        self._drawn[y] = ((row.incident.id, cursor, self.has_focus, row.incident.active,
-                           row.risk, width), " ".join(t for _, t in cells))
+        self._drawn[y] = ((incident.id, cursor, self.has_focus, active, row.risk, width,
+                           self.ref), row, head, tail.text)
         return strip
 
     def on_focus(self) -> None:
