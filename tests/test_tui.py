@@ -1195,9 +1195,9 @@ async def test_the_watch_keeps_checking_while_another_process_writes(
 @sync
 async def test_without_inotify_the_app_polls(demo_db: Path, policy: Policy, other: Desk,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    import sladeck.tui.app
+    import sladeck.tui.watch
 
-    monkeypatch.setattr(sladeck.tui.app, "open_watch", lambda path: None)
+    monkeypatch.setattr(sladeck.tui.watch, "open_watch", lambda path: None)
     app = make_app(demo_db, policy, poll_interval=0.05)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()

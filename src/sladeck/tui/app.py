@@ -44,11 +44,11 @@ from sladeck.tui.cursors import steady_cursors
 from sladeck.tui.keys import INCIDENT_BINDINGS, QUEUE_BINDINGS
 from sladeck.tui.partial import install as write_only_changed_cells
 from sladeck.tui.queue import QueueHeader, QueueView, changed_span
-from sladeck.tui.watch import DatabaseWatch, open_watch
 
 if TYPE_CHECKING:
     from sladeck.domain.actions import Desk, Outcome
     from sladeck.tui.forms import ActionForm
+    from sladeck.tui.watch import DatabaseWatch
 
 # The detail screen, the forms and the help screen load when first opened: the
 # queue's first frame needs none of them. Until a module is loaded no screen of it
@@ -236,18 +236,25 @@ class SladeckApp(App[int]):
         self.queue.load(first, now, complete=complete)
         if not complete:
             self.queue.counts_from(self.reader.queue_counts(ACTIVE_STATES, to_us(now)))
-            self.call_after_refresh(self.load_rest)
         self.loaded = True
         self._rows_changed()
-        self._arm_poll()
+        # After the first frame: the rest of the rows, then watching for changes (a
+        # commit before that is read by load_rest's refresh, or by the next tick's).
+        self.call_after_refresh(self._start_watching if complete else self.load_rest)
 
     def load_rest(self) -> None:
         """Every row, once the first frame is out; the selection stays where it was."""
         if self.closing:
             return
         self.queue.load(self.reader.queue_items(LOADED_STATES), self.clock.now())
-        self.refresh_from_store(force=True)  # anything committed since the first rows
         self._rows_changed()
+        self._start_watching(force=True)  # and anything committed since the first rows
+
+    def _start_watching(self, force: bool = False) -> None:
+        """Watch (or poll) from now on, then check once: a commit made before the watch
+        began raised no event."""
+        self._arm_poll()
+        self.refresh_from_store(force=force)
 
     def _arm_poll(self) -> None:
         """Start watching the database's folder, or else arm the next poll.
@@ -258,6 +265,8 @@ class SladeckApp(App[int]):
         if not self.poll_interval or self.closing:
             return
         if self.WATCH_FILES and not self._watch_tried:
+            from sladeck.tui.watch import open_watch
+
             self._watch_tried = True
             watch = open_watch(self.db_path)
             if watch is not None:
