@@ -360,6 +360,18 @@ def test_verify_reports_an_edited_incident_row(desk: Desk, store: Store, db_path
     assert problems == ["INC-1: stored level 'L4' differs from its timeline ('L2')"]
 
 
+def test_verify_reports_an_edited_or_stale_sla_schedule(desk: Desk, store: Store,
+                                                        db_path: Path) -> None:
+    """The stored schedule orders the dashboard's queue: a hand edit, or one left behind
+    by a change to the clock rules, is found like any other edited row."""
+    _busy_history(desk)
+    raw = _raw(db_path)
+    raw.execute("UPDATE incidents SET sla_due_at = sla_due_at + 3600000000 WHERE id = 2")
+    raw.close()
+    assert verify(store) == ["INC-2: stored SLA schedule differs from its timeline "
+                             "(the dashboard would order it wrongly)"]
+
+
 def test_dedup_lookups_use_an_index_not_a_table_scan(store) -> None:
     """Importing N alerts must not cost N table scans (10,000 lines took 10 s that way)."""
     from sladeck.store import _OPEN_STATES, _SELECT_INCIDENT

@@ -164,6 +164,7 @@ def _v3(db: sqlite_utils.Database) -> None:
 
 
 MIGRATIONS = (_v1, _v2, _v3)
+SCHEDULES_SINCE = 3  # the schema version that stores SLA schedules
 SCHEMA_VERSION = len(MIGRATIONS)
 
 SLA_COLUMNS = ("sla_active", "sla_breached", "sla_breach_at", "sla_breach_kind", "sla_due_at",

@@ -1,12 +1,14 @@
-"""`sladeck verify`: the hash chain is intact and every incident row equals its replay."""
+"""`sladeck verify`: the hash chain is intact and every incident row equals its replay,
+down to the SLA schedule stored beside it."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
 
+from sladeck.domain.clocks import schedule
 from sladeck.domain.model import Incident, to_iso
 from sladeck.domain.timeline import apply_event
-from sladeck.store import GENESIS, Store, _dumps, event_hash
+from sladeck.store import GENESIS, SCHEDULES_SINCE, Store, _dumps, event_hash
 
 COMPARED = ("title", "description", "service", "severity", "level", "state", "assignee",
             "external_ref", "dedup_key", "opened_at", "level_entered_at", "acknowledged_at",
@@ -53,6 +55,9 @@ def _verify(store: Store) -> list[str]:
         if len(problems) >= 20:
             return problems
     stored = {i.id: i for i in store.incidents(None)}
+    schedules = {i.id: i for i in store.queue_items(
+        ("open", "acknowledged", "resolved", "closed"))} \
+        if store.schema_version() >= SCHEDULES_SINCE else None  # an old file, not migrated
     for incident_id in sorted(set(stored) | set(replayed)):
         row, replay = stored.get(incident_id), replayed.get(incident_id)
         if row is None or replay is None:
@@ -64,4 +69,15 @@ def _verify(store: Store) -> list[str]:
         if wrong:
             problems.append(f"INC-{incident_id}: stored {wrong[0]} {a[wrong[0]]!r} differs "
                             f"from its timeline ({b[wrong[0]]!r})")
+            continue
+        if schedules is None:
+            continue
+        kept = schedules.get(incident_id)
+        try:
+            expected = schedule(replay, store.policy(replay.policy_id))
+        except (KeyError, ValueError):
+            continue  # a policy problem, reported by the replay above
+        if kept is None or expected.values() != kept.values():
+            problems.append(f"INC-{incident_id}: stored SLA schedule differs from its "
+                            "timeline (the dashboard would order it wrongly)")
     return problems
