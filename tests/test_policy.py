@@ -549,3 +549,13 @@ def test_a_tampered_or_shared_cache_is_never_believed(tmp_path: Path) -> None:
     assert load_policy(path) == expected and not marker.exists()  # refused, parsed again
     cached.chmod(0o666)
     assert load_policy(path) == expected  # a cache others could write is not read
+
+
+def test_without_an_absolute_cache_folder_nothing_is_written_where_you_stand(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No home to expand, or a relative XDG_CACHE_HOME: the policy is parsed, and no
+    cache folder appears in the directory the command was started from."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative-cache")
+    assert load_policy(REPO / "policy.yaml").name
+    assert list(tmp_path.iterdir()) == []

@@ -265,9 +265,12 @@ def _cache_file(source: str) -> Path | None:
         key = hashlib.sha256("\0".join((
             __version__, sys.version, str(me.st_mtime_ns), str(me.st_size), source,
         )).encode("utf-8", "surrogatepass")).hexdigest()[:32]
-        return Path(platformdirs.user_cache_dir("sladeck")) / f"policy-{key}.pickle"
-    except (OSError, ValueError):
+        folder = Path(platformdirs.user_cache_dir("sladeck"))
+    except (OSError, ValueError, RuntimeError):
         return None
+    # No home to expand (an account without a passwd entry): no cache, rather than a
+    # folder named "~" wherever the command was started.
+    return folder / f"policy-{key}.pickle" if folder.is_absolute() else None
 
 
 def _private(path: Path) -> bool:
