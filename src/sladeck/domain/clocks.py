@@ -166,11 +166,14 @@ class Schedule:
 
     @property
     def nearest(self) -> tuple[int, str] | None:
-        """The soonest ticking deadline (due, kind), before any has passed."""
-        b, d = self.breach_at, self.due_at
-        if b is None or (d is not None and (d, _ORDER[self.due_kind]) < (b, _ORDER[self.breach_kind])):  # type: ignore[index]
-            return (d, self.due_kind) if d is not None else None  # type: ignore[return-value]
-        return b, self.breach_kind  # type: ignore[return-value]
+        """The soonest ticking deadline (due, kind), before any has passed; at the same
+        instant, the clock SPEC §3 lists first."""
+        b, bk, d, dk = self.breach_at, self.breach_kind, self.due_at, self.due_kind
+        if d is None or dk is None:
+            return None if b is None or bk is None else (b, bk)
+        if b is None or bk is None or (d, _ORDER[dk]) < (b, _ORDER[bk]):
+            return d, dk
+        return b, bk
 
     def shifted(self, by: int) -> Schedule:
         """This schedule `by` microseconds later: an incident that happened that much later
