@@ -238,8 +238,8 @@ class SladeckApp(App[int]):
             self.queue.counts_from(self.reader.queue_counts(ACTIVE_STATES, to_us(now)))
         self.loaded = True
         self._rows_changed()
-        # After the first frame: the rest of the rows, then watching for changes (a
-        # commit before that is read by load_rest's refresh, or by the next tick's).
+        # After the first frame: the rest of the rows, then watching for changes (and
+        # one check then, for a commit made before the watch began).
         self.call_after_refresh(self._start_watching if complete else self.load_rest)
 
     def load_rest(self) -> None:
