@@ -23,12 +23,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.geometry import Region
 from textual.screen import ModalScreen, Screen
+from textual.strip import Strip
 from textual.widgets import Footer, Input, Static
 from textual.worker import Worker, WorkerState
 
@@ -95,9 +98,15 @@ def summary_text(queue: Queue, policy: Policy, now: datetime, width: int) -> Tex
 
 
 class SummaryLine(Static):
-    """The top line; a new text repaints only the cells that changed (mostly the clock)."""
+    """The top line; a new text repaints only the cells that changed (mostly the clock).
+
+    The line is drawn here, not through Static's content pipeline: everything before
+    the clock is rendered once per change of counts, filter or width, and the clock
+    (the plain text after the last `│`) is appended as it is, each second.
+    """
 
     shown: Text | None = None
+    _head: tuple[tuple[object, ...], list[Segment]] | None = None
 
     def show(self, text: Text) -> None:
         old, self.shown = self.shown, text
@@ -114,6 +123,20 @@ class SummaryLine(Static):
         self._Static__content = text  # type: ignore[attr-defined]
         self._Static__visual = None  # type: ignore[attr-defined]  # rebuilt on render
         self.refresh(Region(span[0], 0, min(width, span[1]) - span[0], 1))
+
+    def render_line(self, y: int) -> Strip:
+        text = self.shown
+        if y or text is None:
+            return super().render_line(y)
+        plain = text.plain
+        cut = plain.rfind(" │ ") + 3 if " │ " in plain else len(plain)
+        base = self.rich_style  # the widget's colours, under the text's own styles
+        key = (plain[:cut], tuple(text.spans), self.size.width, base)
+        if self._head is None or self._head[0] != key:
+            self._head = key, list(Segment.apply_style(text[:cut].render(self.app.console),
+                                                       base))
+        return Strip([*self._head[1], Segment(plain[cut:], base)]).adjust_cell_length(
+            self.size.width, Style(bgcolor=base.bgcolor))
 
 
 class QueueScreen(Screen[None]):
