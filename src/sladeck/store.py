@@ -515,17 +515,11 @@ class Store:
             by_risk[RISKS[risk]] = by_risk.get(RISKS[risk], 0) + count
         return by_severity, by_risk
 
-    def changed_items(self, seq: int) -> list[QueueItem]:
-        """`changed_since`, as queue items."""
+    def changed_since(self, seq: int) -> list[QueueItem]:
+        """Incidents changed by events after `seq`, as the queue keeps them (cheap: an
+        index range scan; `+id` keeps SQLite from walking the whole table in id order)."""
         return [_item(row) for row in self.conn.execute(
             f"{_SELECT_ITEM} WHERE changed_seq > ? ORDER BY +id", (seq,)).fetchall()]
-
-    def changed_since(self, seq: int) -> list[Incident]:
-        """Incidents changed by events after `seq` (cheap: an index range scan; `+id`
-        keeps SQLite from walking the whole table in id order instead)."""
-        rows = self.conn.execute(f"{_SELECT_INCIDENT} WHERE changed_seq > ? ORDER BY +id",
-                                 (seq,)).fetchall()
-        return [_incident(row) for row in rows]
 
     def events(self, incident_id: int | None = None, *, after: int = 0) -> list[Event]:
         sql = f"SELECT {', '.join(EVENT_COLUMNS)} FROM events WHERE id > ?"

@@ -378,7 +378,7 @@ class SladeckApp(App[int]):
         if version == self.data_version and not force:
             return
         self.data_version = version
-        changed = self.reader.changed_items(self.seq)
+        changed = self.reader.changed_since(self.seq)
         if not changed:
             return
         self.seq = max(self.seq, *(i.changed_seq for i in changed))
