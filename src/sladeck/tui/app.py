@@ -562,9 +562,14 @@ class SladeckApp(App[int]):
             return None
         return incident, self.reader.policy(incident.policy_id), current.version
 
-    def _form(self, form: ActionForm, seen_version: int) -> None:
-        form.expected_version = seen_version
-        self.push_screen(form)
+    def _open_form(self, make: Callable[[Incident, Policy], ActionForm]) -> None:
+        """The form `make` builds for the current incident, aimed at the version seen."""
+        found = self._incident_and_policy()
+        if found:
+            incident, policy, seen_version = found
+            form = make(incident, policy)
+            form.expected_version = seen_version
+            self.push_screen(form)
 
     def action_acknowledge(self) -> None:
         found = self._incident_and_policy()
@@ -575,46 +580,35 @@ class SladeckApp(App[int]):
             self.perform(lambda desk: acknowledge(desk, incident_id, expected_version=version))
 
     def action_escalate(self) -> None:
-        found = self._incident_and_policy()
-        if found:
-            from sladeck.tui.forms import EscalateForm
+        from sladeck.tui.forms import EscalateForm
 
-            self._form(EscalateForm(found[0], found[1], self.clock.now()), found[2])
+        self._open_form(lambda incident, policy: EscalateForm(incident, policy, self.clock.now()))
 
     def action_resolve(self) -> None:
-        found = self._incident_and_policy()
-        if found:
-            from sladeck.tui.forms import ResolveForm
+        from sladeck.tui.forms import ResolveForm
 
-            self._form(ResolveForm(found[0], found[1], self.clock.now()), found[2])
+        self._open_form(lambda incident, policy: ResolveForm(incident, policy, self.clock.now()))
 
     def action_review(self) -> None:
-        found = self._incident_and_policy()
-        if found:
-            from sladeck.tui.forms import ReviewForm
+        from sladeck.tui.forms import ReviewForm
 
-            self._form(ReviewForm(found[0], found[1], self.clock.now()), found[2])
+        self._open_form(lambda incident, policy: ReviewForm(incident, policy, self.clock.now()))
 
     def action_comment(self) -> None:
-        found = self._incident_and_policy()
-        if found:
-            from sladeck.tui.forms import NoteForm
+        from sladeck.tui.forms import NoteForm
 
-            self._form(NoteForm(found[0], found[1]), found[2])
+        self._open_form(NoteForm)
 
     def action_severity(self) -> None:
-        found = self._incident_and_policy()
-        if found:
-            from sladeck.tui.forms import SeverityForm
+        from sladeck.tui.forms import SeverityForm
 
-            self._form(SeverityForm(found[0], found[1]), found[2])
+        self._open_form(SeverityForm)
 
     def action_assign(self) -> None:
-        found = self._incident_and_policy()
-        if found:
-            from sladeck.tui.forms import AssignForm
+        from sladeck.tui.forms import AssignForm
 
-            self._form(AssignForm(found[0], self.actor.name or self.actor.account), found[2])
+        self._open_form(lambda incident, _: AssignForm(incident,
+                                                      self.actor.name or self.actor.account))
 
     def action_new(self) -> None:
         from sladeck.tui.forms import NewIncidentForm
