@@ -242,10 +242,7 @@ def parse_policy(source: str, filename: str = "policy.yaml") -> Policy:
 # private and ours, through an unpickler that builds nothing but policy objects.
 # Anything unexpected means a normal parse: the cache can only make a start faster.
 
-_SAFE_GLOBALS = {("datetime", "time"),
-                 ("datetime", "timedelta"), ("zoneinfo", "ZoneInfo._unpickle"),
-                 ("builtins", "frozenset"), ("copyreg", "_reconstructor"),
-                 ("builtins", "object")}
+_SAFE_GLOBALS = {("datetime", "time"), ("datetime", "timedelta")}  # all a policy holds
 
 
 def _proxy(items: dict[str, Any]) -> MappingProxyType[str, Any]:
