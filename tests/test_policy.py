@@ -547,6 +547,12 @@ def test_a_tampered_or_shared_cache_is_never_believed(tmp_path: Path) -> None:
 
     cached.write_bytes(pickle.dumps(Evil()))
     assert load_policy(path) == expected and not marker.exists()  # refused, parsed again
+    from dataclasses import replace
+
+    from sladeck.policy import _keep
+
+    _keep(replace(expected, name="Forged"))  # a well-formed cache with another name
+    assert load_policy(path).name == "Forged"  # private and ours: believed
     cached.chmod(0o666)
     assert load_policy(path) == expected  # a cache others could write is not read
 
