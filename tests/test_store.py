@@ -518,7 +518,7 @@ def test_event_hash_hashes_the_json_text_it_always_did() -> None:
 
 
 def test_batched_dedup_lookup_uses_the_dedup_index(store: Store) -> None:
-    """With a long IN list SQLite would rather scan incidents_state (every open incident,
+    """With a long IN list SQLite would rather scan the queue index (every open incident,
     once per batch); the lookup pins the partial dedup index."""
     from sladeck.store import BATCH
 
@@ -529,7 +529,7 @@ def test_batched_dedup_lookup_uses_the_dedup_index(store: Store) -> None:
     store.conn.set_trace_callback(None)
     sql = next(s for s in plans if "dedup_key IN" in s)
     plan = store.conn.execute("EXPLAIN QUERY PLAN " + sql).fetchall()
-    assert "incidents_open_dedup" in str(plan) and "incidents_state" not in str(plan)
+    assert "incidents_open_dedup" in str(plan) and "incidents_queue" not in str(plan)
 
 
 # -- the queue's reads: stored schedules ------------------------------------------------
@@ -591,6 +591,29 @@ def test_the_worst_rows_read_from_the_store_are_the_queues_first_rows(store: Sto
         assert (by_severity, by_risk) == (+queue.by_severity, +queue.by_risk), minutes
 
 
+def test_the_first_frame_reads_the_queue_index_not_every_row(store: Store, policy) -> None:
+    """The worst rows are ordered and the counts taken from the queue index alone: with
+    10,000 open among 100,000 closed, reading each open row cost ~8 ms of start-up."""
+    from conftest import T0
+    from sladeck.domain.clocks import to_us
+    from sladeck.domain.model import ACTIVE_STATES
+
+    _random_incidents(store, policy, 50, seed=5)
+    plans: list[str] = []
+    store.conn.set_trace_callback(plans.append)
+    store.queue_items(("open", "acknowledged", "resolved"), worst=10, now=to_us(T0),
+                      severities=tuple(policy.severities))
+    store.queue_counts(ACTIVE_STATES, to_us(T0))
+    store.conn.set_trace_callback(None)
+    assert len(plans) == 2
+    for sql in plans:
+        plan = [row[3] for row in store.conn.execute("EXPLAIN QUERY PLAN " + sql)]
+        scans = [step for step in plan if step.startswith(("SCAN", "SEARCH"))]
+        # every full-range read is the covering index; the table is read only by rowid
+        assert all("COVERING INDEX incidents_queue" in step or "rowid=?" in step
+                   for step in scans), plan
+
+
 def test_every_write_keeps_the_stored_schedule(desk: Desk, store: Store, policy, clock
                                                ) -> None:
     from sladeck.domain.queue import QueueItem
@@ -617,6 +640,8 @@ def test_schema_2_databases_get_their_schedules(desk: Desk, store: Store, db_pat
     _busy_history(desk)
     store.close()
     raw = _raw(db_path)
+    raw.execute("DROP INDEX incidents_queue")  # schema 4's, as schema 2 had it
+    raw.execute("CREATE INDEX incidents_state ON incidents(state)")
     for column in SLA_COLUMNS:
         raw.execute(f"ALTER TABLE incidents DROP COLUMN {column}")
     raw.execute("PRAGMA user_version=2")
