@@ -1043,3 +1043,30 @@ def test_list_json_leaves_the_collector_as_it_found_it(tmp_path: Path) -> None:
     code, out, _ = call("--db", db, "list", "--json")
     assert code == 0 and json.loads(out)[0]["title"] == "Disk full"
     assert gc.isenabled()
+
+
+def test_commands_run_with_the_cycle_collector_on(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The `sladeck` command starts with the collector off (launch.py); a command (an
+    import may run for minutes) turns it back on before it starts."""
+    import gc
+
+    import sladeck.cli
+    from sladeck import launch
+    from sladeck.errors import SladeckError
+
+    seen: list[bool] = []
+
+    def session() -> None:
+        seen.append(gc.isenabled())
+        raise SladeckError("seen")
+
+    monkeypatch.setattr(sladeck.cli, "session", session)
+    monkeypatch.setattr(sys, "argv", ["sladeck", "--db", str(tmp_path / "x.db"), "ack", "1"])
+    try:
+        with pytest.raises(SystemExit):
+            launch.main()
+    finally:
+        enabled = gc.isenabled()
+        gc.enable()
+    assert seen == [True] and enabled

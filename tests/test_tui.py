@@ -1014,6 +1014,23 @@ async def test_the_first_frame_shows_the_worst_rows_then_every_row_loads(
         assert str(app.screen.query_one("#summary", Static).content) == str(summary)
 
 
+@sync
+async def test_the_cycle_collector_is_back_on_once_the_first_frame_is_drawn(
+        demo_db: Path, policy: Policy) -> None:
+    """`sladeck` starts with the collector off (launch.py); a dashboard left open all
+    night must not keep it off, or every cycle it makes would stay in memory."""
+    import gc
+
+    app = make_app(demo_db, policy)
+    gc.disable()
+    try:
+        async with app.run_test(size=(120, 30)) as pilot:
+            await pilot.pause()
+            assert app.queue.complete and gc.isenabled()
+    finally:
+        gc.enable()
+
+
 # -- what a line costs: the same cells, built cheaper ----------------------------------
 
 

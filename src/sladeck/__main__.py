@@ -1,3 +1,3 @@
-from sladeck.cli import main
+from sladeck.launch import main
 
 main()

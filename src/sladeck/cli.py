@@ -7,6 +7,7 @@ Importing this module never imports Textual: only the dashboard does.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import sys
@@ -141,8 +142,6 @@ def paused_gc() -> Iterator[None]:
     """While a command builds and prints thousands of rows: those objects are acyclic,
     and cyclic collections walking them again and again cost ~8 % of `list --json`
     at 10,000 open."""
-    import gc
-
     paused = gc.isenabled()
     gc.disable()
     try:
@@ -212,7 +211,9 @@ def cli(ctx: click.Context) -> None:
     With no command, opens the live dashboard on the database.
     """
     ctx.ensure_object(Settings)
-    if ctx.invoked_subcommand is None:
+    if ctx.invoked_subcommand is not None:
+        gc.enable()  # off for start-up only (launch.py); an import may run for minutes
+    else:
         s = session()
         from sladeck.tui.app import run_dashboard
 

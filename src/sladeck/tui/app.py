@@ -261,9 +261,17 @@ class SladeckApp(App[int]):
             self.queue.counts_from(self.reader.queue_counts(ACTIVE_STATES, to_us(now)))
         self.loaded = True
         self._rows_changed()
-        # After the first frame: the rest of the rows, then watching for changes (and
-        # one check then, for a commit made before the watch began).
-        self.call_after_refresh(self._start_watching if complete else self.load_rest)
+        self.call_after_refresh(self._drawn, complete)
+
+    def _drawn(self, complete: bool) -> None:
+        """After the first frame: the cycle collector back on (`sladeck.launch` keeps it
+        off for start-up), the rest of the rows, then watching for changes (and one
+        check then, for a commit made before the watch began)."""
+        gc.enable()
+        if complete:
+            self._start_watching()
+        else:
+            self.load_rest()
 
     def load_rest(self) -> None:
         """Every row, once the first frame is out; the selection stays where it was."""
