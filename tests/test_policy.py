@@ -514,6 +514,53 @@ def _load_in_a_new_process(path: Path) -> tuple[bool, str]:
     return out[0] == "True", out[1].strip()
 
 
+def test_the_dashboard_start_loads_neither_yaml_nor_openssl(tmp_path: Path) -> None:
+    """With the policy cached, the dashboard's start (policy, reader, queue) imports no
+    PyYAML and no OpenSSL: only writers hash events (OpenSSL is 0.6 MiB of memory)."""
+    import subprocess
+    import sys
+
+    from sladeck.store import Store
+
+    path = tmp_path / "policy.yaml"
+    path.write_text(SHIPPED, encoding="utf-8")
+    Store(tmp_path / "db").close()
+    load_policy(path)
+    out = subprocess.run([sys.executable, "-c", f"""
+import sys
+from sladeck.policy import load_policy
+from sladeck.store import Store
+import sladeck.tui.app
+store = Store({str(tmp_path / "db")!r})
+store.adopt(load_policy({str(path)!r}))
+store.queue_items(("open",))
+print(sorted({{'yaml', '_hashlib'}} & set(sys.modules)))"""],
+        capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"
+
+
+def test_a_cache_kept_by_another_version_is_not_believed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Even under the same file name (a CRC can collide): the stamp inside must match."""
+    from dataclasses import replace
+
+    import sladeck
+    from sladeck.policy import _cache_file, _keep
+
+    path = tmp_path / "policy.yaml"
+    path.write_text(edit("\nname: ", "\nname: Versioned ", SHIPPED), encoding="utf-8")
+    expected = load_policy(path)
+    found = _cache_file(expected.source)
+    assert found is not None and found[0].exists()
+    with monkeypatch.context() as m:
+        m.setattr(sladeck, "__version__", "0.0.1")
+        old = _cache_file(expected.source)
+        assert old is not None and old[0] != found[0]
+        _keep(replace(expected, name="Old"))
+    old[0].replace(found[0])
+    assert load_policy(path) == expected  # another sladeck's parse: parsed again
+
+
 def _cache_files() -> list[Path]:
     import platformdirs
 

@@ -236,11 +236,14 @@ def parse_policy(source: str, filename: str = "policy.yaml") -> Policy:
 
 
 # -- the parsed-policy cache ----------------------------------------------------------
-# One file per policy text, named by a digest of the text, sladeck's version, this
+# One file per policy text. Inside, the policy and a stamp: sladeck's version, this
 # module's own file (so a changed parser never reads an old result) and Python's
-# version. Written privately (0600 in a 0700 folder) and read only when still
-# private and ours, through an unpickler that builds nothing but policy objects.
-# Anything unexpected means a normal parse: the cache can only make a start faster.
+# version; the file is believed only if both the stamp and the policy's own text equal
+# today's exactly, so its name (a CRC of the text and the stamp) need only find it:
+# no cryptographic digest, and no OpenSSL loaded (0.6 MiB) by a start. Written
+# privately (0600 in a 0700 folder) and read only when still private and ours,
+# through an unpickler that builds nothing but policy objects. Anything unexpected
+# means a normal parse: the cache can only make a start faster.
 
 _SAFE_GLOBALS = {("datetime", "time"), ("datetime", "timedelta")}  # all a policy holds
 
@@ -249,9 +252,10 @@ def _proxy(items: dict[str, Any]) -> MappingProxyType[str, Any]:
     return MappingProxyType(items)
 
 
-def _cache_file(source: str) -> Path | None:
-    import hashlib
+def _cache_file(source: str) -> tuple[Path, tuple[str, ...]] | None:
+    """Where the parsed `source` is kept, and the stamp it is kept with."""
     import sys
+    import zlib
 
     import platformdirs
 
@@ -259,15 +263,17 @@ def _cache_file(source: str) -> Path | None:
 
     try:
         me = Path(__file__).stat()
-        key = hashlib.sha256("\0".join((
-            __version__, sys.version, str(me.st_mtime_ns), str(me.st_size), source,
-        )).encode("utf-8", "surrogatepass")).hexdigest()[:32]
+        stamp = (__version__, sys.version, str(me.st_mtime_ns), str(me.st_size))
+        text = "\0".join((*stamp, source)).encode("utf-8", "surrogatepass")
         folder = Path(platformdirs.user_cache_dir("sladeck"))
     except (OSError, ValueError, RuntimeError):
         return None
     # No home to expand (an account without a passwd entry): no cache, rather than a
     # folder named "~" wherever the command was started.
-    return folder / f"policy-{key}.pickle" if folder.is_absolute() else None
+    if not folder.is_absolute():
+        return None
+    name = f"policy-{zlib.crc32(text):08x}{zlib.adler32(text):08x}.pickle"
+    return folder / name, stamp
 
 
 def _private(path: Path) -> bool:
@@ -284,15 +290,20 @@ def _cached(source: str) -> Policy | None:
                 return super().find_class(module, name)
             raise pickle.UnpicklingError(f"{module}.{name} is not a policy object")
 
-    path = _cache_file(source)
+    found = _cache_file(source)
+    if found is None:
+        return None
+    path, stamp = found
     try:
-        if path is None or not (_private(path) and _private(path.parent)):
+        if not (_private(path) and _private(path.parent)):
             return None
         with path.open("rb") as f:
-            policy = Unpickler(f).load()
+            kept_stamp, policy = Unpickler(f).load()
     except Exception:  # missing, unreadable, old or foreign: parse instead
         return None
-    return policy if isinstance(policy, Policy) and policy.source == source else None
+    if kept_stamp == stamp and isinstance(policy, Policy) and policy.source == source:
+        return policy
+    return None
 
 
 def _keep(policy: Policy) -> None:
@@ -305,9 +316,10 @@ def _keep(policy: Policy) -> None:
                 return _proxy, (dict(obj),)
             return NotImplemented
 
-    path = _cache_file(policy.source)
-    if path is None:
+    found = _cache_file(policy.source)
+    if found is None:
         return
+    path, stamp = found
     try:
         path.parent.mkdir(parents=True, mode=0o700, exist_ok=True)
         if not _private(path.parent):
@@ -315,7 +327,7 @@ def _keep(policy: Policy) -> None:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".policy-")  # 0600
         try:
             with os.fdopen(fd, "wb") as f:
-                Pickler(f, protocol=pickle.HIGHEST_PROTOCOL).dump(policy)
+                Pickler(f, protocol=pickle.HIGHEST_PROTOCOL).dump((stamp, policy))
             os.replace(tmp, path)
         except BaseException:
             os.unlink(tmp)
