@@ -17,7 +17,6 @@ from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sladeck.errors import PolicyError
 
@@ -112,6 +111,8 @@ class BusinessHours:
     end: time
 
     def contains(self, at: datetime) -> bool:
+        from zoneinfo import ZoneInfo  # not before a contact is looked up (0.25 MiB)
+
         local = at.astimezone(ZoneInfo(self.timezone))
         return local.weekday() in self.days and self.start <= local.time() < self.end
 

@@ -153,9 +153,7 @@ class QueueScreen(Screen[None]):
         yield SummaryLine(id="summary")
         yield QueueHeader(id="queue-header")
         yield QueueView(app.queue, app.clock, id="queue")
-        yield Input(placeholder="Filter: text in id, title, service, assignee — enter keeps, "
-                                "esc clears", id="search")
-        yield Footer(compact=True)
+        yield Footer(compact=True)  # the filter's field joins on the first `/`
 
     def on_resize(self) -> None:
         app: SladeckApp = self.app  # type: ignore[assignment]
@@ -633,11 +631,19 @@ class SladeckApp(App[int]):
 
             self.push_screen(DetailScreen(detail, self.reader.policy(incident.policy_id)))
 
-    def action_search(self) -> None:
-        search = self.screen.query("#search")
-        if search:
-            search.first().display = True
-            search.first().focus()
+    async def action_search(self) -> None:
+        screen = self.screen
+        if not isinstance(screen, QueueScreen):
+            return
+        found = screen.query("#search")
+        if found:
+            search = found.first()
+        else:  # mounted when first wanted: a start need not style an unused field
+            search = Input(placeholder="Filter: text in id, title, service, assignee — "
+                                       "enter keeps, esc clears", id="search")
+            await screen.mount(search, before=screen.query_one(Footer))
+        search.display = True
+        search.focus()
 
     def action_clear_search(self) -> None:
         search = self.screen.query("#search")
