@@ -941,6 +941,30 @@ def test_the_queue_keeps_order_filter_and_counts_as_rows_change(demo_db: Path,
     store.close()
 
 
+def test_the_search_text_is_made_when_a_filter_first_needs_it(demo_db: Path) -> None:
+    """Nobody filtering, no search text kept (1 MiB at 10,000 open); once made, a changed
+    incident is searched by what it says now."""
+    import dataclasses
+
+    from sladeck.domain.queue import Filter, Queue
+
+    store = Store(demo_db)
+    queue = Queue(store.policy)
+    queue.load(store.queue_items(("open", "acknowledged", "resolved")), T0)
+    store.close()
+    assert all(r.haystack is None for r in queue.rows.values())
+    queue.tick(T0 + timedelta(hours=2))
+    assert all(r.haystack is None for r in queue.rows.values())
+    queue.set_filter(Filter(text="Zebra-Owner"))
+    assert queue.visible == []
+    some = queue.order[3].incident
+    queue.merge([dataclasses.replace(some, assignee="zebra-owner", version=some.version + 1)],
+                T0 + timedelta(hours=2))
+    assert [r.incident.id for r in queue.visible] == [some.id]
+    queue.set_filter(Filter(text=some.title[:12].upper()))
+    assert some.id in [r.incident.id for r in queue.visible]
+
+
 def test_a_partial_update_writes_only_its_own_cells() -> None:
     from rich.console import Console
     from rich.segment import Segment
