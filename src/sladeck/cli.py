@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gc
 import json
-import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,30 +18,17 @@ from typing import Any
 import click
 
 from sladeck import __version__
-from sladeck.errors import MissingFields, PolicyError, SladeckError
-
-ENV_DB, ENV_POLICY, ENV_USER = "SLADECK_DB", "SLADECK_POLICY", "SLADECK_USER"
-
-
-def default_db_path() -> Path:
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("sladeck")) / "sladeck.db"
-
-
-def log_path() -> Path:
-    import platformdirs
-
-    return Path(platformdirs.user_log_dir("sladeck")) / "sladeck.log"
-
-
-class Settings:
-    """--db, --policy and --as, given on the group or on any sub-command."""
-
-    def __init__(self) -> None:
-        self.db: str | None = None
-        self.policy: str | None = None
-        self.name: str | None = None
+from sladeck.errors import SladeckError
+from sladeck.session import (
+    ENV_DB,
+    ENV_POLICY,
+    ENV_USER,
+    Session,
+    Settings,
+    failure,
+    open_dashboard,
+    say_error,
+)
 
 
 def _remember(field: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
@@ -73,37 +59,6 @@ def common_options(f: Callable[..., Any]) -> Callable[..., Any]:
     )):
         f = option(f)
     return f
-
-
-class Session:
-    """What a command works with: settings resolved into a policy, store and desk."""
-
-    def __init__(self, settings: Settings) -> None:
-        from sladeck.clock import SystemClock
-        from sladeck.identity import current_actor
-        from sladeck.policy import load_policy
-        from sladeck.store import Store
-
-        self.policy = load_policy(settings.policy)
-        self.db_path = Path(settings.db) if settings.db else default_db_path()
-        self.store = Store(self.db_path)
-        self.store.adopt(self.policy)
-        self.clock = SystemClock()
-        self.actor = current_actor(settings.name)
-        self._desk: Any = None
-
-    @property
-    def desk(self) -> Any:
-        """The actions' entry point (imported when a command acts: the dashboard's
-        start-up does not need it)."""
-        if self._desk is None:
-            from sladeck.domain.actions import Desk
-
-            self._desk = Desk(self.store, self.policy, self.clock, self.actor)
-        return self._desk
-
-    def policy_of(self, incident: Any) -> Any:
-        return self.store.policy(incident.policy_id)
 
 
 def session() -> Session:
@@ -214,10 +169,7 @@ def cli(ctx: click.Context) -> None:
     if ctx.invoked_subcommand is not None:
         gc.enable()  # off for start-up only (launch.py); an import may run for minutes
     else:
-        s = session()
-        from sladeck.tui.app import run_dashboard
-
-        run_dashboard(s.store, s.policy, s.actor, db_path=s.db_path, log_file=log_path())
+        open_dashboard(ctx.ensure_object(Settings))
 
 
 @command(cli, "open")
@@ -553,26 +505,9 @@ def demo_cmd(count: int, seed: int) -> None:
     click.echo(f"{s.db_path}: {made} demo incidents")
 
 
-def _log_unexpected() -> str:
-    """Write the traceback to the log file; return where it went."""
-    path = log_path()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        logging.basicConfig(filename=path, level=logging.INFO,
-                            format="%(asctime)s %(levelname)s %(message)s")
-        logging.getLogger("sladeck").exception("unexpected error")
-        return str(path)
-    except OSError:
-        return "stderr unavailable"
-
-
 def main(argv: list[str] | None = None) -> None:
     """Entry point: turn every failure into one line and an exit status."""
-    def error(message: str) -> None:
-        from sladeck.text import visible
-
-        click.echo(f"sladeck: error: {visible(message)}", err=True)
-
+    error = say_error
     try:
         code = cli.main(args=argv, prog_name="sladeck", standalone_mode=False)
     except click.exceptions.Exit as exc:
@@ -588,26 +523,7 @@ def main(argv: list[str] | None = None) -> None:
     except click.Abort:
         error("interrupted")
         code = 130
-    except PolicyError as exc:
-        for problem in exc.problems:
-            error(problem)
-        code = 1
-    except MissingFields as exc:
-        error(str(exc))
-        code = 1
-    except SladeckError as exc:
-        # A refused import carries one `FILE:LINE: reason` per bad line: one line each.
-        for problem in getattr(exc, "problems", None) or [str(exc)]:
-            error(problem)
-        code = 1
-    except KeyboardInterrupt:
-        error("interrupted")
-        code = 130
-    except BrokenPipeError:
-        code = 0
-    except Exception as exc:
-        where = _log_unexpected()
-        error(f"unexpected {type(exc).__name__}: {exc} (details in {where})")
-        code = 1
+    except BaseException as exc:  # what is not a failure to tell, `failure` re-raises
+        code = failure(exc)
     sys.exit(code if isinstance(code, int) else 0)
 

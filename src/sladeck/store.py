@@ -354,7 +354,11 @@ def prepare_file(path: Path) -> None:
     """
     folder = path.parent
     if not folder.exists():
-        folder.mkdir(parents=True, mode=0o700)
+        try:
+            folder.mkdir(parents=True, mode=0o700)
+        except OSError as exc:
+            raise StoreError(f"cannot create the folder {exc.filename or folder}: "
+                             f"{exc.strerror}") from None
     if not path.exists():
         mode = 0o660 if is_shared_folder(folder.stat()) else 0o600
         try:

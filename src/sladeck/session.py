@@ -1,0 +1,131 @@
+"""What every command starts from, without click: settings, the session they resolve
+into, where files live, and how a failure is told (one line each, and an exit status).
+
+`cli` parses the command line into `Settings`; `launch` does too when the line only
+opens the dashboard, so the dashboard's start needs no click.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from contextlib import suppress
+from pathlib import Path
+from typing import Any
+
+from sladeck.errors import MissingFields, PolicyError, SladeckError
+
+ENV_DB, ENV_POLICY, ENV_USER = "SLADECK_DB", "SLADECK_POLICY", "SLADECK_USER"
+
+
+def default_db_path() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("sladeck")) / "sladeck.db"
+
+
+def log_path() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_log_dir("sladeck")) / "sladeck.log"
+
+
+class Settings:
+    """--db, --policy and --as, given on the group or on any sub-command."""
+
+    def __init__(self, db: str | None = None, policy: str | None = None,
+                 name: str | None = None) -> None:
+        self.db = db
+        self.policy = policy
+        self.name = name
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Settings) and vars(self) == vars(other)
+
+    def __repr__(self) -> str:
+        return f"Settings(db={self.db!r}, policy={self.policy!r}, name={self.name!r})"
+
+
+class Session:
+    """What a command works with: settings resolved into a policy, store and desk."""
+
+    def __init__(self, settings: Settings) -> None:
+        from sladeck.clock import SystemClock
+        from sladeck.identity import current_actor
+        from sladeck.policy import load_policy
+        from sladeck.store import Store
+
+        self.policy = load_policy(settings.policy)
+        self.db_path = Path(settings.db) if settings.db else default_db_path()
+        self.store = Store(self.db_path)
+        self.store.adopt(self.policy)
+        self.clock = SystemClock()
+        self.actor = current_actor(settings.name)
+        self._desk: Any = None
+
+    @property
+    def desk(self) -> Any:
+        """The actions' entry point (imported when a command acts: the dashboard's
+        start-up does not need it)."""
+        if self._desk is None:
+            from sladeck.domain.actions import Desk
+
+            self._desk = Desk(self.store, self.policy, self.clock, self.actor)
+        return self._desk
+
+    def policy_of(self, incident: Any) -> Any:
+        return self.store.policy(incident.policy_id)
+
+
+def open_dashboard(settings: Settings) -> None:
+    s = Session(settings)
+    from sladeck.tui.app import run_dashboard
+
+    run_dashboard(s.store, s.policy, s.actor, db_path=s.db_path, log_file=log_path())
+
+
+def say_error(message: str) -> None:
+    """One line on stderr, with nothing in it that a terminal would act on."""
+    from sladeck.text import visible
+
+    with suppress(OSError, ValueError):  # no stderr left to tell
+        print(f"sladeck: error: {visible(message)}", file=sys.stderr, flush=True)
+
+
+def failure(exc: BaseException) -> int:
+    """Tell a failure that is not the command line's own, one line per problem, and
+    return its exit status."""
+    if isinstance(exc, PolicyError):
+        for problem in exc.problems:
+            say_error(problem)
+        return 1
+    if isinstance(exc, MissingFields):
+        say_error(str(exc))
+        return 1
+    if isinstance(exc, SladeckError):
+        # A refused import carries one `FILE:LINE: reason` per bad line: one line each.
+        for problem in getattr(exc, "problems", None) or [str(exc)]:
+            say_error(problem)
+        return 1
+    if isinstance(exc, KeyboardInterrupt):
+        say_error("interrupted")
+        return 130
+    if isinstance(exc, BrokenPipeError):
+        return 0
+    if not isinstance(exc, Exception):
+        raise exc  # SystemExit and the like are not failures to tell
+    say_error(f"unexpected {type(exc).__name__}: {exc} (details in {_log_unexpected(exc)})")
+    return 1
+
+
+def _log_unexpected(exc: BaseException) -> str:
+    """Write the traceback to the log file; return where it went."""
+    path = log_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        logging.basicConfig(filename=path, level=logging.INFO,
+                            format="%(asctime)s %(levelname)s %(message)s")
+        logging.getLogger("sladeck").error("unexpected error", exc_info=exc)
+        return str(path)
+    except OSError:
+        return "stderr unavailable"
