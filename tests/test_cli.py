@@ -1145,3 +1145,16 @@ def test_a_database_folder_that_cannot_be_made_is_one_line(run: Cli, command: tu
     [line] = run.refused("--db", str(blocker / "desk" / "x.db"), *command).splitlines()
     assert line.startswith("sladeck: error: cannot create the folder ") and "blocker" in line
     assert "unexpected" not in line
+
+
+def test_show_tells_times_in_the_viewers_zone(varied: Cli) -> None:
+    """SPEC §3: stored in UTC, shown in the viewer's local time zone (JSON stays UTC)."""
+    from datetime import datetime, timedelta
+
+    opened = datetime.fromisoformat(varied.show(3)["opened_at"].replace("Z", "+00:00"))
+    text = varied.ok("show", "INC-3", env={"TZ": "Asia/Kolkata"}).stdout
+    local = (opened + timedelta(hours=5, minutes=30)).strftime("%Y-%m-%d %H:%M:%S")
+    assert f"| Opened | {local} IST by " in text
+    timeline = text.split("## Timeline")[1].split("##")[0]
+    assert "| Time | Who | What |" in timeline and " IST | " in timeline
+    assert "UTC" not in text

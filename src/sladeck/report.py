@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sladeck.domain.clocks import KIND_LABEL, KIND_TITLE, Assessment, assess, format_countdown
-from sladeck.domain.model import Incident, IncidentDetail, json_time
+from sladeck.domain.model import Incident, IncidentDetail, from_iso, json_time, local_time
 from sladeck.domain.timeline import describe
 from sladeck.policy import Policy
 from sladeck.text import one_line, visible
@@ -119,8 +119,13 @@ def incidents_markdown(rows: list[dict[str, Any]]) -> str:
              "|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['ref']} | {r['severity']} | {r['level']} | {r['state']} | "
-                     f"{r['risk']} | {r['opened_at']} | {md(r['title'])} |")
+                     f"{r['risk']} | {shown(from_iso(r['opened_at']))} | {md(r['title'])} |")
     return "\n".join(lines) + "\n"
+
+
+def shown(at: datetime | None) -> str:
+    """A time as a person reads it: in their own zone, with the zone named."""
+    return local_time(at) if at is not None else "-"
 
 
 def incident_markdown(detail: IncidentDetail, policy: Policy, now: datetime) -> str:
@@ -135,11 +140,11 @@ def incident_markdown(detail: IncidentDetail, policy: Policy, now: datetime) -> 
            f"| State | {inc.state} |", f"| Risk | {a.risk} |",
            f"| Service | {md(inc.service) or '-'} |", f"| Assignee | {md(inc.assignee) or '-'} |",
            f"| External ref | {md(inc.external_ref) or '-'} |",
-           f"| Opened | {json_time(inc.opened_at)} by {md(inc.opened_by)} |", ""]
+           f"| Opened | {shown(inc.opened_at)} by {md(inc.opened_by)} |", ""]
     if inc.description:
         out += ["## Description", "", md_block(inc.description), ""]
     out += ["## SLA clocks", "", "| Clock | Due | Status |", "|---|---|---|"]
-    out += [f"| {KIND_TITLE[c.kind]} | {json_time(c.due_at)} | {c.status} |" for c in a.clocks]
+    out += [f"| {KIND_TITLE[c.kind]} | {shown(c.due_at)} | {c.status} |" for c in a.clocks]
     out.append("")
     if detail.handoffs:
         out += ["## Handoffs", ""]
@@ -148,26 +153,26 @@ def incident_markdown(detail: IncidentDetail, policy: Policy, now: datetime) -> 
                 if h.to_level in policy.escalation else {}
             trigger = {t.key: t.label for t in policy.escalation[h.to_level].triggers}.get(
                 h.trigger, h.trigger) if h.to_level in policy.escalation else h.trigger
-            out += [f"### {h.from_level} → {h.to_level}, {json_time(h.at)} by {md(h.actor)}", "",
+            out += [f"### {h.from_level} → {h.to_level}, {shown(h.at)} by {md(h.actor)}", "",
                     f"Trigger: {md(trigger)}" + (f" ({md(h.reason)})" if h.reason else ""), ""]
             # In the policy's order (the stored mapping is sorted by key), then any others.
             for key in [*(k for k in labels if k in h.fields),
                         *(k for k in h.fields if k not in labels)]:
                 out += [f"**{md(labels.get(key, key))}**", "", md_block(h.fields[key]), ""]
-    out += ["## Timeline", "", "| Time (UTC) | Who | What |", "|---|---|---|"]
+    out += ["## Timeline", "", "| Time | Who | What |", "|---|---|---|"]
     for e in detail.events:
         what = describe(e.kind, e.payload)
         text = e.payload.get("text") or e.payload.get("summary") or e.payload.get("reason")
         if text:
             what += ": " + one_line(text, 200)
-        out.append(f"| {json_time(e.at)} | {md(e.actor.display)} | {md(what)} |")
+        out.append(f"| {shown(e.at)} | {md(e.actor.display)} | {md(what)} |")
     out.append("")
     ticks = {(t.checklist, t.item): t for t in detail.ticks}
     out += ["## Resolution checklist", ""]
     for item in policy.checklists.get("resolution", ()):
         t = ticks.get(("resolution", item.key))
         out.append(f"- [{'x' if t else ' '}] {md(item.label)}"
-                   + (f" ({json_time(t.at)}, {md(t.actor)})" if t else ""))
+                   + (f" ({shown(t.at)}, {md(t.actor)})" if t else ""))
     out.append("")
     if policy.needs_review(inc.severity) or detail.review:
         out += ["## Post-incident review", ""]
@@ -181,7 +186,7 @@ def incident_markdown(detail: IncidentDetail, policy: Policy, now: datetime) -> 
                 "|---|---|---|---|---|---|"]
         for f in detail.follow_ups:
             out.append(f"| {f.id} | {f.kind} | {md(f.description)} | {md(f.owner)} | "
-                       f"{f.due or '-'} | {json_time(f.done_at) or '-'} |")
+                       f"{f.due or '-'} | {shown(f.done_at)} |")
         out.append("")
     return "\n".join(out)
 

@@ -24,6 +24,7 @@ from sladeck.domain.model import (
     Event,
     Incident,
     format_ref,
+    local_time,
     to_iso,
 )
 from sladeck.domain.timeline import STATE_EVENTS, apply_event, describe
@@ -68,11 +69,6 @@ def ago(at: datetime, now: datetime) -> str:
         if seconds >= size:
             return f"{seconds // size}{unit} ago"
     return f"{seconds}s ago"
-
-
-def local_time(at: datetime) -> str:
-    """A time in the viewer's zone, with the zone shown."""
-    return at.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
 def clean_text(value: Any, what: str, *, required: bool = True, limit: int = MAX_TEXT) -> str:

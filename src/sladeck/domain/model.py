@@ -34,6 +34,12 @@ def from_iso(text: str) -> datetime:
     return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
+def local_time(at: datetime) -> str:
+    """A time in the viewer's zone, with the zone shown (SPEC: stored in UTC, shown in
+    the viewer's local time zone)."""
+    return at.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
 def json_time(at: datetime | None) -> str | None:
     """ISO 8601 UTC to the second, as the --json output shows it."""
     return at.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z") if at \
@@ -55,6 +61,8 @@ class Actor:
 
 @dataclass(frozen=True, slots=True)
 class Incident:
+    """One incident as stored: its state now (the timeline is its events)."""
+
     id: int
     title: str
     severity: str
@@ -92,6 +100,8 @@ class Incident:
 
 @dataclass(frozen=True)
 class Event:
+    """One link of an incident's append-only, hash-chained timeline."""
+
     id: int
     incident_id: int
     version: int
@@ -110,6 +120,8 @@ class Event:
 
 @dataclass(frozen=True)
 class Handoff:
+    """The handoff fields given with one escalation."""
+
     id: int
     incident_id: int
     event_id: int
@@ -124,6 +136,8 @@ class Handoff:
 
 @dataclass(frozen=True)
 class ChecklistTick:
+    """A checklist item someone ticked."""
+
     checklist: str
     item: str
     at: datetime
@@ -132,6 +146,8 @@ class ChecklistTick:
 
 @dataclass(frozen=True)
 class Review:
+    """An incident's post-incident review."""
+
     incident_id: int
     at: datetime
     actor: str
@@ -140,6 +156,8 @@ class Review:
 
 @dataclass(frozen=True)
 class FollowUp:
+    """An action item from a review, and whether it is done."""
+
     id: int
     incident_id: int
     kind: str
