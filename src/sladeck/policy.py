@@ -39,6 +39,8 @@ class Item:
 
 @dataclass(frozen=True)
 class Severity:
+    """A severity (P0-P3): what it means and its SLA targets."""
+
     key: str
     name: str
     business_impact: str
@@ -54,6 +56,8 @@ class Severity:
 
 @dataclass(frozen=True)
 class Tier:
+    """A support level (L1-L4): its scope, response and when it escalates."""
+
     key: str
     name: str
     scope: str
@@ -77,6 +81,8 @@ class EscalationTarget:
 
 @dataclass(frozen=True)
 class LevelContact:
+    """Who a level's on-call is and how to reach them."""
+
     primary: str
     phone: str
     chat: str
@@ -85,12 +91,16 @@ class LevelContact:
 
 @dataclass(frozen=True)
 class Availability:
+    """When a management contact is called, and for which severities."""
+
     severities: tuple[str, ...]
     when: str  # "always" or "business_hours"
 
 
 @dataclass(frozen=True)
 class ManagementContact:
+    """A manager to call, with when they are available."""
+
     name: str
     email: str
     phone: str
@@ -99,12 +109,16 @@ class ManagementContact:
 
 @dataclass(frozen=True)
 class NamedContact:
+    """A vendor or professional-services contact."""
+
     name: str
     contact: str
 
 
 @dataclass(frozen=True)
 class BusinessHours:
+    """The hours some contacts are called in, in their own time zone."""
+
     timezone: str
     days: tuple[int, ...]  # 0 = Monday
     start: time
@@ -119,6 +133,8 @@ class BusinessHours:
 
 @dataclass(frozen=True)
 class Notifications:
+    """How the dashboard alerts: the bell and an optional command."""
+
     bell: bool
     command: tuple[str, ...]
     timeout: timedelta
@@ -126,6 +142,8 @@ class Notifications:
 
 @dataclass(frozen=True)
 class Policy:
+    """The whole escalation procedure, as read from policy.yaml."""
+
     name: str
     version: str
     owner: str

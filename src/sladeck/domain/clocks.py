@@ -30,6 +30,8 @@ KIND_TITLE = {RESPONSE: "Response (acknowledge)", LEVEL: "Level (escalate after)
 
 @dataclass(frozen=True, slots=True)
 class SlaClock:
+    """One SLA clock of an incident: when it started, falls due, and its status."""
+
     kind: str
     started_at: datetime
     due_at: datetime

@@ -34,6 +34,8 @@ class ImportRefused(SladeckError):
 
 @dataclass
 class ImportReport:
+    """What an import did: incidents opened, repeats, late lines and problems."""
+
     opened: int = 0
     repeated: int = 0
     late: int = 0

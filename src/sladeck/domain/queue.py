@@ -34,6 +34,8 @@ BULK = 256  # merging more rows than this re-sorts once instead of moving each r
 
 @dataclass(frozen=True)
 class Filter:
+    """What the queue shows: text and the severity, level, state and risk chosen."""
+
     text: str = ""
     severities: frozenset[str] = frozenset()
     levels: frozenset[str] = frozenset()
@@ -127,6 +129,8 @@ class Transition:
 
 @dataclass
 class Queue:
+    """The dashboard's open incidents, worst first, kept in order as they change."""
+
     policy_for: Callable[[int], Policy]
     me: tuple[str, ...] = ()
     filter: Filter = field(default_factory=Filter)
