@@ -773,15 +773,64 @@ async def test_command_palette_offers_the_actions_that_apply_and_runs_them(
 
 
 def count_render_lines(widget: QueueView) -> list[int]:
-    """Record the y of every line the view renders from now on."""
+    """Record the y of every line the view renders from now on (for Textual's repaint
+    or for writing its cells straight to the terminal)."""
     calls: list[int] = []
-    render_line = widget.render_line
+    line = widget._line
 
-    def counting(y: int):  # type: ignore[no-untyped-def]
+    def counting(y: int, *args: object):  # type: ignore[no-untyped-def]
         calls.append(y)
-        return render_line(y)
-    widget.render_line = counting  # type: ignore[method-assign]
+        return line(y, *args)  # type: ignore[arg-type]
+    widget._line = counting  # type: ignore[method-assign]
     return calls
+
+
+def record_writes(app: SladeckApp) -> list[str]:
+    """Record the terminal data of every screen update from now on (a headless app
+    writes none: this is what it would write)."""
+    from textual._compositor import CompositorUpdate
+
+    written: list[str] = []
+    display = app._display
+
+    def recording(screen, renderable):  # type: ignore[no-untyped-def]
+        if isinstance(renderable, CompositorUpdate):
+            written.append(renderable.render_segments(app.console))
+        return display(screen, renderable)
+    app._display = recording  # type: ignore[method-assign]
+    return written
+
+
+async def quiet(pilot: Pilot) -> None:
+    """Let start-up's last repaints (the rest of the rows, the scroll bar) go out."""
+    app = pilot.app
+    for _ in range(50):
+        await settle(pilot)
+        screen = app.screen
+        if not (screen._dirty_widgets or screen._compositor._dirty_regions
+                or screen._layout_required or screen._repaint_required
+                or any(w._repaint_required for w in screen._compositor.visible_widgets)):
+            return
+    raise AssertionError("the screen kept repainting")
+
+
+def terminal(app: SladeckApp) -> dict[tuple[int, int], tuple[str, str]]:
+    """Every cell of the screen, with its SGR codes, as a full repaint writes it."""
+    cells: dict[tuple[int, int], tuple[str, str]] = {}
+    paint(app.screen._compositor.render_update(full=True).render_segments(app.console),
+          cells)
+    return cells
+
+
+def repainted(before: dict[tuple[int, int], tuple[str, str]], written: list[str]
+              ) -> tuple[dict[tuple[int, int], tuple[str, str]], set[tuple[int, int]]]:
+    """The terminal `before` with `written` painted over it, and the cells written
+    ((y, x), 0-based)."""
+    cells = dict(before)
+    touched: set[tuple[int, int]] = set()
+    for data in written:
+        paint(data, cells, touched)
+    return cells, {(y - 1, x - 1) for y, x in touched}
 
 
 def more_incidents(app: SladeckApp, count: int, first_id: int = 1000) -> None:
@@ -822,55 +871,110 @@ async def test_a_tick_repaints_only_changed_countdowns_whatever_the_queue_size(
         assert queue_view.refresh_changed() == 0  # what is drawn is what a tick would draw
 
 
+@pytest.mark.parametrize("no_color", [False, True])
 @sync
-async def test_a_tick_rewrites_only_the_countdown_cells(demo_db: Path, policy: Policy) -> None:
-    from textual.geometry import Region
-
+async def test_a_tick_rewrites_only_the_countdown_cells(demo_db: Path, policy: Policy,
+                                                        no_color: bool,
+                                                        monkeypatch: pytest.MonkeyPatch
+                                                        ) -> None:
+    if no_color:  # Textual's monochrome line filter applies to the written cells too
+        monkeypatch.setenv("NO_COLOR", "1")
     clock = FixedClock(T0)
     app = make_app(demo_db, policy, clock=clock)
     async with app.run_test(size=(100, 24)) as pilot:
-        await pilot.pause()
-        queue_view = view(app)
-        regions: list[Region] = []
-        refresh = queue_view.refresh
-
-        def recording(*args: Region, **kwargs: object):  # type: ignore[no-untyped-def]
-            regions.extend(args)
-            return refresh(*args, **kwargs)  # type: ignore[arg-type]
-        queue_view.refresh = recording  # type: ignore[method-assign]
+        await quiet(pilot)
+        top = view(app).region.y
+        before = terminal(app)
+        written = record_writes(app)
         clock.advance(seconds=1)
         app.tick()
         await pilot.pause()
-        assert regions and all(r.height == 1 and r.x >= 8 and r.right <= 8 + 1 + 11
-                               for r in regions)  # inside NEXT: the countdown only
-        assert screen_lines(app) == screen_lines(app)
+        after, cells = repainted(before, written)
+        assert after == terminal(app)  # the terminal shows what Textual would draw
+        queue_cells = {(y, x) for y, x in cells if y >= top}
+        assert queue_cells and all(8 < x < 8 + 1 + 11 for _, x in queue_cells)  # NEXT only
+        assert {y for y, _ in cells} - {0} == {
+            top + y for y, r in enumerate(app.queue.visible[:view(app).size.height])
+            if row_cells(r, clock.now() - timedelta(seconds=1), 100)
+            != row_cells(r, clock.now(), 100)}
 
 
 @sync
 async def test_the_summary_repaints_only_the_clock_each_second(demo_db: Path,
                                                                policy: Policy) -> None:
-    from textual.geometry import Region
-
     clock = FixedClock(T0)
     app = make_app(demo_db, policy, clock=clock)
     async with app.run_test(size=(100, 24)) as pilot:
-        await pilot.pause()
-        summary = app.screen.query_one("#summary")
-        regions: list[Region] = []
-        refresh = summary.refresh
-
-        def recording(*args: Region, **kwargs: object):  # type: ignore[no-untyped-def]
-            regions.append(args[0] if args else None)  # type: ignore[arg-type]
-            return refresh(*args, **kwargs)  # type: ignore[arg-type]
-        summary.refresh = recording  # type: ignore[method-assign]
-        before = screen_lines(app)[0]
+        await quiet(pilot)
+        before = terminal(app)
+        written = record_writes(app)
         clock.advance(seconds=1)
         app.tick()
         await pilot.pause()
-        after = screen_lines(app)[0]
-        assert before != after and before[:60] == after[:60]
-        assert len(regions) == 1 and regions[0] is not None and regions[0].x >= 60
-        assert after.rstrip().endswith("15:00:01 UTC")
+        after, cells = repainted(before, written)
+        assert after == terminal(app)
+        changed = {x - 1 for y, x in after if y == 1 and after[y, x] != before[y, x]}
+        assert {x for y, x in cells if y == 0} == changed and len(changed) == 1  # one digit
+        assert screen_lines(app)[0].rstrip().endswith("15:00:01 UTC")
+
+
+@sync
+async def test_a_tick_writes_countdowns_straight_unless_something_covers_them(
+        demo_db: Path, policy: Policy) -> None:
+    """The countdowns and the clock go to the terminal in one write, without Textual's
+    repaint; a widget in front of them, or another screen, takes Textual's way, and the
+    screen is the same either way."""
+    clock = FixedClock(T0)
+    app = make_app(demo_db, policy, clock=clock)
+    async with app.run_test(size=(100, 24)) as pilot:
+        await quiet(pilot)
+        queue_view = view(app)
+        before = terminal(app)
+        written = record_writes(app)
+        regions = []
+        refresh = queue_view.refresh
+
+        def recording(*args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+            regions.extend(args)
+            return refresh(*args, **kwargs)  # type: ignore[arg-type]
+        queue_view.refresh = recording  # type: ignore[method-assign]
+        clock.advance(seconds=1)
+        app.tick()
+        assert len(written) == 1 and not regions  # one write, straight from the tick
+        await pilot.pause()
+        assert repainted(before, written)[0] == terminal(app)
+
+        now, later = clock.now(), clock.now() + timedelta(seconds=1)
+        y = queue_view.region.y + next(  # the first line whose countdown ticks
+            y for y, r in enumerate(app.queue.visible)
+            if row_cells(r, now, 100) != row_cells(r, later, 100))
+        cover = Static("COVER " * 5, id="cover")  # in front of that countdown
+        cover.styles.overlay = "screen"
+        cover.styles.position = "absolute"
+        cover.styles.offset = (0, y)
+        await app.screen.mount(cover)
+        await quiet(pilot)
+        before, written[:] = terminal(app), []
+        assert screen_lines(app)[y].startswith("COVER " * 5)
+        clock.advance(seconds=1)
+        app.tick()
+        await pilot.pause()
+        assert regions  # refreshed through Textual, which keeps the cover in front
+        assert repainted(before, written)[0] == terminal(app)
+        assert screen_lines(app)[y].startswith("COVER " * 5)
+        await cover.remove()
+
+        await pilot.press("question_mark")  # another screen over the queue
+        await pilot.pause()
+        regions.clear()
+        clock.advance(seconds=1)
+        app.tick()
+        await pilot.pause()
+        assert regions
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, QueueScreen)
+        assert any(line.rstrip().endswith("15:00:03 UTC") for line in screen_lines(app))
 
 
 @sync
@@ -1115,8 +1219,10 @@ async def test_each_line_shows_its_cells_cut_to_the_width(demo_db: Path, policy:
                 assert line.cell_length == w and line.text == expected.text
 
 
-def paint(data: str, screen: dict[tuple[int, int], tuple[str, str]]) -> int:
-    """Apply terminal output (cursor moves, SGR, text) to a cell map; cells written."""
+def paint(data: str, screen: dict[tuple[int, int], tuple[str, str]],
+          touched: set[tuple[int, int]] | None = None) -> int:
+    """Apply terminal output (cursor moves, SGR, text) to a cell map; cells written
+    (and where, into `touched`)."""
     from rich.cells import cell_len
 
     y = x = 1  # 1-based, as the terminal counts
@@ -1129,6 +1235,8 @@ def paint(data: str, screen: dict[tuple[int, int], tuple[str, str]]) -> int:
             style = "" if m.group(3) == "0" else m.group(3)
         elif m.group(4):
             screen[y, x] = (m.group(4), style)
+            if touched is not None:
+                touched.add((y, x))
             x += cell_len(m.group(4))
             written += 1
     return written

@@ -45,7 +45,9 @@ from sladeck.store import Store
 from sladeck.text import visible
 from sladeck.tui.cursors import steady_cursors
 from sladeck.tui.keys import INCIDENT_BINDINGS, QUEUE_BINDINGS
+from sladeck.tui.partial import display as display_cells
 from sladeck.tui.partial import install as write_only_changed_cells
+from sladeck.tui.partial import write_cells
 from sladeck.tui.queue import QueueHeader, QueueView, changed_span
 
 if TYPE_CHECKING:
@@ -108,7 +110,8 @@ class SummaryLine(Static):
     shown: Text | None = None
     _head: tuple[tuple[object, ...], list[Segment]] | None = None
 
-    def show(self, text: Text) -> None:
+    def show(self, text: Text, out: list[str] | None = None) -> None:
+        """Show `text`; `out`: see `QueueView.refresh_changed`."""
         old, self.shown = self.shown, text
         if old is not None and old.plain == text.plain and old.spans == text.spans:
             return
@@ -122,7 +125,9 @@ class SummaryLine(Static):
         # Static.update() repaints the whole line; set the content and refresh the span.
         self._Static__content = text  # type: ignore[attr-defined]
         self._Static__visual = None  # type: ignore[attr-defined]  # rebuilt on render
-        self.refresh(Region(span[0], 0, min(width, span[1]) - span[0], 1))
+        x2 = min(width, span[1])
+        if not write_cells(self, [(0, span[0], x2)], self.render_line, out):
+            self.refresh(Region(span[0], 0, x2 - span[0], 1))
 
     def render_line(self, y: int) -> Strip:
         text = self.shown
@@ -417,14 +422,17 @@ class SladeckApp(App[int]):
             self.poll()  # the watch's safety net: about 4 µs, and no wake-up of its own
         now = self.clock.now()
         transitions = self.queue.tick(now)
+        out: list[str] = []  # cells written straight, in one write (partial.write_cells)
         if transitions:
             self._rows_changed()
             self._alert(transitions)
         else:
             view = self._queue_view()
             if view is not None:
-                view.rows_changed()  # a moved row or a new countdown: only changed cells
-        self._update_summary(now)
+                view.rows_changed(out)  # a moved row or a new countdown: only changed cells
+        self._update_summary(now, out)
+        if out:
+            display_cells(self, out)
         detail_screen = _loaded("detail", "DetailScreen")
         if detail_screen is not None:
             for s in self.screen_stack:
@@ -470,7 +478,7 @@ class SladeckApp(App[int]):
             if not first:  # the footer's first compose checks them anyway
                 self.refresh_bindings()
 
-    def _update_summary(self, now: datetime) -> None:
+    def _update_summary(self, now: datetime, out: list[str] | None = None) -> None:
         if not self.screen_stack or not isinstance(self.screen_stack[0], QueueScreen):
             return
         screen = self.screen_stack[0]
@@ -480,7 +488,7 @@ class SladeckApp(App[int]):
                 return
             screen.summary = found.first(SummaryLine)
         summary = screen.summary
-        summary.show(summary_text(self.queue, self.policy, now, summary.size.width or 80))
+        summary.show(summary_text(self.queue, self.policy, now, summary.size.width or 80), out)
 
     def _alert(self, transitions: list[Transition]) -> None:
         """An incident crossed into due or breached: notify, ring once, record once."""

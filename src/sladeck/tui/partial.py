@@ -10,20 +10,36 @@ Installed only on the Textual versions it was checked against; full updates are
 untouched. A span is cut straight from the strip's segments, without building the
 cropped Strips Textual would (each carries seven caches): at one changed countdown
 a line, a second's update is mostly spans.
+
+The one-second tick goes further: `write_cells` writes the changed countdown and
+clock cells itself, in one partial update, when nothing covers them or is about to
+move them; otherwise the caller refreshes the regions through Textual as before.
+A Textual refresh of those ~35 one-line regions cost more than the bare ticker's
+whole second (an idle message, the screen's update timer, every widget their union
+crosses rendered and each line cut into chops); the direct write is a few µs a line.
 """
 
 from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import textual
 from rich.cells import cell_len
 from rich.color import ColorSystem
 from rich.console import Console
 from rich.control import Control
-from textual._compositor import ChopsUpdate
+from rich.segment import Segment
+from textual._compositor import ChopsUpdate, CompositorUpdate
+from textual.geometry import Region
 from textual.strip import Strip
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
+
+    from textual.app import App
+    from textual.widget import Widget
 
 CHECKED = ("8.2.8",)
 
@@ -41,18 +57,21 @@ def checked() -> bool:
     if len(found) == 1:
         return found[0].removeprefix("textual-").removesuffix(".dist-info") in CHECKED
     return textual.__version__ in CHECKED
+
+
 TEXTUAL_RENDER_SEGMENTS = ChopsUpdate.render_segments  # Textual's own, for comparison
 
 
-def _cells(strip: Strip, start: int, stop: int, color_system: ColorSystem) -> str | None:
-    """Terminal data for cells [start, stop) of `strip`; None where that would cut a
-    double-width character or the strip holds a control segment (the caller crops)."""
-    render = Strip.render_style
-    out: list[str] = []
+def _cut(segments: Iterable[Segment], start: int, stop: int) -> list[Segment] | None:
+    """The segments of cells [start, stop), cut where a segment straddles an end; None
+    where that would cut a double-width character or the line holds a control segment
+    (the caller crops)."""
+    out: list[Segment] = []
     pos = 0
-    for text, style, control in strip:
+    for segment in segments:
         if pos >= stop:
             break
+        text, style, control = segment
         if control:
             return None
         width = cell_len(text)
@@ -61,10 +80,24 @@ def _cells(strip: Strip, start: int, stop: int, color_system: ColorSystem) -> st
             if pos < start or end > stop:  # a cut inside this segment
                 if width != len(text):
                     return None
-                text = text[max(0, start - pos): stop - pos]
-            out.append(text if style is None else render(style, text, color_system))
+                segment = Segment(text[max(0, start - pos): stop - pos], style)
+            out.append(segment)
         pos = end
-    return "".join(out)
+    return out
+
+
+def _render(segments: Iterable[Segment], color_system: ColorSystem) -> str:
+    render = Strip.render_style
+    return "".join(text if style is None else render(style, text, color_system)
+                   for text, style, _ in segments)
+
+
+def _cells(strip: Iterable[Segment], start: int, stop: int, color_system: ColorSystem
+           ) -> str | None:
+    """Terminal data for cells [start, stop) of `strip` (a Strip or its segments); None
+    where `_cut` gives None."""
+    cut = _cut(strip, start, stop)
+    return None if cut is None else _render(cut, color_system)
 
 
 def render_segments(self: ChopsUpdate, console: Console) -> str:
@@ -113,3 +146,101 @@ def install() -> bool:
         return False
     ChopsUpdate.render_segments = render_segments  # type: ignore[method-assign]
     return True
+
+
+def is_plain(widget: Widget) -> bool:
+    """Whether Textual draws `widget`'s lines as its content lines, unchanged: no border,
+    padding, outline, hatch, tint or opacity (the queue and summary as app.tcss styles
+    them)."""
+    styles = widget.styles
+    return (widget.region.size == widget.content_region.size
+            and widget.opacity == 1.0 and styles.text_opacity == 1.0 and not styles.tint.a
+            and not any(styles.padding)
+            and not any(edge for edge, _ in styles.border)
+            and not any(edge for edge, _ in styles.outline)
+            and not (styles.has_rule("hatch") and styles.hatch != "none"))
+
+
+class CellsUpdate(CompositorUpdate):
+    """Terminal data already rendered, displayed as Textual displays a partial update
+    (inside a synchronized update, the cursor put back after it)."""
+
+    def __init__(self, data: str) -> None:
+        self.data = data
+
+    def render_segments(self, console: Console) -> str:
+        return self.data
+
+
+def write_cells(widget: Widget, lines: Sequence[tuple[int, int, int]],
+                render_line: Callable[[int], Iterable[Segment]],
+                out: list[str] | None = None) -> bool:
+    """Write cells [x1, x2) of `widget`'s content lines y straight to the terminal,
+    for each (y, x1, x2) in `lines`, each line drawn by `render_line(y)`; False where
+    that is not safe, having written nothing: the caller refreshes the regions instead.
+
+    What Textual's refresh of those regions would write, without its round trip: the
+    idle message, the screen's update timer, rendering every widget the regions' union
+    crosses (the summary line and the countdowns cross them all) and dividing each
+    line into its chops. Safe only when nothing is pending that would move or cover the
+    cells: the widget's screen is the one shown and laid out, the widget is drawn as
+    its content lines (`is_plain`) with no repaint pending, the cells are inside its
+    visible part and no widget in front of it (a toast, a tooltip, a scroll bar)
+    overlaps them. Textual's line cache is told the lines changed, so any later
+    repaint draws them anew. With `out`, the data is appended to it for `display`.
+    Used only on the Textual versions `CHECKED` names.
+    """
+    if not lines or not checked():
+        return False
+    app = widget.app
+    screen = widget.screen
+    if (app.screen is not screen or app._batch_count or app.is_inline
+            or app._driver is None or screen._layout_required or screen._scroll_required
+            or widget._layout_required or widget._repaint_required
+            or widget._repaint_regions or not is_plain(widget)):
+        return False
+    found = screen._compositor.visible_widgets.get(widget)
+    if found is None:
+        return False
+    region, clip = found
+    width = widget.content_region.width
+    top = min(y for y, _, _ in lines)
+    bottom = max(y for y, _, _ in lines)
+    left = min(x1 for _, x1, _ in lines)
+    right = min(width, max(x2 for _, _, x2 in lines))
+    if right <= left:
+        return False
+    box = Region(region.x + left, region.y + top, right - left, bottom - top + 1)
+    if not clip.contains_region(box):
+        return False
+    for other, (other_region, other_clip) in screen._compositor.visible_widgets.items():
+        if other is widget:  # the rest are behind it
+            break
+        if box.overlaps(other_region.intersection(other_clip)):
+            return False
+    filters = widget.get_line_filters()
+    background = widget.background_colors[1]
+    color_system = app.console._color_system or ColorSystem.TRUECOLOR
+    data: list[str] = []
+    for y, x1, x2 in lines:
+        x2 = min(x2, width)
+        if x2 <= x1:
+            continue
+        cut = _cut(render_line(y), x1, x2)  # filters map segment to segment: cut first
+        if cut is None:  # the span would cut a double-width character
+            return False
+        for line_filter in filters:
+            cut = line_filter.apply(cut, background)
+        data.append(f"\x1b[{region.y + y + 1};{region.x + x1 + 1}H{_render(cut, color_system)}")
+    widget._styles_cache.set_dirty(*(Region(0, y, width, 1) for y, _, _ in lines))
+    if out is None:
+        display(app, data)
+    else:
+        out += data
+    return True
+
+
+def display(app: App[object], data: Sequence[str]) -> None:
+    """Write what `write_cells` rendered, as one partial update of the screen shown."""
+    if data:
+        app._display(app.screen, CellsUpdate("".join(data)))

@@ -35,7 +35,7 @@ from sladeck.domain.clocks import KIND_LABEL, format_countdown
 from sladeck.domain.model import format_ref
 from sladeck.domain.queue import Queue, Row
 from sladeck.text import one_line
-from sladeck.tui.partial import checked
+from sladeck.tui.partial import checked, write_cells
 
 if TYPE_CHECKING:
     from textual.widget import Widget
@@ -303,8 +303,10 @@ class QueueView(ScrollView, can_focus=True):
         rows = self.queue.visible
         return rows[self.cursor] if 0 <= self.cursor < len(rows) else None
 
-    def rows_changed(self) -> None:
-        """Call after the queue's rows or order changed: keep the selected incident."""
+    def rows_changed(self, out: list[str] | None = None) -> None:
+        """Call after the queue's rows or order changed: keep the selected incident.
+
+        `out`: see `refresh_changed`."""
         rows = self.queue.visible
         if self.virtual_size.height != len(rows) or self.virtual_size.width != self.size.width:
             self.virtual_size = Size(self.size.width, len(rows))
@@ -321,13 +323,17 @@ class QueueView(ScrollView, can_focus=True):
         if max(0, index) != self.cursor:
             self.cursor = max(0, index)  # repaints
         else:
-            self.refresh_changed()
+            self.refresh_changed(out=out)
 
-    def refresh_changed(self, now: datetime | None = None) -> int:
+    def refresh_changed(self, now: datetime | None = None, out: list[str] | None = None
+                        ) -> int:
         """Refresh only the cells on screen whose text changed; the number of regions.
 
         A line showing the same row as it drew compares only its head (risk word and
-        countdown): the rest of the line is the row's kept tail, unchanged.
+        countdown): the rest of the line is the row's kept tail, unchanged. When only
+        such cells changed they are written straight to the terminal where that is
+        safe (`partial.write_cells`; appended to `out` for one write with the summary's
+        clock), else refreshed through Textual.
         """
         self._set_now(now or self.clock.now())
         drawn_lines = self._drawn
@@ -339,6 +345,7 @@ class QueueView(ScrollView, can_focus=True):
         rows = self.queue.visible
         cursor, focus, ref = self.cursor, self.has_focus, self.ref
         regions = []
+        spans: list[tuple[int, int, int]] = []  # (y, x1, x2): cells of a line it drew
         for y in range(content.height):
             index = top + y
             drawn = drawn_lines.get(y)
@@ -359,7 +366,11 @@ class QueueView(ScrollView, can_focus=True):
                 span = changed_span(f"{drawn[2]} {drawn[3]}",
                                     f"{head} {self._tail(row, width).text}")
             if span is not None:
-                regions.append(Region(span[0], y, min(width, span[1]) - span[0], 1))
+                spans.append((y, span[0], min(width, span[1])))
+        if spans and not regions and write_cells(
+                self, spans, lambda y: self._line(y, width, top, cursor, focus), out):
+            return len(spans)
+        regions += [Region(x1, y, x2 - x1, 1) for y, x1, x2 in spans]
         if regions:
             self.refresh(*regions)
         return len(regions)
@@ -410,14 +421,20 @@ class QueueView(ScrollView, can_focus=True):
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
-        index = self.scroll_offset.y + y
+        return Strip(self._line(y, width, self.scroll_offset.y, self.cursor, self.has_focus),
+                     width)
+
+    def _line(self, y: int, width: int, top: int, cursor_index: int, focus: bool
+              ) -> list[Segment]:
+        """Line `y`'s segments, `width` cells, with the queue scrolled to `top`."""
+        index = top + y
         rows = self.queue.visible
         if index >= len(rows):
             self._drawn[y] = ((None, index == 0, width), None, "", "")
             if index == 0:
                 style = self.get_component_rich_style("queue--empty")
-                return Strip([Segment(self.empty_text[:width].ljust(width), style)], width)
-            return Strip.blank(width, self.rich_style)
+                return [Segment(self.empty_text[:width].ljust(width), style)]
+            return [Segment(" " * width, self.rich_style)]
         row = rows[index]
         incident = row.incident
         active = incident.active
@@ -432,17 +449,17 @@ class QueueView(ScrollView, can_focus=True):
                 rest = Strip([Segment(tail.text + " ", base)]).crop(0, width - HEAD_CELLS) \
                     .extend_cell_length(width - HEAD_CELLS, base)
                 tail.style, tail.segment = base, Segment(rest.text, base)
-            strip = Strip([Segment(head + " ", risky), tail.segment] if tail.segment.text
-                          else [Segment(head + " ", risky)], width)
+            segments = [Segment(head + " ", risky), tail.segment] if tail.segment.text \
+                else [Segment(head + " ", risky)]
         else:  # a line narrower than its head: cut it as a whole
-            strip = Strip([Segment(head + " ", risky), Segment(tail.text + " ", base)]) \
-                .crop(0, width).extend_cell_length(width, base)
-        cursor = index == self.cursor
+            segments = list(Strip([Segment(head + " ", risky), Segment(tail.text + " ", base)])
+                            .crop(0, width).extend_cell_length(width, base))
+        cursor = index == cursor_index
         if cursor:
-            strip = strip.apply_style(self._style(None, True, cursor=True))
-        self._drawn[y] = ((incident.id, cursor, self.has_focus, active, row.risk, width,
-                           self.ref), row, head, tail.text)
-        return strip
+            segments = list(Segment.apply_style(segments, self._style(None, True, cursor=True)))
+        self._drawn[y] = ((incident.id, cursor, focus, active, row.risk, width, self.ref),
+                          row, head, tail.text)
+        return segments
 
     def on_focus(self) -> None:
         self._styles.clear()
