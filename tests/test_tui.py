@@ -27,6 +27,7 @@ from sladeck.demo import fill_demo
 from sladeck.domain import actions
 from sladeck.domain.actions import Desk
 from sladeck.domain.model import Actor
+from sladeck.domain.queue import Filter
 from sladeck.policy import Policy
 from sladeck.store import Store
 from sladeck.tui.app import QueueScreen, SladeckApp
@@ -916,6 +917,31 @@ async def test_the_summary_repaints_only_the_clock_each_second(demo_db: Path,
         changed = {x - 1 for y, x in after if y == 1 and after[y, x] != before[y, x]}
         assert {x for y, x in cells if y == 0} == changed and len(changed) == 1  # one digit
         assert screen_lines(app)[0].rstrip().endswith("15:00:01 UTC")
+
+
+@sync
+async def test_the_summary_follows_the_counts_filter_and_width(demo_db: Path,
+                                                              policy: Policy) -> None:
+    from sladeck.tui.app import summary_text
+
+    app = make_app(demo_db, policy)
+    async with app.run_test(size=(100, 24)) as pilot:
+        await quiet(pilot)
+        now = app.clock.now()
+        total = len(app.queue.visible)
+        wide = summary_text(app.queue, policy, now, 200).plain
+        assert f" {total} open P0:" in wide and wide.endswith(" │ 15:00:00 UTC")
+        assert summary_text(app.queue, policy, now, 200).plain == wide  # kept, same text
+        more_incidents(app, 3)
+        assert f" {total + 3} open P0:" in summary_text(app.queue, policy, now, 200).plain
+        app._apply_filter(Filter(text="zzz-nothing"))
+        shown = summary_text(app.queue, policy, now, 200).plain
+        assert "/zzz-nothing: 0 shown │ 15:00:00 UTC" in shown
+        narrow = summary_text(app.queue, policy, now, len(shown) - 1).plain
+        assert " P0:" not in narrow and narrow.endswith(" │ 15:00:00 UTC")
+        assert summary_text(app.queue, policy, now, 20).plain.endswith(" │ 15:00:00")
+        assert summary_text(app.queue, policy, now + timedelta(seconds=1), 200).plain \
+            .endswith(" │ 15:00:01 UTC")
 
 
 @sync

@@ -23,6 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
@@ -76,27 +77,54 @@ FIRST_ROWS = 100  # read before the first frame: more than a tall terminal shows
 
 def summary_text(queue: Queue, policy: Policy, now: datetime, width: int) -> Text:
     """The top line; what matters most survives a narrow terminal (counts go first)."""
-    by_severity, by_risk = queue.summary()
-    total = sum(by_severity.values())
-    shown = queue.filter.describe()
-    clock = now.astimezone().strftime("%H:%M:%S %Z").strip()
-    for full_counts, zone in ((True, True), (False, True), (False, False)):
-        text = Text()
-        text.append(" sladeck ", style="reverse bold")
-        text.append(f" {total} open")
-        if full_counts:
-            text.append(" " + " ".join(f"{k}:{by_severity.get(k, 0)}" for k in policy.severities))
-        text.append(" │ ")
-        text.append(f"✖{by_risk.get('breached', 0)} breached", style="bold red")
-        text.append(" ")
-        text.append(f"▲{by_risk.get('due', 0)} due", style="bold yellow")
-        text.append(f" ●{by_risk.get('warning', 0)} warn")
-        if shown:
-            text.append(f" │ {visible(shown)}: {len(queue.visible)} shown", style="bold")
-        text.append(f" │ {clock if zone else now.astimezone().strftime('%H:%M:%S')}")
-        if text.cell_len <= width:
-            break
+    full, short = _summary_heads(queue, policy)
+    local = now.astimezone()
+    zoned = local.strftime("%H:%M:%S %Z").strip()
+    clock = zoned
+    head, head_cells = full
+    if head_cells + 3 + cell_len(zoned) > width:
+        head, head_cells = short
+        if head_cells + 3 + cell_len(zoned) > width:
+            clock = local.strftime("%H:%M:%S")
+    text = head.copy()
+    text.append(f" │ {clock}")
     return text
+
+
+_SUMMARY_HEADS: dict[tuple[object, ...], tuple[tuple[Text, int], tuple[Text, int]]] = {}
+
+
+def _summary_heads(queue: Queue, policy: Policy
+                   ) -> tuple[tuple[Text, int], tuple[Text, int]]:
+    """The top line before its clock, with and without the counts by severity, and
+    their widths; kept until the counts or the filter change (the clock ticks alone)."""
+    by_severity, by_risk = queue.summary()
+    shown = queue.filter.describe()
+    key = (tuple(policy.severities), tuple(by_severity.items()), tuple(by_risk.items()),
+           shown, len(queue.visible) if shown else 0)
+    heads = _SUMMARY_HEADS.get(key)
+    if heads is None:
+        total = sum(by_severity.values())
+        made = []
+        for full_counts in (True, False):
+            text = Text()
+            text.append(" sladeck ", style="reverse bold")
+            text.append(f" {total} open")
+            if full_counts:
+                text.append(" " + " ".join(f"{k}:{by_severity.get(k, 0)}"
+                                           for k in policy.severities))
+            text.append(" │ ")
+            text.append(f"✖{by_risk.get('breached', 0)} breached", style="bold red")
+            text.append(" ")
+            text.append(f"▲{by_risk.get('due', 0)} due", style="bold yellow")
+            text.append(f" ●{by_risk.get('warning', 0)} warn")
+            if shown:
+                text.append(f" │ {visible(shown)}: {len(queue.visible)} shown", style="bold")
+            made.append((text, text.cell_len))
+        if len(_SUMMARY_HEADS) >= 16:
+            _SUMMARY_HEADS.clear()
+        heads = _SUMMARY_HEADS[key] = (made[0], made[1])
+    return heads
 
 
 class SummaryLine(Static):

@@ -133,8 +133,9 @@ def tail_cells(row: Row, width: int, ref: int = REF_WIDTH) -> list[tuple[str, st
     return cells
 
 
-def changed_span(old: str, new: str) -> tuple[int, int] | None:
-    """The cells [start, end) in which two lines of text differ; None if equal."""
+def changed_span(old: str, new: str, narrow: bool = False) -> tuple[int, int] | None:
+    """The cells [start, end) in which two lines of text differ; None if equal.
+    `narrow`: every character of both is one cell wide (a queue line's head)."""
     if old == new:
         return None
     limit = min(len(old), len(new))
@@ -144,6 +145,8 @@ def changed_span(old: str, new: str) -> tuple[int, int] | None:
     end_old, end_new = len(old), len(new)
     while end_old > start and end_new > start and old[end_old - 1] == new[end_new - 1]:
         end_old, end_new = end_old - 1, end_new - 1
+    if narrow:
+        return start, max(end_new, end_old, start + 1)
     x0 = cell_len(new[:start])
     x1 = max(cell_len(new[:end_new]), cell_len(old[:end_old]))
     return x0, max(x1, x0 + 1)
@@ -361,7 +364,7 @@ class QueueView(ScrollView, can_focus=True):
                 continue
             head = self._head(y, row)
             if drawn[1] is row:
-                span = changed_span(drawn[2], head)
+                span = changed_span(drawn[2], head, _HEAD_IS_NARROW)
             else:  # the incident changed: its tail may have too
                 span = changed_span(f"{drawn[2]} {drawn[3]}",
                                     f"{head} {self._tail(row, width).text}")
