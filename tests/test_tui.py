@@ -470,9 +470,12 @@ async def test_enter_shows_details_and_escape_returns(demo_db: Path, policy: Pol
 async def test_slash_filters_by_text_and_escape_clears(demo_db: Path, policy: Policy) -> None:
     app = make_app(demo_db, policy)
     async with app.run_test(size=(80, 24)) as pilot:
+        assert all(r.haystack is None for r in app.queue.rows.values())  # nobody filtered
         await pilot.press("slash")
         await pilot.pause()
         assert isinstance(app.focused, Input) and app.focused.id == "search"
+        # made while the first character is being typed, not on it
+        assert all(r.haystack is not None for r in app.queue.rows.values())
         await pilot.press(*"checkout")
         await pilot.pause()
         assert [r.incident.title for r in app.queue.visible] == [

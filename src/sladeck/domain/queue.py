@@ -264,6 +264,13 @@ class Queue:
 
     # -- filtering -------------------------------------------------------------------------
 
+    def prepare_search(self) -> None:
+        """Make every row's search text now (someone is about to type a filter), so
+        that their first keystroke is as quick as the next ones."""
+        for row in self.rows.values():
+            if row.haystack is None:
+                _hay(row)
+
     def set_filter(self, new: Filter) -> None:
         old, self.filter = self.filter, new
         if new == old:

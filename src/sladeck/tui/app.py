@@ -680,6 +680,7 @@ class SladeckApp(App[int]):
             await screen.mount(search, before=screen.query_one(Footer))
         search.display = True
         search.focus()
+        self.queue.prepare_search()  # between this key and the first typed one
 
     def action_clear_search(self) -> None:
         search = self.screen.query("#search")
