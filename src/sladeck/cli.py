@@ -507,7 +507,6 @@ def demo_cmd(count: int, seed: int) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: turn every failure into one line and an exit status."""
-    error = say_error
     try:
         code = cli.main(args=argv, prog_name="sladeck", standalone_mode=False)
     except click.exceptions.Exit as exc:
@@ -515,13 +514,13 @@ def main(argv: list[str] | None = None) -> None:
     except click.UsageError as exc:
         hint = f" (see sladeck {exc.ctx.command_path.partition(' ')[2]} --help)".replace(
             "sladeck  --help", "sladeck --help") if exc.ctx else ""
-        error(exc.format_message() + hint)
+        say_error(exc.format_message() + hint)
         code = 2
     except click.ClickException as exc:
-        error(exc.format_message())
+        say_error(exc.format_message())
         code = 1
     except click.Abort:
-        error("interrupted")
+        say_error("interrupted")
         code = 130
     except BaseException as exc:  # what is not a failure to tell, `failure` re-raises
         code = failure(exc)

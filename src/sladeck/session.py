@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 from contextlib import suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,20 +31,13 @@ def log_path() -> Path:
     return Path(platformdirs.user_log_dir("sladeck")) / "sladeck.log"
 
 
+@dataclass
 class Settings:
     """--db, --policy and --as, given on the group or on any sub-command."""
 
-    def __init__(self, db: str | None = None, policy: str | None = None,
-                 name: str | None = None) -> None:
-        self.db = db
-        self.policy = policy
-        self.name = name
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Settings) and vars(self) == vars(other)
-
-    def __repr__(self) -> str:
-        return f"Settings(db={self.db!r}, policy={self.policy!r}, name={self.name!r})"
+    db: str | None = None
+    policy: str | None = None
+    name: str | None = None
 
 
 class Session:
