@@ -612,3 +612,42 @@ def test_without_an_absolute_cache_folder_nothing_is_written_where_you_stand(
     monkeypatch.setenv("XDG_CACHE_HOME", "relative-cache")
     assert load_policy(REPO / "policy.yaml").name
     assert list(tmp_path.iterdir()) == []
+
+
+# -- the parsed-policy cache believes only what today's code would parse ---------------
+
+
+def test_a_cache_is_not_believed_after_the_validator_changes(tmp_path: Path) -> None:
+    import os
+
+    import sladeck.policy_file
+
+    path = tmp_path / "policy.yaml"
+    path.write_text(edit("\nname: ", "\nname: Validated ", SHIPPED), encoding="utf-8")
+    assert _load_in_a_new_process(path)[0] is True
+    assert _load_in_a_new_process(path)[0] is False  # kept
+    validator = Path(sladeck.policy_file.__file__)
+    before = validator.stat()
+    try:
+        os.utime(validator, ns=(before.st_atime_ns, before.st_mtime_ns + 10**9))
+        assert _load_in_a_new_process(path)[0] is True  # a changed validator parses again
+    finally:
+        os.utime(validator, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+def test_the_cache_builds_nothing_but_policy_classes_named_one_by_one(tmp_path: Path) -> None:
+    """`os.system` reached as a dotted name under sladeck.policy (which imports os)."""
+    path = tmp_path / "policy.yaml"
+    path.write_text(edit("\nname: ", "\nname: Dotted ", SHIPPED), encoding="utf-8")
+    expected = load_policy(path)
+    [cached] = [f for f in _cache_files() if f.read_bytes().find(b"Dotted") >= 0]
+    marker = tmp_path / "ran"
+
+    def text(s: str) -> bytes:  # SHORT_BINUNICODE
+        return b"\x8c" + bytes([len(s.encode())]) + s.encode()
+
+    # protocol 4: module, name, STACK_GLOBAL, (command,), REDUCE, STOP
+    cached.write_bytes(b"\x80\x04" + text("sladeck.policy") + text("os.system") + b"\x93"
+                       + text(f"touch {marker}") + b"\x85R.")
+    assert load_policy(path) == expected
+    assert not marker.exists()

@@ -255,16 +255,23 @@ def parse_policy(source: str, filename: str = "policy.yaml") -> Policy:
 
 
 # -- the parsed-policy cache ----------------------------------------------------------
-# One file per policy text. Inside, the policy and a stamp: sladeck's version, this
-# module's own file (so a changed parser never reads an old result) and Python's
-# version; the file is believed only if both the stamp and the policy's own text equal
-# today's exactly, so its name (a CRC of the text and the stamp) need only find it:
-# no cryptographic digest, and no OpenSSL loaded (0.6 MiB) by a start. Written
-# privately (0600 in a 0700 folder) and read only when still private and ours,
-# through an unpickler that builds nothing but policy objects. Anything unexpected
-# means a normal parse: the cache can only make a start faster.
+# One file per policy text. Inside, the policy and a stamp: sladeck's version, the
+# files of every module that parses or validates (so a changed parser or validator
+# never reads an old result) and Python's version; the file is believed only if both
+# the stamp and the policy's own text equal today's exactly, so its name (a CRC of the
+# text and the stamp) need only find it: no cryptographic digest, and no OpenSSL
+# loaded (0.6 MiB) by a start. Written privately (0600 in a 0700 folder) and read only
+# when still private and ours, through an unpickler that builds nothing but the
+# classes named below. Anything unexpected means a normal parse: the cache can only
+# make a start faster.
 
-_SAFE_GLOBALS = {("datetime", "time"), ("datetime", "timedelta")}  # all a policy holds
+_VALIDATORS = ("policy.py", "policy_file.py")  # beside this file
+# Everything a pickled policy holds, by exact name: never a dotted path to elsewhere.
+_SAFE_GLOBALS = frozenset({("datetime", "time"), ("datetime", "timedelta")} | {
+    (__name__, name) for name in (
+        "Policy", "Severity", "Tier", "EscalationTarget", "Item", "LevelContact",
+        "Availability", "ManagementContact", "NamedContact", "BusinessHours",
+        "Notifications", "_proxy")})
 
 
 def _proxy(items: dict[str, Any]) -> MappingProxyType[str, Any]:
@@ -281,8 +288,10 @@ def _cache_file(source: str) -> tuple[Path, tuple[str, ...]] | None:
     from sladeck import __version__
 
     try:
-        me = Path(__file__).stat()
-        stamp = (__version__, sys.version, str(me.st_mtime_ns), str(me.st_size))
+        here = Path(__file__).parent
+        files = [(here / name).stat() for name in _VALIDATORS]
+        stamp = (__version__, sys.version,
+                 *(f"{f.st_mtime_ns}:{f.st_size}" for f in files))
         text = "\0".join((*stamp, source)).encode("utf-8", "surrogatepass")
         folder = Path(platformdirs.user_cache_dir("sladeck"))
     except (OSError, ValueError, RuntimeError):
@@ -305,7 +314,7 @@ def _cached(source: str) -> Policy | None:
 
     class Unpickler(pickle.Unpickler):
         def find_class(self, module: str, name: str) -> Any:
-            if module == __name__ or (module, name) in _SAFE_GLOBALS:
+            if (module, name) in _SAFE_GLOBALS:
                 return super().find_class(module, name)
             raise pickle.UnpicklingError(f"{module}.{name} is not a policy object")
 
