@@ -614,6 +614,93 @@ def test_without_an_absolute_cache_folder_nothing_is_written_where_you_stand(
     assert list(tmp_path.iterdir()) == []
 
 
+# -- keys are names a command line can type and a terminal shows as they are ---------
+
+
+def _key_problems(text: str) -> list[str]:
+    found = problems(text)
+    assert all("\x1b" not in p and "\x07" not in p for p in found), found
+    return found
+
+
+@pytest.mark.parametrize(("old", "new", "where"), [
+    ("  P3:\n    name: Low", '  "P3\\e]0;PWNED\\a\\e[2J":\n    name: Low', "severities"),
+    ("  L2:\n    name: Advanced Support", '  "L2 \\e[2J":\n    name: Advanced Support', "tiers"),
+    ("  L2:\n    name: Advanced Support", "  " + "L" * 49 + ":\n    name: Advanced Support", "tiers"),
+    ("  L2:\n    name: Advanced Support", "  -L2:\n    name: Advanced Support", "tiers"),
+    ("  issue_tracking: {", '  "issue tracking": {', "tools"),
+    ("{primary: Slack,", '{"pri\\u202emary": Slack,', "tools.communication"),
+])
+def test_a_key_that_is_not_a_name_is_refused_on_its_line(old: str, new: str, where: str) -> None:
+    text = edit(old, new)
+    found = _key_problems(text)
+    line = line_of(text, new.strip().splitlines()[0][:8])
+    assert any(p.startswith(f"policy.yaml:{line}: {where}: key ") and "is not allowed (letters, "
+               "digits, _ and -, at most 48, starting with a letter or digit)" in p
+               for p in found), found
+    if "PWNED" in new:
+        assert f'policy.yaml:{line}: severities: key "P3\\x1b]0;PWNED\\x07\\x1b[2J" is not ' \
+            "allowed" in found[0]
+
+
+def test_an_item_key_is_short_snake_case() -> None:
+    text = edit("{key: performance, label:", "{key: " + "p" * 49 + ", label:")
+    (only,) = _key_problems(text)
+    assert only == (f"policy.yaml:{line_of(text, 'p' * 49)}: escalation.L2.triggers[3].key: "
+                    f'"{"p" * 49}" is not a snake_case key (a-z, 0-9 and _, at most 48)')
+
+
+def test_keys_that_differ_only_in_case_are_refused() -> None:
+    text = edit("  P3:\n    name: Low", "  p2:\n    name: Low")
+    assert f"policy.yaml:{line_of(text, '  p2:')}: severities.p2: differs from \"P2\" only in " \
+        "case (commands read keys in any case)" in problems(text)
+    text = edit("  L4:\n    name: ", "  l3:\n    name: ")
+    assert f"policy.yaml:{line_of(text, '  l3:')}: tiers.l3: differs from \"L3\" only in " \
+        "case (commands read keys in any case)" in problems(text)
+
+
+def _lowercase_levels(text: str = SHIPPED) -> str:
+    """The shipped policy with its levels called tier1..tier4."""
+    return re.sub(r"\bL([1-4])\b", r"tier\1", text)
+
+
+def test_the_policy_finds_a_key_in_any_case(policy: Policy) -> None:
+    from sladeck.errors import Refused
+
+    assert policy.severity_key("p1") == "P1" and policy.level_key(" l3 ") == "L3"
+    lower = parse_policy(_lowercase_levels())
+    assert lower.level_key("TIER2") == "tier2" and lower.level_key("tier2") == "tier2"
+    with pytest.raises(Refused, match=r"^unknown level 'L2' \(choose tier1, tier2, tier3, "
+                       r"tier4\)$"):
+        lower.level_key("L2")
+
+
+def test_every_level_a_policy_accepts_can_be_reached_from_the_command_line(
+        tmp_path: Path) -> None:
+    """`tier2` used to be accepted, then `--to tier2` was read as TIER2: unknown level."""
+    from conftest import call_cli
+
+    path = tmp_path / "lower.yaml"
+    path.write_text(_lowercase_levels(), encoding="utf-8")
+    base = ("--db", str(tmp_path / "desk.db"), "--policy", str(path))
+    assert call_cli(*base, "open", "--severity", "p2", "--title", "Disk")[:2] == (0, "INC-1\n")
+    fields = [f"--field={k}=x" for k in ("issue_summary", "actions_taken", "current_status",
+                                         "logs_and_evidence", "business_impact")]
+    code, out, err = call_cli(*base, "escalate", "1", "--to", "tier2",
+                              "--trigger", "performance", *fields)
+    assert (code, err) == (0, ""), err
+    assert "tier2" in out
+    code, out, err = call_cli(*base, "severity", "1", "p3", "--reason", "Less")
+    assert (code, err) == (0, ""), err
+    code, out, _ = call_cli(*base, "list", "--level", "TIER2", "--severity", "p3")
+    assert "INC-1" in out and "tier2" in out
+    code, _, err = call_cli(*base, "escalate", "1", "--to", "L3", "--trigger", "performance")
+    assert code == 1 and err == ("sladeck: error: unknown level 'L3' (choose tier1, tier2, "
+                                 "tier3, tier4)\n")
+    code, _, err = call_cli(*base, "open", "--severity", "P9", "--title", "x")
+    assert code == 1 and "unknown severity 'P9' (choose P0, P1, P2, P3)" in err
+
+
 # -- the parsed-policy cache believes only what today's code would parse ---------------
 
 

@@ -172,6 +172,15 @@ def cli(ctx: click.Context) -> None:
         open_dashboard(ctx.ensure_object(Settings))
 
 
+def policy_key(s: Session, incident_id: int, text: str, what: str) -> str:
+    """The severity or level `text` names (in any case) in the incident's own policy."""
+    incident = s.store.incident(incident_id)
+    if incident is None:
+        return text  # the action itself says there is no such incident
+    policy = s.policy_of(incident)
+    return policy.severity_key(text) if what == "severity" else policy.level_key(text)
+
+
 @command(cli, "open")
 @click.option("--severity", required=True, metavar="P", help="Severity (P0-P3).")
 @click.option("--title", required=True, help="One line saying what is wrong.")
@@ -187,7 +196,8 @@ def open_cmd(severity: str, title: str, description: str, service: str, dedup_ke
     from sladeck.report import incident_json
 
     s = session()
-    out = open_incident(s.desk, title=title, severity=severity, description=description,
+    out = open_incident(s.desk, title=title, severity=s.policy.severity_key(severity),
+                        description=description,
                         service=service, dedup_key=dedup_key, external_ref=external_ref)
     if as_json:
         emit_json(incident_json(out.incident, s.policy_of(out.incident), s.clock.now()))
@@ -220,8 +230,9 @@ def escalate_cmd(incident_id: int, to: str, trigger: str, reason: str, fields: t
     from sladeck.domain.actions import escalate
 
     handoff = parse_fields(fields, handoff_file, "--handoff-file")
-    say(escalate(session().desk, incident_id, to=to.upper(), trigger=trigger, reason=reason,
-                 fields=handoff).message)
+    s = session()
+    say(escalate(s.desk, incident_id, to=policy_key(s, incident_id, to, "level"),
+                 trigger=trigger, reason=reason, fields=handoff).message)
 
 
 @command(cli, "note")
@@ -252,7 +263,9 @@ def severity_cmd(incident_id: int, severity: str, reason: str) -> None:
     """Change an incident's severity; every clock follows."""
     from sladeck.domain.actions import change_severity
 
-    say(change_severity(session().desk, incident_id, severity.upper(), reason=reason).message)
+    s = session()
+    say(change_severity(s.desk, incident_id, policy_key(s, incident_id, severity, "severity"),
+                        reason=reason).message)
 
 
 @command(cli, "resolve")
@@ -336,8 +349,8 @@ def list_cmd(show_all: bool, state: str | None, severity: str | None, level: str
         s = session()
         states = (state,) if state else None if show_all else ACTIVE_STATES
         now = s.clock.now()
-        incidents = s.store.incidents(states, severity=severity and severity.upper(),
-                                      level=level and level.upper())
+        incidents = s.store.incidents(states, severity=severity and s.policy.severity_key(severity),
+                                      level=level and s.policy.level_key(level))
         assessed = [(i, assess(i, s.policy_of(i), now)) for i in incidents]
         assessed.sort(key=lambda pair: pair[1].sort_key(pair[0], s.policy_of(pair[0])))
         if as_json:

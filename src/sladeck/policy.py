@@ -18,11 +18,15 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from sladeck.errors import PolicyError
+from sladeck.errors import PolicyError, Refused
 
 MAX_DURATION = timedelta(days=3650)  # beyond this, deadlines would overflow the calendar
 DURATION_RE = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
-KEY_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+KEY_RE = re.compile(r"^[a-z][a-z0-9_]{0,47}$")  # a handoff field, trigger, checklist item …
+# Every key that names something (a severity, a level, a tool, any mapping key): what a
+# command line can type and a terminal shows as it is.
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,47}$")
+MAX_KEY = 48
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 WORD_UNITS = {"d": "d", "day": "d", "h": "h", "hr": "h", "hour": "h", "m": "m",
               "min": "m", "minute": "m", "s": "s", "sec": "s", "second": "s"}
@@ -186,6 +190,14 @@ class Policy:
     def response_time(self, severity: str, level: str) -> timedelta:
         return self.response_matrix[severity][level]
 
+    def severity_key(self, text: str) -> str:
+        """The severity `text` names, in any case, as the policy spells it."""
+        return _key_in(self.severities, text, "severity")
+
+    def level_key(self, text: str) -> str:
+        """The level `text` names, in any case, as the policy spells it."""
+        return _key_in(self.tiers, text, "level")
+
     def needs_review(self, severity: str) -> bool:
         return severity in self.review_required_for
 
@@ -197,6 +209,17 @@ class Policy:
             if any(severity in a.severities and (a.when == "always" or in_hours)
                    for a in person.availability)
         ]
+
+
+def _key_in(keys: Mapping[str, Any], text: str, what: str) -> str:
+    """The key of `keys` equal to `text` but for case (a policy never holds two such)."""
+    if text in keys:
+        return text
+    folded = text.strip().lower()
+    for key in keys:
+        if key.lower() == folded:
+            return key
+    raise Refused(f"unknown {what} {text!r} (choose {', '.join(keys)})")
 
 
 def parse_duration(text: str) -> timedelta | None:

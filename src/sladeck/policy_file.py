@@ -3,9 +3,10 @@
 The YAML is composed into nodes with *no* implicit typing (every plain scalar is
 text), so YAML 1.1 surprises cannot happen: `17:30` stays "17:30", `off` stays
 "off", and each key's own type decides what a value means. Explicit tags are
-refused, duplicate keys are refused, and every problem is reported at once as
-`FILE:LINE: key.path: what is wrong`. Loaded only when a policy text has not been
-read before (`policy.load_policy` keeps what it parsed).
+refused, duplicate keys are refused, every key is a name a command line can type,
+and every problem is reported at once as `FILE:LINE: key.path: what is wrong`.
+Loaded only when a policy text has not been read before (`policy.load_policy` keeps
+what it parsed).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from sladeck.policy import (
     DURATION_RE,
     KEY_RE,
     MAX_DURATION,
+    MAX_KEY,
+    NAME_RE,
     WORD_UNITS,
     Availability,
     BusinessHours,
@@ -41,6 +44,7 @@ from sladeck.policy import (
     format_duration,
     parse_duration,
 )
+from sladeck.text import visible
 
 
 def _duration_hint(text: str) -> str:
@@ -86,26 +90,38 @@ class _Reader:
         return True
 
     def mapping(self, node: yaml.Node, path: str, required: tuple[str, ...] = (),
-                optional: tuple[str, ...] = (), *, any_keys: bool = False
-                ) -> dict[str, yaml.Node] | None:
+                optional: tuple[str, ...] = (), *, any_keys: bool = False,
+                one_case: bool = False) -> dict[str, yaml.Node] | None:
+        """The mapping's keys and values; with `one_case`, no two keys differ only in
+        case (the command line reads them in any case)."""
         if not self._tag_ok(node, path):
             return None
         if not isinstance(node, yaml.MappingNode):
             self.problem(node, path, "must be a mapping")
             return None
         found: dict[str, yaml.Node] = {}
+        folded: dict[str, str] = {}
         for key_node, value in node.value:
             if not isinstance(key_node, yaml.ScalarNode) or not self._tag_ok(key_node, path):
                 self.problem(key_node, path, "keys must be plain text")
                 continue
             key = key_node.value
+            if not NAME_RE.match(key):
+                shown = visible(key[:MAX_KEY + 2]) + ("..." if len(key) > MAX_KEY + 2 else "")
+                self.problem(key_node, path, f'key "{shown}" is not allowed (letters, digits, '
+                             f"_ and -, at most {MAX_KEY}, starting with a letter or digit)")
+                continue
             child = f"{path}.{key}" if path else key
             if key in found:
                 self.problem(key_node, child, "duplicate key")
+            elif one_case and key.lower() in folded:
+                self.problem(key_node, child, f'differs from "{folded[key.lower()]}" only in case '
+                             "(commands read keys in any case)")
             elif not any_keys and key not in required and key not in optional:
                 self.problem(key_node, child, "unknown key")
             else:
                 found[key] = value
+                folded[key.lower()] = key
         for key in required:
             if key not in found:
                 self.problem(node, f"{path}.{key}" if path else key, "missing")
@@ -186,9 +202,10 @@ class _Reader:
                 continue
             key = self.text(fields["key"], f"{here}.key") if "key" in fields else ""
             if key and not KEY_RE.match(key):
-                self.problem(fields["key"], f"{here}.key", f'"{key}" is not a snake_case key')
+                self.problem(fields["key"], f"{here}.key", f'"{visible(key[:MAX_KEY + 2])}" is '
+                             f"not a snake_case key (a-z, 0-9 and _, at most {MAX_KEY})")
             if key in seen:
-                self.problem(fields["key"], f"{here}.key", f'"{key}" is used twice in {path}')
+                self.problem(fields["key"], f"{here}.key", f'"{visible(key)}" is used twice in {path}')
             seen.add(key)
             label = self.text(fields["label"], f"{here}.label") if "label" in fields else ""
             help_ = self.text(fields["help"], f"{here}.help") if "help" in fields else ""
@@ -197,7 +214,7 @@ class _Reader:
 
     def keyed(self, node: yaml.Node, path: str, build: Callable[[yaml.Node, str, str], Any]
               ) -> dict[str, Any]:
-        fields = self.mapping(node, path, any_keys=True) or {}
+        fields = self.mapping(node, path, any_keys=True, one_case=True) or {}
         return {key: build(value, f"{path}.{key}", key) for key, value in fields.items()}
 
 
