@@ -701,6 +701,131 @@ def test_every_level_a_policy_accepts_can_be_reached_from_the_command_line(
     assert code == 1 and "unknown severity 'P9' (choose P0, P1, P2, P3)" in err
 
 
+# -- one person's policy never slows everyone ------------------------------------------
+
+# A billion nodes once expanded: only refused quickly can this test ever finish.
+LAUGHS = "\n".join(["laughs:", '  a0: &a0 ["x","x","x","x","x","x","x","x","x","x"]'] + [
+    f"  a{i}: &a{i} [{','.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)])
+
+
+def _bomb(values: str = "{k: v}", copies: int = 200) -> str:
+    """The shipped policy whose tools are one anchored mapping and `copies` aliases."""
+    tools = f"tools:\n  t0: &m {values}" + "".join(f"\n  t{n}: *m" for n in range(1, copies))
+    start, end = SHIPPED.index("tools:"), SHIPPED.index("notifications:")
+    return SHIPPED[:start] + tools + "\n\n" + SHIPPED[end:]
+
+
+def test_aliases_are_refused_before_they_expand() -> None:
+    text = edit("owner: Support Team\n", f"owner: Support Team\n{LAUGHS}\n")
+    assert problems(text) == [f"policy.yaml:{line_of(text, 'a1: &a1')}: YAML anchors and "
+                              "aliases are not allowed (*a0); write each value out"]
+    text = _bomb()
+    assert problems(text) == [f"policy.yaml:{line_of(text, 't1: *m')}: YAML anchors and "
+                              "aliases are not allowed (*m); write each value out"]
+    text = edit("  issue_tracking: {", "  issue_tracking: &loop {self: *loop, ")
+    assert len(problems(text)) == 1  # a cycle too
+
+
+def test_a_stored_policy_keeps_its_few_aliases_but_not_a_bomb() -> None:
+    """A policy stored before aliases were refused still opens its incidents."""
+    few = parse_policy(_bomb(), "stored policy 1", stored=True)
+    assert few.tools["t199"] == {"k": "v"}
+    text = edit("owner: Support Team\n", f"owner: Support Team\n{LAUGHS}\n")
+    with pytest.raises(PolicyError) as err:
+        parse_policy(text, "stored policy 2", stored=True)
+    assert err.value.problems == [f"stored policy 2:{line_of(text, 'a1: &a1')}: its YAML "
+                                  "aliases (*a0) expand to more than 50000 values"]
+    wide = _bomb("{" + ", ".join(f"k{i}: v" for i in range(300)) + "}")
+    for text in (wide, edit("  issue_tracking: {", "  issue_tracking: &loop {self: *loop, ")):
+        with pytest.raises(PolicyError):
+            parse_policy(text, "stored policy 3", stored=True)
+
+
+def test_problems_told_are_capped() -> None:
+    text = edit("owner: Support Team\n", "owner: Support Team\n" + "".join(
+        f"extra{i}: x\n" for i in range(45)))
+    found = problems(text)
+    assert len(found) == 21
+    assert found[:20] == [f"policy.yaml:{line_of(text, f'extra{i}:')}: extra{i}: unknown key"
+                          for i in range(20)]
+    assert found[20] == f"policy.yaml:{line_of(text, 'extra20:')}: and 25 more problems " \
+        "(fix these first)"
+
+
+def test_a_huge_endless_or_binary_file_is_refused_in_one_line(tmp_path: Path) -> None:
+    from sladeck.policy import MAX_POLICY_BYTES
+
+    def refused(path: Path | str) -> list[str]:
+        with pytest.raises(PolicyError) as err:
+            load_policy(path)
+        return err.value.problems
+
+    assert refused("/dev/zero") == ["/dev/zero: cannot read: a device, not a policy file"]
+    huge = tmp_path / "huge.yaml"
+    huge.write_text(SHIPPED + "#" * MAX_POLICY_BYTES, encoding="utf-8")
+    assert refused(huge) == [f"{huge}: too large (a policy is at most 256 KiB)"]
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(SHIPPED.encode() + b"\xff\xfe\x00")
+    assert refused(binary) == [f"{binary}:{SHIPPED.count(chr(10)) + 1}: not UTF-8 text "
+                               "(byte 0xff); a policy is a YAML text file"]
+    with pytest.raises(PolicyError, match="too large"):
+        parse_policy(SHIPPED + "#" * MAX_POLICY_BYTES, "stored policy 1", stored=True)
+
+
+def test_an_endless_pipe_is_read_no_further_than_the_cap(tmp_path: Path) -> None:
+    import os
+    import threading
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    written = [0]
+
+    def endless() -> None:
+        with open(fifo, "wb") as f:
+            try:
+                while written[0] < 64 << 20:
+                    written[0] += f.write(b"x" * 65536)
+            except BrokenPipeError:
+                pass
+
+    writer = threading.Thread(target=endless)
+    writer.start()
+    with pytest.raises(PolicyError, match="too large"):
+        load_policy(fifo)
+    writer.join(10)
+    assert not writer.is_alive() and written[0] < 4 << 20
+
+
+def test_a_stored_policy_is_parsed_once_per_process(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """However many stores (a dashboard, its refreshes, a report) hold its incidents."""
+    import sladeck.policy as policy_module
+    import sladeck.policy_file
+    from sladeck.store import Store
+
+    text = edit("\nname: ", "\nname: Stored once ", SHIPPED)
+    writer = Store(tmp_path / "desk.db")
+    with writer.write() as tx:
+        tx.policy_id(parse_policy(text), T0)
+    writer.close()
+    calls: list[str] = []
+    real = sladeck.policy_file.parse_policy
+
+    def counting(source: str, filename: str = "policy.yaml", **kw: bool) -> Policy:
+        calls.append(filename)
+        return real(source, filename, **kw)
+
+    monkeypatch.setattr(sladeck.policy_file, "parse_policy", counting)
+    monkeypatch.setattr(policy_module, "_cached", lambda source: None)  # no cache on disk
+    stores = [Store(tmp_path / "desk.db") for _ in range(3)]
+    first = stores[0].policy(1)
+    assert first.name.startswith("Stored once")
+    assert all(store.policy(1) is first for store in stores)
+    for store in stores:
+        store.close()
+    assert calls == ["stored policy 1"]
+
+
 # -- the parsed-policy cache believes only what today's code would parse ---------------
 
 

@@ -27,6 +27,8 @@ KEY_RE = re.compile(r"^[a-z][a-z0-9_]{0,47}$")  # a handoff field, trigger, chec
 # command line can type and a terminal shows as it is.
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,47}$")
 MAX_KEY = 48
+MAX_POLICY_BYTES = 256 << 10  # 17 times the shipped policy; nothing longer is read
+MAX_PROBLEMS = 20  # a broken policy is told this many problems, then how many more
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 WORD_UNITS = {"d": "d", "day": "d", "h": "h", "hr": "h", "hour": "h", "m": "m",
               "min": "m", "minute": "m", "s": "s", "sec": "s", "second": "s"}
@@ -256,13 +258,7 @@ def load_policy(path: str | os.PathLike[str] | None = None) -> Policy:
     """Read a policy file (the shipped default when `path` is None)."""
     file = Path(path) if path else default_policy_path()
     shown = str(path) if path else "policy.yaml (built in)"
-    try:
-        source = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PolicyError([f"{shown}: no such file"]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise PolicyError([f"{shown}: cannot read: {reason}"]) from None
+    source = _read(file, shown)
     policy = _cached(source)
     if policy is None:
         policy = parse_policy(source, shown)
@@ -270,11 +266,63 @@ def load_policy(path: str | os.PathLike[str] | None = None) -> Policy:
     return policy
 
 
-def parse_policy(source: str, filename: str = "policy.yaml") -> Policy:
-    """Validate policy text; raise PolicyError listing every problem."""
+_STORED: dict[str, Policy] = {}  # policy text -> parsed, for this process's stores
+
+
+def stored_policy(source: str, shown: str) -> Policy:
+    """A policy text kept in a database, parsed once per process (whatever the number
+    of stores that hold it) and, like a file's, kept in the cache for the next one."""
+    policy = _STORED.get(source)
+    if policy is None:
+        policy = _cached(source)
+        if policy is None:
+            policy = parse_policy(source, shown, stored=True)
+            _keep(policy)
+        _STORED[source] = policy
+    return policy
+
+
+def _read(file: Path, shown: str) -> str:
+    """The text of a policy file: at most MAX_POLICY_BYTES of UTF-8 from a file or a
+    pipe, never the whole of an endless or huge one."""
+    import stat
+
+    try:
+        fd = os.open(file, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise PolicyError([f"{shown}: no such file"]) from None
+    except OSError as exc:
+        raise PolicyError([f"{shown}: cannot read: {exc.strerror}"]) from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
+            kind = "a folder" if stat.S_ISDIR(mode) else "a device" \
+                if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket"
+            raise PolicyError([f"{shown}: cannot read: {kind}, not a policy file"])
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(MAX_POLICY_BYTES + 1)
+    except OSError as exc:
+        raise PolicyError([f"{shown}: cannot read: {exc.strerror}"]) from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_POLICY_BYTES:
+        raise PolicyError([f"{shown}: too large (a policy is at most "
+                           f"{MAX_POLICY_BYTES // 1024} KiB)"])
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise PolicyError([f"{shown}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}); "
+                           "a policy is a YAML text file"]) from None
+
+
+def parse_policy(source: str, filename: str = "policy.yaml", *, stored: bool = False
+                 ) -> Policy:
+    """Validate policy text; raise PolicyError listing every problem (see
+    `policy_file.parse_policy` for what `stored` allows)."""
     from sladeck.policy_file import parse_policy as parse
 
-    return parse(source, filename)
+    return parse(source, filename, stored=stored)
 
 
 # -- the parsed-policy cache ----------------------------------------------------------

@@ -3,10 +3,11 @@
 The YAML is composed into nodes with *no* implicit typing (every plain scalar is
 text), so YAML 1.1 surprises cannot happen: `17:30` stays "17:30", `off` stays
 "off", and each key's own type decides what a value means. Explicit tags are
-refused, duplicate keys are refused, every key is a name a command line can type,
-and every problem is reported at once as `FILE:LINE: key.path: what is wrong`.
-Loaded only when a policy text has not been read before (`policy.load_policy` keeps
-what it parsed).
+refused, duplicate keys are refused, aliases are refused (an 18 KB text of them
+expands to a million nodes), every key is a name a command line can type, and every
+problem is reported at once as `FILE:LINE: key.path: what is wrong` (the first
+MAX_PROBLEMS of them, then how many more). Loaded only when a policy text has not been
+read before (`policy.load_policy` keeps what it parsed).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from sladeck.policy import (
     KEY_RE,
     MAX_DURATION,
     MAX_KEY,
+    MAX_POLICY_BYTES,
+    MAX_PROBLEMS,
     NAME_RE,
     WORD_UNITS,
     Availability,
@@ -76,12 +79,23 @@ class _Reader:
     def __init__(self, filename: str) -> None:
         self.filename = filename
         self.problems: list[str] = []
+        self.lines: list[int] = []
 
     def problem(self, node: yaml.Node | None, path: str, message: str) -> None:
         line = node.start_mark.line + 1 if node is not None else 1
         where = f"{path}: " if path else ""
         message = " ".join(message.split())  # one line per problem, whatever the value held
         self.problems.append(f"{self.filename}:{line}: {where}{message}")
+        self.lines.append(line)
+
+    def told(self) -> list[str]:
+        """The problems to tell: the first MAX_PROBLEMS, then how many more."""
+        if len(self.problems) <= MAX_PROBLEMS:
+            return self.problems
+        more = len(self.problems) - MAX_PROBLEMS
+        return [*self.problems[:MAX_PROBLEMS],
+                f"{self.filename}:{self.lines[MAX_PROBLEMS]}: and {more} more "
+                f"problem{'s' if more > 1 else ''} (fix these first)"]
 
     def _tag_ok(self, node: yaml.Node, path: str) -> bool:
         if node.tag not in (STR, SEQ, MAP):
@@ -310,9 +324,21 @@ TOP_REQUIRED = ("name", "severities", "tiers", "response_matrix", "escalation", 
 TOP_OPTIONAL = ("version", "owner", "warn_at", "close_on_resolve", "tools")
 
 
-def parse_policy(source: str, filename: str = "policy.yaml") -> Policy:
-    """Validate policy text; raise PolicyError listing every problem."""
+# What a stored policy's aliases may expand to: a policy kept before aliases were
+# refused still opens its incidents (the shipped policy is about 3,000 nodes).
+MAX_STORED_NODES = 50_000
+
+
+def parse_policy(source: str, filename: str = "policy.yaml", *, stored: bool = False
+                 ) -> Policy:
+    """Validate policy text; raise PolicyError listing every problem. A `stored` text
+    (accepted before aliases were refused) may hold aliases that expand to at most
+    MAX_STORED_NODES nodes."""
     r = _Reader(filename)
+    if len(source) > MAX_POLICY_BYTES or len(source.encode("utf-8", "surrogatepass")) \
+            > MAX_POLICY_BYTES:
+        raise PolicyError([f"{filename}: too large (a policy is at most "
+                           f"{MAX_POLICY_BYTES // 1024} KiB)"])
     try:
         root = yaml.compose(source, Loader=_NoTagsLoader)
     except yaml.YAMLError as exc:
@@ -324,14 +350,75 @@ def parse_policy(source: str, filename: str = "policy.yaml") -> Policy:
         raise PolicyError([f"{filename}:{line}: invalid YAML: {problem}"]) from None
     if root is None:
         raise PolicyError([f"{filename}:1: the policy is empty"])
+    if _reached_twice(root) and not (stored and _expands_to(root, MAX_STORED_NODES)):
+        raise PolicyError([_alias_problem(source, filename, stored)])
     top = r.mapping(root, "", TOP_REQUIRED, TOP_OPTIONAL)
     if top is None:
-        raise PolicyError(r.problems)
+        raise PolicyError(r.told())
     policy = _build(r, top, source)
     if r.problems:
-        raise PolicyError(r.problems)
+        raise PolicyError(r.told())
     assert policy is not None
     return policy
+
+
+def _reached_twice(root: yaml.Node) -> bool:
+    """Whether some node is reached twice (an alias): one visit per node, so an alias
+    bomb or a cycle is found before anything walks its expansion."""
+    seen: set[int] = set()
+    todo = [root]
+    while todo:
+        node = todo.pop()
+        if id(node) in seen:
+            return True
+        seen.add(id(node))
+        todo += _children(node)
+    return False
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return list(node.value) if isinstance(node, yaml.SequenceNode) else []
+
+
+def _expands_to(root: yaml.Node, limit: int) -> bool:
+    """Whether the tree, every alias expanded, has at most `limit` nodes and no cycle;
+    each node is counted once, so this is as quick as the text is long."""
+    sizes: dict[int, int] = {}
+    open_: set[int] = set()  # the nodes whose children are being counted
+    todo: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while todo:
+        node, children_done = todo.pop()
+        if children_done:
+            open_.discard(id(node))
+            sizes[id(node)] = 1 + sum(sizes[id(c)] for c in _children(node))
+            if sizes[id(node)] > limit:
+                return False
+        elif id(node) in open_:
+            return False  # an alias inside its own anchor
+        elif id(node) not in sizes:
+            open_.add(id(node))
+            todo.append((node, True))
+            todo += ((c, False) for c in _children(node))
+    return True
+
+
+def _alias_problem(source: str, filename: str, stored: bool = False) -> str:
+    """`FILE:LINE: …` naming the first alias in `source`."""
+    line, name = 1, ""
+    try:
+        for token in yaml.scan(source, Loader=_NoTagsLoader):
+            if isinstance(token, yaml.AliasToken):
+                line, name = token.start_mark.line + 1, f" (*{visible(token.value[:MAX_KEY])})"
+                break
+    except yaml.YAMLError:  # composed already, so not expected: the line stays 1
+        pass
+    if stored:
+        return (f"{filename}:{line}: its YAML aliases{name} expand to more than "
+                f"{MAX_STORED_NODES} values")
+    return (f"{filename}:{line}: YAML anchors and aliases are not allowed{name}; "
+            "write each value out")
 
 
 def _build(r: _Reader, top: dict[str, yaml.Node], source: str) -> Policy | None:

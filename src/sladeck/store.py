@@ -598,13 +598,13 @@ class Store:
     def policy(self, policy_id: int) -> Policy:
         """The policy an incident was opened under (parsed once per process)."""
         if policy_id not in self._policies:
-            from sladeck.policy import parse_policy
+            from sladeck.policy import stored_policy
 
             row = self.conn.execute("SELECT source FROM policies WHERE id = ?",
                                     (policy_id,)).fetchone()
             if row is None:
                 raise StoreError(f"{self.path}: policy {policy_id} is missing")
-            self._policies[policy_id] = parse_policy(row[0], f"stored policy {policy_id}")
+            self._policies[policy_id] = stored_policy(row[0], f"stored policy {policy_id}")
         return self._policies[policy_id]
 
     def adopt(self, policy: Policy) -> None:
