@@ -694,6 +694,8 @@ def test_every_level_a_policy_accepts_can_be_reached_from_the_command_line(
     assert (code, err) == (0, ""), err
     code, out, _ = call_cli(*base, "list", "--level", "TIER2", "--severity", "p3")
     assert "INC-1" in out and "tier2" in out
+    # under the default policy, a level it does not name is filtered as typed
+    assert "INC-1" in call_cli(*base[:2], "list", "--level", "tier2")[1]
     code, _, err = call_cli(*base, "escalate", "1", "--to", "L3", "--trigger", "performance")
     assert code == 1 and err == ("sladeck: error: unknown level 'L3' (choose tier1, tier2, "
                                  "tier3, tier4)\n")

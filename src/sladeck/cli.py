@@ -181,6 +181,15 @@ def policy_key(s: Session, incident_id: int, text: str, what: str) -> str:
     return policy.severity_key(text) if what == "severity" else policy.level_key(text)
 
 
+def known_key(lookup: Callable[[str], str], text: str) -> str:
+    """A filter's key as the current policy spells it, or as typed if it names none
+    (incidents opened under another policy keep their own keys)."""
+    try:
+        return lookup(text)
+    except SladeckError:
+        return text
+
+
 @command(cli, "open")
 @click.option("--severity", required=True, metavar="P", help="Severity (P0-P3).")
 @click.option("--title", required=True, help="One line saying what is wrong.")
@@ -349,8 +358,9 @@ def list_cmd(show_all: bool, state: str | None, severity: str | None, level: str
         s = session()
         states = (state,) if state else None if show_all else ACTIVE_STATES
         now = s.clock.now()
-        incidents = s.store.incidents(states, severity=severity and s.policy.severity_key(severity),
-                                      level=level and s.policy.level_key(level))
+        incidents = s.store.incidents(
+            states, severity=severity and known_key(s.policy.severity_key, severity),
+            level=level and known_key(s.policy.level_key, level))
         assessed = [(i, assess(i, s.policy_of(i), now)) for i in incidents]
         assessed.sort(key=lambda pair: pair[1].sort_key(pair[0], s.policy_of(pair[0])))
         if as_json:
