@@ -772,6 +772,11 @@ def test_a_huge_endless_or_binary_file_is_refused_in_one_line(tmp_path: Path) ->
                                "(byte 0xff); a policy is a YAML text file"]
     with pytest.raises(PolicyError, match="too large"):
         parse_policy(SHIPPED + "#" * MAX_POLICY_BYTES, "stored policy 1", stored=True)
+    from conftest import call_cli
+
+    for argv in (("policy", "check", "/dev/zero"), ("--policy", "/dev/urandom", "list")):
+        code, out, err = call_cli("--db", str(tmp_path / "desk.db"), *argv)
+        assert (code, out) == (1, "") and err.count("\n") == 1 and "a device" in err
 
 
 def test_an_endless_pipe_is_read_no_further_than_the_cap(tmp_path: Path) -> None:
