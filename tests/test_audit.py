@@ -3,13 +3,17 @@ says, hostile NDJSON files, and display names that cannot hide the real account.
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import pwd
 import re
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -196,3 +200,106 @@ def test_a_file_that_is_not_a_database_is_damaged(tmp_path: Path) -> None:
     code, _, err = call_cli("--db", str(db), "verify")
     assert code == 1
     assert "the database file is damaged (file is not a database)" in one_error(err)
+
+
+# --- import: hostile files --------------------------------------------------------------------
+
+def _limited_memory() -> None:
+    """The child may not grow past 1 GiB: an unbounded read fails there, not on the host."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+
+@pytest.mark.parametrize("how", ["file", "stdin"])
+def test_import_of_dev_zero_is_refused_at_once(tmp_path: Path, how: str) -> None:
+    """An endless line is refused after 1 MiB, in well under a second of its own."""
+    db = tmp_path / "desk.db"
+    base = {k: v for k, v in os.environ.items() if not k.startswith("SLADECK_")}
+    argv = [str(SLADECK), "--db", str(db), "import", "/dev/zero" if how == "file" else "-"]
+    with open("/dev/zero", "rb") as zero:
+        started = time.monotonic()
+        out = subprocess.run(argv, stdin=zero if how == "stdin" else subprocess.DEVNULL,
+                             capture_output=True, text=True, timeout=60, check=False,
+                             env=base | {"XDG_STATE_HOME": str(tmp_path)},
+                             preexec_fn=_limited_memory)
+        took = time.monotonic() - started
+    assert out.returncode == 1
+    name = "/dev/zero" if how == "file" else "-"
+    assert one_error(out.stderr) == f"sladeck: error: {name}:1: line longer than 1 MiB"
+    assert took < 10  # about 0.4 s, most of it start-up; the unbounded read never ended
+
+
+def _padded(size: int) -> bytes:
+    """A valid alert line of exactly `size` bytes (JSON allows the spaces)."""
+    head, tail = b'{"title": "padded", "severity": "P3"', b"}"
+    return head + b" " * (size - len(head) - len(tail)) + tail
+
+
+def test_a_line_over_1_mib_refuses_the_file_even_when_skipping(desk: Any, store: Any) -> None:
+    from sladeck.domain.ingest import MAX_LINE, ImportRefused, import_ndjson
+
+    good = b'{"title": "ok", "severity": "P2"}\n'
+    fits = good + _padded(MAX_LINE) + b"\n"
+    assert import_ndjson(desk, io.BytesIO(fits), "a.ndjson").opened == 2
+    assert import_ndjson(desk, fits, "a.ndjson").opened == 2
+    seq = store.last_seq()
+    too_long = good + b"not json\n" + _padded(MAX_LINE + 1) + b"\n" + good
+    for source in (io.BytesIO(too_long), too_long):
+        for skip in (False, True):
+            if isinstance(source, io.BytesIO):
+                source.seek(0)
+            with pytest.raises(ImportRefused) as caught:
+                import_ndjson(desk, source, "b.ndjson", skip_invalid=skip)
+            assert caught.value.problems[-1] == "b.ndjson:3: line longer than 1 MiB"
+    assert store.last_seq() == seq  # nothing written
+
+
+def test_an_endless_file_of_bad_lines_stops_after_100(tmp_path: Path) -> None:
+    out = sladeck(tmp_path / "desk.db", "import", "/dev/urandom", timeout=60)
+    assert out.returncode == 1
+    lines = out.stderr.splitlines()
+    assert len(lines) <= 101
+    assert lines[-1] == ("sladeck: error: /dev/urandom: stopped reading after 100 bad lines; "
+                         "nothing imported")
+
+
+def test_a_byte_order_mark_is_skipped_at_the_start_and_named_elsewhere(tmp_path: Path) -> None:
+    db = tmp_path / "desk.db"
+    data = tmp_path / "alerts.ndjson"
+    line = b'{"title": "from PowerShell", "severity": "P3"}\r\n'
+    data.write_bytes(b"\xef\xbb\xbf" + line + line)
+    out = sladeck(db, "import", str(data))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("imported 2 new")
+    data.write_bytes(line + b"\xef\xbb\xbf" + line)  # two files joined with cat
+    out = sladeck(db, "import", str(data))
+    assert f"{data}:2: starts with a byte order mark (U+FEFF)" in one_error(out.stderr)
+    data.write_bytes(b"\xff\xfe" + line.decode().encode("utf-16-le"))
+    out = sladeck(db, "import", str(data))
+    assert f"{data}:1: UTF-16 text" in out.stderr.splitlines()[0]
+    assert "save the file as UTF-8" in out.stderr.splitlines()[0]
+
+
+@pytest.mark.parametrize("opened", ["2026-11-26T10:00:00", "2026-11-26 10:00", "2026-11-26"])
+def test_opened_at_without_an_offset_is_refused(desk: Any, store: Any, opened: str) -> None:
+    from sladeck.domain.ingest import ImportRefused, import_ndjson
+
+    line = json.dumps({"title": "t", "severity": "P1", "opened_at": opened}).encode()
+    with pytest.raises(ImportRefused) as caught:
+        import_ndjson(desk, line, "a.ndjson")
+    assert caught.value.problems == [
+        f"a.ndjson:1: opened_at {opened!r} has no time zone offset (end it with Z for UTC, "
+        "or an offset such as +01:00)"]
+    assert store.last_seq() == 0
+
+
+def test_opened_at_with_an_offset_is_kept_in_utc(desk: Any) -> None:
+    from sladeck.domain.ingest import import_ndjson
+    from sladeck.domain.model import to_iso
+
+    lines = b"\n".join(json.dumps({"title": "t", "severity": "P1", "opened_at": at}).encode()
+                       for at in ("2026-11-26T10:00:00Z", "2026-11-26T11:00:00+01:00"))
+    report = import_ndjson(desk, lines, "a.ndjson")
+    assert [to_iso(o.incident.opened_at) for o in report.outcomes] == \
+        ["2026-11-26T10:00:00.000000Z"] * 2

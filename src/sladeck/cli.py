@@ -7,6 +7,7 @@ Importing this module never imports Textual: only the dashboard does.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import sys
@@ -376,13 +377,14 @@ def import_cmd(file: str, skip_invalid: bool) -> None:
     from sladeck.domain.ingest import import_ndjson
     from sladeck.text import visible
 
-    try:
-        data = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
+    try:  # read a line at a time: a line over 1 MiB (`/dev/zero`) is refused at once
+        stream = sys.stdin.buffer if file == "-" else open(file, "rb")  # noqa: SIM115
     except OSError as exc:
         raise SladeckError(f"{file}: cannot read: {exc.strerror}") from None
     s = session()
-    report = import_ndjson(s.desk, data, "-" if file == "-" else file,
-                           skip_invalid=skip_invalid)
+    with stream if file != "-" else contextlib.nullcontext(stream):
+        report = import_ndjson(s.desk, stream, "-" if file == "-" else file,
+                               skip_invalid=skip_invalid)
     for problem in report.problems:
         click.echo(f"sladeck: skipped: {visible(problem)}", err=True)
     click.echo(f"imported {report.opened} new, {report.repeated} repeated"
