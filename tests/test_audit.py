@@ -303,3 +303,67 @@ def test_opened_at_with_an_offset_is_kept_in_utc(desk: Any) -> None:
     report = import_ndjson(desk, lines, "a.ndjson")
     assert [to_iso(o.incident.opened_at) for o in report.outcomes] == \
         ["2026-11-26T10:00:00.000000Z"] * 2
+
+
+# --- display names ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("given", "kept"), [
+    ("Ann", "Ann"), ("  Ann \n\t Lee  ", "Ann Lee"), ("Ann\u2028Lee", "Ann Lee"),
+    ("x" * 40, "x" * 40), ("Zoë 佐藤", "Zoë 佐藤"), (" \n ", None), ("", None), (None, None),
+])
+def test_a_display_name_is_one_line_of_plain_text(given: str | None, kept: str | None) -> None:
+    from sladeck.identity import current_actor
+
+    actor = current_actor(given)
+    assert actor.account == ME and actor.name == kept
+
+
+@pytest.mark.parametrize(("given", "reason"), [
+    ("x" * 41, "is 41 characters long; the limit is 40"),
+    ("Ann" + " " * 500 + "Lee" + "x" * 40, "is 47 characters long"),
+    ("Ann\x1b]0;root\x07", "control or format character U+001B"),
+    ("Ann\u202eLee", "control or format character U+202E"),
+    ("\u200b" * 30 + "root", "control or format character U+200B"),
+    ("Ann\udcff", "is not valid UTF-8"),
+])
+def test_a_display_name_that_could_hide_the_account_is_refused(
+        desk_db: Path, given: str, reason: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    before = sqlite3.connect(desk_db).execute("SELECT count(*) FROM events").fetchone()
+    for how in (["--as", given], []):
+        if not how:
+            monkeypatch.setenv("SLADECK_USER", given)
+        code, _, err = call_cli("--db", str(desk_db), *how, "note", "1", "hello")
+        assert code == 1
+        line = one_error(err)
+        assert line.startswith("sladeck: error: display name (--as or SLADECK_USER) ")
+        assert reason in line
+    after = sqlite3.connect(desk_db).execute("SELECT count(*) FROM events").fetchone()
+    assert after == before
+
+
+def test_the_account_is_shown_beside_a_display_name(desk_db: Path) -> None:
+    name = "  On call\n  (rotation   B) "
+    out = sladeck(desk_db, "--as", name, "ack", "2")
+    assert out.returncode == 0, out.stderr
+    shown = sladeck(desk_db, "show", "2").stdout
+    assert f"On call (rotation B) ({ME}) | acknowledged" in shown
+
+
+def test_the_dashboard_refuses_a_long_display_name_in_one_line(desk_db: Path) -> None:
+    out = sladeck(desk_db, env={"SLADECK_USER": "x" * 200}, stdin=b"", timeout=30)
+    assert out.returncode == 1
+    one_error(out.stderr.decode())
+
+
+def test_a_stored_hostile_name_is_still_shown_inert(desk: Any) -> None:
+    """Names recorded before they were checked are escaped when shown."""
+    from sladeck.domain import actions
+    from sladeck.domain.model import Actor
+
+    old = actions.Desk(desk.store, desk.policy, desk.clock, Actor("mallory", "\x1b]2;X\x07"))
+    actions.open_incident(old, title="t", severity="P3")
+    db = desk.store.path
+    for args in (("show", "1"), ("export", "1", "--format", "md"), ("show", "1", "--json")):
+        code, out, err = call_cli("--db", str(db), *args)
+        assert code == 0, err
+        assert "\x1b" not in out and "\x07" not in out
