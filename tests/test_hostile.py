@@ -168,9 +168,11 @@ def test_hostile_import_lines_are_stored_as_given_or_refused_in_one_line(desks: 
         b'{"title": "inf", "severity": "P1", "service": Infinity}': "Infinity",
         b'{"title": "-inf", "severity": "P1", "service": -Infinity}': "Infinity",
         b'{"title": ' + b"[" * 100_000 + b"]" * 100_000 + b', "severity": "P1"}': "nested",
-        b'{"title": "' + b"x" * 1_048_576 + b'", "severity": "P1"}': "limit",
-        b'{"title": "t", "severity": "P1", "description": "' + b"y" * 1_048_576 + b'"}':
+        b'{"title": "' + b"x" * 200_001 + b'", "severity": "P1"}': "limit",
+        b'{"title": "t", "severity": "P1", "description": "' + b"y" * 200_001 + b'"}':
             "limit",
+        b'{"title": "t", "severity": "P1", "description": "' + b"y" * 1_048_576 + b'"}':
+            "line longer than 1 MiB",
         b'{"title": "bad \xff\xfe utf8", "severity": "P1"}': "UTF-8",
         b'{"title": "\\ud800 lone", "severity": "P1"}': "UTF-8",
         b'{"title": "\x1b]2;RAW\x07", "severity": "P1"}': "JSON",  # raw control in a string
