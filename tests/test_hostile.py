@@ -168,9 +168,11 @@ def test_hostile_import_lines_are_stored_as_given_or_refused_in_one_line(desks: 
         b'{"title": "inf", "severity": "P1", "service": Infinity}': "Infinity",
         b'{"title": "-inf", "severity": "P1", "service": -Infinity}': "Infinity",
         b'{"title": ' + b"[" * 100_000 + b"]" * 100_000 + b', "severity": "P1"}': "nested",
-        b'{"title": "' + b"x" * 1_048_576 + b'", "severity": "P1"}': "limit",
-        b'{"title": "t", "severity": "P1", "description": "' + b"y" * 1_048_576 + b'"}':
+        b'{"title": "' + b"x" * 200_001 + b'", "severity": "P1"}': "limit",
+        b'{"title": "t", "severity": "P1", "description": "' + b"y" * 200_001 + b'"}':
             "limit",
+        b'{"title": "t", "severity": "P1", "description": "' + b"y" * 1_048_576 + b'"}':
+            "line longer than 1 MiB",
         b'{"title": "bad \xff\xfe utf8", "severity": "P1"}': "UTF-8",
         b'{"title": "\\ud800 lone", "severity": "P1"}': "UTF-8",
         b'{"title": "\x1b]2;RAW\x07", "severity": "P1"}': "JSON",  # raw control in a string
@@ -188,7 +190,9 @@ def test_hostile_import_lines_are_stored_as_given_or_refused_in_one_line(desks: 
 def test_hostile_arguments_are_stored_as_given_or_refused_in_one_line(desks: Desks) -> None:
     raw = "".join(r for r, _ in PAYLOADS.values() if "\x00" not in r)  # argv has no NUL
     assert desks.run("open", "--severity", "P1", "--title", raw[:1000]).returncode == 0
-    assert desks.run("--as", "\x1b]2;NAME\x07", "note", "1", raw).returncode == 0
+    named = desks.run("--as", "\x1b]2;NAME\x07", "note", "1", raw)  # a name is plain text
+    assert named.returncode == 1 and b"U+001B" in named.stderr
+    assert desks.run("--as", "Ann", "note", "1", raw).returncode == 0
     assert desks.run("assign", "1", "\x1b]2;ASSIGNEE\x07").returncode == 0
     handoff = desks.tmp / "handoff.yaml"
     handoff.write_text("".join(f'{k}: "\\e]52;c;eA==\\a {k} \\u202e"\n' for k in L2_FIELDS))
@@ -198,14 +202,14 @@ def test_hostile_arguments_are_stored_as_given_or_refused_in_one_line(desks: Des
     got = show(desks, 1)
     assert got["title"] == raw[:1000] and got["assignee"] == "\x1b]2;ASSIGNEE\x07"
     note = next(e for e in got["events"] if e["kind"] == "note")
-    assert note["payload"]["text"] == raw and note["name"] == "\x1b]2;NAME\x07"
+    assert note["payload"]["text"] == raw and note["name"] == "Ann"
     assert got["handoffs"][0]["fields"]["issue_summary"] == \
         "\x1b]52;c;eA==\x07 issue_summary \u202e"
     for args in (("show", "1"), ("export", "1", "--format", "md"), ("list",),
                  ("export", "--format", "csv")):
         assert_inert_bytes(desks.run(*args).stdout)
     shown = desks.run("show", "1").stdout.decode()
-    assert "\\\\x1b\\]2;NAME\\\\x07" in shown or "\\x1b]2;NAME\\x07" in shown
+    assert "\\\\x1b\\]2;ASSIGNEE\\\\x07" in shown or "\\x1b]2;ASSIGNEE\\x07" in shown
 
     refusals = [
         (("note", "1", b"bad \xff\xfe bytes"), "UTF-8"),

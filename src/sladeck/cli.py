@@ -7,6 +7,7 @@ Importing this module never imports Textual: only the dashboard does.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import sys
@@ -399,13 +400,14 @@ def import_cmd(file: str, skip_invalid: bool) -> None:
     from sladeck.domain.ingest import import_ndjson
     from sladeck.text import visible
 
-    try:
-        data = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
+    try:  # read a line at a time: a line over 1 MiB (`/dev/zero`) is refused at once
+        stream = sys.stdin.buffer if file == "-" else open(file, "rb")  # noqa: SIM115
     except OSError as exc:
         raise SladeckError(f"{file}: cannot read: {exc.strerror}") from None
     s = session()
-    report = import_ndjson(s.desk, data, "-" if file == "-" else file,
-                           skip_invalid=skip_invalid)
+    with stream if file != "-" else contextlib.nullcontext(stream):
+        report = import_ndjson(s.desk, stream, "-" if file == "-" else file,
+                               skip_invalid=skip_invalid)
     for problem in report.problems:
         click.echo(f"sladeck: skipped: {visible(problem)}", err=True)
     click.echo(f"imported {report.opened} new, {report.repeated} repeated"
@@ -483,19 +485,61 @@ def policy_apply() -> None:
     click.echo(f"{len(outcomes)} incident(s) re-based")
 
 
-@command(cli, "verify")
-def verify_cmd() -> None:
-    """Check the hash-chained event log and the state derived from it."""
-    from sladeck.verify import verify
+class ChainHead(click.ParamType):
+    name = "ID:HASH"
 
-    s = session()
-    integrity = s.store.integrity_check()
-    problems = ([] if integrity == "ok" else [f"integrity_check: {integrity}"]) + verify(s.store)
-    if problems:
-        for problem in problems:
-            click.echo(f"sladeck: error: {problem}", err=True)
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+                ) -> Any:
+        from sladeck.verify import Head, parse_head
+
+        if isinstance(value, Head):
+            return value
+        try:
+            return parse_head(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+@command(cli, "verify")
+@click.option("--expect", "expect", type=ChainHead(), default=None, metavar="ID:HASH",
+              help="A head an earlier verify printed: fail unless it is still in the chain.")
+def verify_cmd(expect: Any) -> None:
+    """Check the hash-chained event log and the state derived from it.
+
+    Prints the chain's head (ID:HASH): record it where the database's writers cannot
+    write, and a later `verify --expect ID:HASH` proves that no event up to it was
+    changed or removed. The chain alone cannot: anyone who can write the file can
+    rewrite an event and recompute every hash after it.
+    """
+    import sqlite3
+
+    from sladeck.verify import audit, corruption, damaged
+
+    settings = click.get_current_context().ensure_object(Settings)
+    try:
+        s = session()
+        integrity = s.store.integrity_check()
+        verdict = audit(s.store, expect) if integrity == "ok" else None
+    except (sqlite3.DatabaseError, SladeckError) as exc:
+        found = corruption(exc)
+        if found is None:
+            raise
+        from sladeck.session import default_db_path
+
+        say_error(damaged(settings.db or default_db_path(), found))
+        raise click.exceptions.Exit(1) from None
+    if verdict is None:  # SQLite's own check failed: nothing read from the file is sure
+        say_error(damaged(s.db_path, integrity))
         raise click.exceptions.Exit(1)
-    click.echo(f"{s.db_path}: ok ({s.store.last_seq()} events, chain intact, state matches)")
+    if verdict.problems:
+        for problem in verdict.problems:
+            say_error(problem)
+        raise click.exceptions.Exit(1)
+    click.echo(f"{s.db_path}: ok ({verdict.events} events, chain intact, state matches)")
+    if expect is not None:
+        click.echo(f"expected head found as event {verdict.expected_at}: no event up to it "
+                   "was changed or removed")
+    click.echo(f"head {verdict.head}")
 
 
 @command(cli, "backup")

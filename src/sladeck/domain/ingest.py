@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import gc
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from json.encoder import encode_basestring as _json_text
-from typing import Any
+from typing import Any, BinaryIO
 
 from sladeck.domain.actions import MAX_TEXT, MAX_TITLE, Desk, Outcome, clean_text
 from sladeck.domain.clocks import Schedule, schedule, to_us
@@ -22,6 +23,9 @@ KNOWN_KEYS = ("title", "severity", "opened_at", *TEXT_KEYS)
 _KNOWN = frozenset(KNOWN_KEYS)
 _LIMITS = {key: MAX_TEXT if key == "description" else MAX_TITLE for key in TEXT_KEYS}
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_LINE = 1 << 20  # bytes: a longer line ends the reading (`/dev/zero` is one endless line)
+MAX_PROBLEMS = 100  # bad lines told before a refused file's reading stops
+BOM = b"\xef\xbb\xbf"  # UTF-8's byte order mark: skipped at the start of the file
 
 
 class ImportRefused(SladeckError):
@@ -106,7 +110,13 @@ def parse_line(raw: bytes, severities: tuple[str, ...], now: datetime) -> dict[s
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
+        if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+            raise ValueError("UTF-16 text (it starts with a byte order mark); "
+                             "save the file as UTF-8") from None
         raise ValueError(f"not valid UTF-8 (byte {exc.start + 1})") from None
+    if text[:1] == "\ufeff":
+        raise ValueError("starts with a byte order mark (U+FEFF): only the file's first "
+                         "line may (were files joined?)")
     try:
         record = _decode_line(text)
     except RecursionError:
@@ -143,9 +153,13 @@ def parse_line(raw: bytes, severities: tuple[str, ...], now: datetime) -> dict[s
             raise ValueError("opened_at must be an ISO 8601 text")
         try:
             at = datetime.fromisoformat(opened.replace("Z", "+00:00"))
-            at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+            zoned = at.tzinfo is not None
+            at = at.astimezone(UTC) if zoned else at
         except (ValueError, OverflowError):
             raise ValueError(f"opened_at {opened!r} is not an ISO 8601 time") from None
+        if not zoned:  # whose 10:00? guessing UTC put clocks hours off
+            raise ValueError(f"opened_at {opened!r} has no time zone offset (end it with Z "
+                             "for UTC, or an offset such as +01:00)")
         if at < EARLIEST:  # an alert from before 1970 is a typo, not an alert
             raise ValueError(f"opened_at {opened!r} is before {EARLIEST.year}")
         if at > now + timedelta(minutes=5):
@@ -154,10 +168,43 @@ def parse_line(raw: bytes, severities: tuple[str, ...], now: datetime) -> dict[s
     return record
 
 
-def import_ndjson(desk: Desk, data: bytes, name: str, *, skip_invalid: bool = False
-                  ) -> ImportReport:
+class _TooLong(Exception):
+    """A line longer than MAX_LINE: the reading stops there."""
+
+
+def _lines(source: bytes | BinaryIO, name: str) -> Iterator[bytes]:
+    """Each line of `source`, without its newline; raises `_TooLong` at a line over
+    MAX_LINE bytes, having read at most MAX_LINE + 1 bytes of it."""
+    if isinstance(source, bytes):
+        for raw in source.split(b"\n"):
+            if len(raw) > MAX_LINE:
+                raise _TooLong
+            yield raw
+        return
+    readline = source.readline
+    while True:
+        try:
+            raw = readline(MAX_LINE + 1)
+        except OSError as exc:
+            raise SladeckError(f"{name}: cannot read: {exc.strerror or exc}") from None
+        if not raw:
+            return
+        if raw[-1:] == b"\n":
+            raw = raw[:-1]
+        elif len(raw) > MAX_LINE:
+            raise _TooLong
+        yield raw
+
+
+def import_ndjson(desk: Desk, data: bytes | BinaryIO, name: str, *,
+                  skip_invalid: bool = False) -> ImportReport:
     """Import every line in one transaction; any bad line refuses the whole file
     unless `skip_invalid`, which writes the good lines and reports the rest.
+
+    `data` is the file's bytes or a binary stream read a line at a time; a line
+    longer than MAX_LINE refuses the whole file, `skip_invalid` or not (the rest of
+    it cannot be read as lines: `/dev/zero` has no end). A UTF-8 byte order mark at
+    the start of the file is skipped.
 
     The cyclic garbage collector is paused meanwhile: a file's lines become hundreds of
     thousands of acyclic objects, and every collection would walk them all again
@@ -171,18 +218,30 @@ def import_ndjson(desk: Desk, data: bytes, name: str, *, skip_invalid: bool = Fa
             gc.enable()
 
 
-def _import(desk: Desk, data: bytes, name: str, skip_invalid: bool) -> ImportReport:
+def _import(desk: Desk, data: bytes | BinaryIO, name: str, skip_invalid: bool
+            ) -> ImportReport:
     report = ImportReport()
     now = desk.clock.now()
     severities = tuple(desk.policy.severities)
     records: list[tuple[int, dict[str, Any]]] = []
-    for number, raw in enumerate(data.split(b"\n"), start=1):
-        if not raw.strip():
-            continue
-        try:
-            records.append((number, parse_line(raw.rstrip(b"\r"), severities, now)))
-        except ValueError as exc:
-            report.problems.append(f"{name}:{number}: {exc}")
+    number = 0
+    try:
+        for number, raw in enumerate(_lines(data, name), start=1):
+            if number == 1 and raw[:3] == BOM:
+                raw = raw[3:]
+            if not raw.strip():
+                continue
+            try:
+                records.append((number, parse_line(raw.rstrip(b"\r"), severities, now)))
+            except ValueError as exc:
+                report.problems.append(f"{name}:{number}: {exc}")
+                if len(report.problems) == MAX_PROBLEMS and not skip_invalid:
+                    report.problems.append(f"{name}: stopped reading after {MAX_PROBLEMS} "
+                                           "bad lines; nothing imported")
+                    break
+    except _TooLong:
+        raise ImportRefused([*report.problems,
+                             f"{name}:{number + 1}: line longer than 1 MiB"]) from None
     if report.problems and not skip_invalid:
         raise ImportRefused(report.problems)
     if not records:
