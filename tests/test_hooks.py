@@ -6,8 +6,11 @@ import asyncio
 import json
 import logging
 import os
+import shutil
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -20,7 +23,7 @@ from sladeck.domain import actions
 from sladeck.domain.actions import Desk
 from sladeck.domain.model import Actor
 from sladeck.hooks import run_hook
-from sladeck.policy import Notifications, Policy
+from sladeck.policy import Notifications, Policy, parse_policy
 from sladeck.store import Store
 
 SHELLY = "$(touch {mark}); `touch {mark}`; id > {mark} | sh -c 'touch {mark}' && echo $HOME"
@@ -103,7 +106,7 @@ def test_a_hook_that_ignores_stdin_and_a_large_payload_does_not_block(tmp_path: 
 
 
 @pytest.mark.parametrize(("command", "expected"), [
-    (["/nonexistent/page-oncall", "--json"], "could not run"),
+    (["/nonexistent/page-oncall", "--json"], "was not run: /nonexistent does not exist"),
     ([sys.executable, "-c", "import sys; print('x' * 10**6); "
       "sys.stderr.write('noise\\npaging API said 503\\x1b]2;PWNED\\x07\\n'); sys.exit(3)"],
      "exited with status 3: paging API said 503\\x1b]2;PWNED\\x07"),
@@ -161,6 +164,251 @@ def test_a_hung_hook_leaves_the_recorded_notice_and_the_dashboard_alone(
     assert sent["event"] == "sla_due" and sent["incident"]["id"] == incident.id
     assert sent["incident"]["title"] == SHELLY.format(mark=mark)
     assert not mark.exists()
-    assert [e.kind for e in store.events(incident.id)] == ["opened", "sla_due"]
+    events = store.events(incident.id)
+    assert [e.kind for e in events] == ["opened", "sla_due", "hook_failed"]
+    assert events[2].payload["notice"] == events[1].id
+    assert "timed out after 0:00:01" in events[2].payload["reason"]
     assert any("timed out" in r.getMessage() for r in caplog.records)
+    store.close()
+
+
+# -- only the process's own command, and only one nobody else can change (issue 10.1) --------
+
+def script_hook(out: Path, extra: str = "") -> list[str]:
+    """A hook writing its environment, cwd, session and stdin into `out`."""
+    code = ("import json, os, sys; data = sys.stdin.read(); "
+            f"{extra}"
+            f"open({str(out)!r}, 'w').write(json.dumps({{'env': dict(os.environ), "
+            "'cwd': os.getcwd(), 'own_session': os.getsid(0) == os.getpid(), "
+            "'stdin': json.loads(data)}))")
+    return [sys.executable, "-c", code]
+
+
+def with_command(policy: Policy, command: list[str]) -> Policy:
+    """The policy, as a file naming `command` would give it (stored with its text)."""
+    assert "  command: []" in policy.source
+    return parse_policy(policy.source.replace("  command: []", f"  command: {json.dumps(command)}",
+                                              1), "evil.yaml")
+
+
+def due_incident(desk: Desk, clock: FixedClock, title: str = "Disk full") -> int:
+    incident = actions.open_incident(desk, title=title, severity="P3").incident
+    clock.advance(minutes=31)  # L1's "escalate after" passes
+    return incident.id
+
+
+def run_dashboard_tick(db_path: Path, own: Policy, clock: FixedClock, *,
+                       policy_file: Path | None = None) -> None:
+    """The dashboard as a user runs it: loaded, the clock passes a deadline, one tick."""
+    from sladeck.tui.app import SladeckApp
+
+    app = SladeckApp(db_path, own, Actor("tester"), clock=clock, poll_interval=None,
+                     tick_interval=None, bell=False, run_hooks=True, cursor_blink=False,
+                     **({"policy_file": policy_file} if policy_file else {}))
+
+    async def scenario() -> None:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.pause()
+            clock.advance(minutes=31)
+            app.tick()
+            await pilot.pause()
+            await app.workers.wait_for_complete()
+            assert app.is_running
+
+    asyncio.run(scenario())
+
+
+def test_the_dashboard_runs_its_own_command_never_the_one_stored_with_the_incident(
+        db_path: Path, policy: Policy, tmp_path: Path) -> None:
+    pwned, mine = tmp_path / "pwned.json", tmp_path / "mine.json"
+    evil = with_command(policy, script_hook(pwned))
+    own = replace(policy, notifications=settings(*script_hook(mine)))
+    store = Store(db_path)
+    clock = FixedClock(T0)
+    incident = actions.open_incident(Desk(store, evil, clock, Actor("mallory")),
+                                     title="Routine", severity="P3").incident
+    assert store.policy(incident.policy_id).notifications.command  # stored with it
+    run_dashboard_tick(db_path, own, clock)
+    assert not pwned.exists()
+    got = json.loads(mine.read_text())
+    assert got["stdin"]["incident"]["id"] == incident.id and got["stdin"]["event"] == "sla_due"
+    assert [e.kind for e in store.events(incident.id)] == ["opened", "sla_due"]
+    store.close()
+
+
+def test_the_hook_sees_a_minimal_environment_in_its_own_session(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pwd
+
+    monkeypatch.setenv("SLADECK_SECRET", "hunter2")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "also-secret")
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "env.json"
+    assert run_hook(settings(*script_hook(out)), {"x": 1}) is None
+    got = json.loads(out.read_text())
+    me = pwd.getpwuid(os.geteuid())
+    env = {k: v for k, v in got["env"].items() if k != "LC_CTYPE"}  # Python may add it
+    assert env == {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": me.pw_dir,
+                   "USER": me.pw_name}
+    assert got["cwd"] == "/" and got["own_session"] and got["stdin"] == {"x": 1}
+
+
+@pytest.fixture
+def safe_dir() -> Iterator[Path]:
+    """A folder only the running user or root can change (tmp_path is under sticky /tmp,
+    which a hook may not live under)."""
+    from sladeck.hooks import examine
+
+    home = Path.home()
+    if examine(home).problems:
+        pytest.skip(f"no folder only you can change: {examine(home).problems[0]}")
+    folder = Path(tempfile.mkdtemp(prefix=".sladeck-hooks-test-", dir=home))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def make_script(path: Path, marker: Path, mode: int = 0o755) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"#!/bin/sh\necho ran > {marker}\n")
+    path.chmod(mode)
+    return path
+
+
+@pytest.mark.parametrize(("where", "expected"), [
+    ("group_folder", "is writable by group"),
+    ("world_folder", "is writable by anyone"),
+    ("sticky_folder", "sticky, like /tmp: still refused"),
+    ("group_file", "is writable by group"),
+    ("other_owner", "belongs to nobody, not to you or root"),
+    ("link_to_unsafe", "is writable by group"),
+    ("relative", "is not an absolute path"),
+    ("not_executable", "is not executable by you"),
+    ("a_folder", "is not a regular file"),
+])
+def test_a_command_others_could_change_is_refused_and_told(
+        safe_dir: Path, where: str, expected: str,
+        caplog: pytest.LogCaptureFixture) -> None:
+    marker = safe_dir / "ran"
+    script = make_script(safe_dir / "bin" / "page", marker)
+    command = str(script)
+    if where.endswith("_folder") and where != "a_folder":
+        script.parent.chmod({"group_folder": 0o775, "world_folder": 0o777,
+                             "sticky_folder": 0o1777}[where])
+    elif where == "group_file":
+        script.chmod(0o775)
+    elif where == "other_owner":
+        os.chown(script, 65534, -1)
+    elif where == "link_to_unsafe":
+        unsafe = make_script(safe_dir / "shared" / "page", marker)
+        unsafe.parent.chmod(0o2775)
+        script.unlink()
+        script.symlink_to(unsafe)  # the link is ours, what it points to is not
+    elif where == "relative":
+        command = "bin/page"
+    elif where == "not_executable":
+        script.chmod(0o644)
+    elif where == "a_folder":
+        command = str(safe_dir / "bin")
+    with caplog.at_level(logging.WARNING, logger="sladeck.hooks"):
+        reason = run_hook(settings(command), {"x": 1})
+    assert reason is not None and "was not run" in reason and expected in reason, reason
+    assert not marker.exists()
+    assert [r.getMessage() for r in caplog.records] == [f"notification hook failed: {reason}"]
+    make_script(safe_dir / "ok" / "page", marker)  # and the same script, kept safe, runs
+    assert run_hook(settings(str(safe_dir / "ok" / "page")), {"x": 1}) is None
+    assert marker.read_text() == "ran\n"
+
+
+def test_a_command_from_a_policy_file_others_can_change_is_refused(safe_dir: Path) -> None:
+    marker = safe_dir / "ran"
+    script = make_script(safe_dir / "bin" / "page", marker)
+    policy_file = safe_dir / "team.yaml"
+    policy_file.write_text("notifications: {command: [" + str(script) + "]}\n")
+    policy_file.chmod(0o644)
+    assert run_hook(settings(str(script)), {"x": 1}, policy_file=policy_file) is None
+    marker.unlink()
+    policy_file.chmod(0o664)  # anyone in the group could point it at anything
+    reason = run_hook(settings(str(script)), {"x": 1}, policy_file=policy_file)
+    assert reason is not None and "the policy file naming it can be changed by others" in reason
+    assert f"{policy_file} is writable by group" in reason
+    assert not marker.exists()
+
+
+def test_a_chatty_hook_writes_nothing_to_disk_and_keeps_the_tail(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import resource
+
+    scratch = tmp_path / "tmpdir"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    # 50 MB on each stream, then what its stdout and stderr are, as its last words
+    code = ("import os, stat, sys; block = b'x' * 1_000_000 + b'\\n'\n"
+            "for _ in range(50):\n"
+            "    sys.stdout.buffer.write(block); sys.stderr.buffer.write(block)\n"
+            "kinds = ['pipe' if stat.S_ISFIFO(os.fstat(fd).st_mode) else 'file' for fd in (1, 2)]\n"
+            "sys.stdout.flush(); sys.stderr.write('out %s err %s\\n' % tuple(kinds)); sys.exit(4)")
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.monotonic()
+    reason = run_hook(settings(sys.executable, "-c", code, timeout=60), {"x": 1})
+    assert time.monotonic() - started < 30
+    grew_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert reason is not None and reason.endswith("exited with status 4: out pipe err pipe")
+    assert grew_mib < 20, grew_mib  # the tail is kept, not the 100 MB
+    assert list(scratch.iterdir()) == []
+
+
+@pytest.mark.parametrize("holds_pipes", [False, True])
+def test_children_a_hook_leaves_behind_are_killed_when_it_exits(
+        tmp_path: Path, holds_pipes: bool) -> None:
+    pids = tmp_path / "pids"
+    streams = "" if holds_pipes else ", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL"
+    code = ("import os, subprocess, sys; "
+            "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']"
+            f"{streams}); "
+            f"open({str(pids)!r}, 'w').write(str(child.pid))")
+    started = time.monotonic()
+    assert run_hook(settings(sys.executable, "-c", code, timeout=30), {"x": 1}) is None
+    assert time.monotonic() - started < 10  # it returned when the hook exited, not at 30 s
+    child = int(pids.read_text())
+    deadline = time.monotonic() + 5
+    while alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(child), "the hook's child outlived it"
+
+
+def test_a_failed_hook_lands_on_the_timeline_and_the_chain_still_verifies(
+        db_path: Path, policy: Policy, safe_dir: Path) -> None:
+    from sladeck.domain.actions import record_notices
+    from sladeck.hooks import deliver_notices
+    from sladeck.report import incident_markdown
+    from sladeck.verify import verify
+
+    store = Store(db_path)
+    clock = FixedClock(T0)
+    desk = Desk(store, policy, clock, Actor("tester"))
+    failing = settings(sys.executable, "-c", "import sys; sys.exit('paging API said 503')")
+    first = due_incident(desk, clock)
+    recorded = record_notices(desk, [store.incident(first)])
+    assert deliver_notices(desk, recorded, failing) == [
+        f"{failing.command[0]} exited with status 1: paging API said 503"]
+    unsafe = make_script(safe_dir / "shared" / "page", safe_dir / "ran")
+    unsafe.parent.chmod(0o777)
+    second = due_incident(desk, clock, "Queue stuck")
+    recorded = record_notices(desk, [store.incident(second)])
+    (reason,) = deliver_notices(desk, recorded, settings(str(unsafe)))
+    assert "was not run" in reason and "writable by anyone" in reason
+    for incident_id, expected in ((first, "paging API said 503"), (second, "was not run")):
+        events = store.events(incident_id)
+        assert [e.kind for e in events][-2:] == ["sla_due", "hook_failed"]
+        assert events[-1].payload["notice"] == events[-2].id
+        assert expected in events[-1].payload["reason"]
+        detail = store.detail(incident_id)
+        assert detail is not None
+        doc = incident_markdown(detail, policy, clock.now())
+        assert "not delivered to the notification command (" in doc and expected in doc
+    assert verify(store) == []
+    assert store.incident(first).version == 1  # a failed hook makes no form stale
     store.close()

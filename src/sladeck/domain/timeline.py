@@ -118,6 +118,8 @@ def describe(kind: str, payload: dict[str, Any]) -> str:
         case "sla_breached":
             return f"breached its {payload.get('clock')} SLA"
         case "hook_failed":
-            return "not delivered to the notification command"
+            reason = payload.get("reason")
+            return "not delivered to the notification command" + (
+                f" ({visible(str(reason))[:200]})" if reason else "")
         case _:
             return kind.replace("_", " ")
