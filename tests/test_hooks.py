@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import T0
+from conftest import REPO, T0, call_cli
 from sladeck.clock import FixedClock
 from sladeck.domain import actions
 from sladeck.domain.actions import Desk
@@ -258,11 +258,11 @@ def test_the_hook_sees_a_minimal_environment_in_its_own_session(
 def safe_dir() -> Iterator[Path]:
     """A folder only the running user or root can change (tmp_path is under sticky /tmp,
     which a hook may not live under)."""
-    from sladeck.hooks import examine
-
-    home = Path.home()
-    if examine(home).problems:
-        pytest.skip(f"no folder only you can change: {examine(home).problems[0]}")
+    home = Path.home().resolve()
+    for folder in (home, *home.parents):
+        info = folder.stat()
+        if info.st_uid not in (0, os.geteuid()) or info.st_mode & 0o022:
+            pytest.skip(f"no folder only you can change: {folder} is not one")
     folder = Path(tempfile.mkdtemp(prefix=".sladeck-hooks-test-", dir=home))
     folder.chmod(0o755)
     yield folder
@@ -412,3 +412,110 @@ def test_a_failed_hook_lands_on_the_timeline_and_the_chain_still_verifies(
     assert verify(store) == []
     assert store.incident(first).version == 1  # a failed hook makes no form stale
     store.close()
+
+
+# -- `sladeck policy check` says all of it ---------------------------------------------------
+
+def policy_with(folder: Path, command: list[str] | None, mode: int = 0o644) -> Path:
+    text = (REPO / "policy.yaml").read_text(encoding="utf-8")
+    if command is not None:
+        text = text.replace("  command: []", f"  command: {json.dumps(command)}", 1)
+    path = folder / "policy.yaml"
+    path.write_text(text, encoding="utf-8")
+    path.chmod(mode)
+    return path
+
+
+def command_line_no(path: Path) -> int:
+    return next(n for n, line in enumerate(path.read_text().splitlines(), 1)
+                if line.startswith("  command:"))
+
+
+def test_policy_check_walks_a_good_command_folder_by_folder(safe_dir: Path) -> None:
+    import pwd
+
+    script = make_script(safe_dir / "bin" / "page", safe_dir / "ran")
+    path = policy_with(safe_dir, [str(script), "--json"])
+    code, out, err = call_cli("policy", "check", str(path))
+    assert (code, err) == (0, ""), err
+    lines = out.splitlines()
+    assert lines[0].startswith(f"{path}: ok (")
+    assert lines[1] == f"notifications.command: {script} --json"
+    walked = [line.split()[0] for line in lines[2:-1]]
+    assert walked == ["/", *map(str, reversed(script.parents[:-1])), str(script)]
+    assert all(line.endswith("  ok") for line in lines[2:-1])
+    me = pwd.getpwuid(os.geteuid()).pw_name
+    assert f"{script}  {me}:" in out and "-rwxr-xr-x" in out
+    assert lines[-1].startswith(f"  runs as {me}: no shell, in /, environment "
+                                "PATH=/usr/bin:/bin, LANG=C.UTF-8, HOME=")
+    assert "its process group killed when it exits or after 10s" in lines[-1]
+
+
+@pytest.mark.parametrize(("case", "shown", "error"), [
+    ("group_folder", "writable by group", "writable by group"),
+    ("missing", None, "does not exist"),
+    ("relative", None, "page is not an absolute path"),
+    ("followed_link", "-> ", "writable by anyone"),
+])
+def test_policy_check_refuses_a_command_that_would_not_run(
+        safe_dir: Path, case: str, shown: str | None, error: str) -> None:
+    script = make_script(safe_dir / "bin" / "page", safe_dir / "ran")
+    command = str(script)
+    if case == "group_folder":
+        script.parent.chmod(0o2775)
+    elif case == "missing":
+        command = str(safe_dir / "bin" / "gone")
+    elif case == "relative":
+        command = "page"
+    elif case == "followed_link":
+        target = make_script(safe_dir / "open" / "page", safe_dir / "ran")
+        target.parent.chmod(0o777)
+        script.unlink()
+        script.symlink_to(target)
+    path = policy_with(safe_dir, [command])
+    code, out, err = call_cli("policy", "check", str(path))
+    assert code == 1 and out.startswith(f"{path}: refused ("), (code, out, err)
+    if shown:
+        assert shown in out
+    assert "  will not run: " in out
+    lines = err.splitlines()
+    assert lines and all(line.startswith(
+        f"sladeck: error: {path}:{command_line_no(path)}: notifications.command: "
+        "will not run: ") for line in lines), err
+    assert error in err
+
+
+def test_policy_check_warns_about_a_policy_file_others_can_change(safe_dir: Path) -> None:
+    team = safe_dir / "team"
+    team.mkdir()
+    team.chmod(0o2775)  # a group folder: anyone in the group can replace the file
+    path = policy_with(team, None, 0o664)
+    code, out, err = call_cli("policy", "check", str(path))
+    assert code == 0 and out.startswith(f"{path}: ok (")
+    assert "notifications.command: none" in out
+    warnings = err.splitlines()
+    assert warnings == [f"sladeck: warning: {path}: others can change this policy: {team} is "
+                        f"writable by group {grp_name(team)} (fix: chmod g-w {team})",
+                        f"sladeck: warning: {path}: others can change this policy: {path} is "
+                        f"writable by group {grp_name(path)} (fix: chmod g-w {path})"]
+    # with a command in it, the command would run as whoever uses this file: refused
+    script = make_script(safe_dir / "bin" / "page", safe_dir / "ran")
+    path = policy_with(team, [str(script)], 0o664)
+    code, out, err = call_cli("policy", "check", str(path))
+    assert code == 1 and "will not run" in out
+    assert f"the policy file naming it can be changed by others: {team} is writable" in err
+    # an argument others can change is worth a warning, not a refusal
+    team.chmod(0o755)
+    shared = make_script(team / "shared" / "page.py", safe_dir / "ran", 0o666)
+    path = policy_with(safe_dir, [str(script), str(shared)])
+    code, out, err = call_cli("policy", "check", str(path))
+    assert code == 0, err
+    assert err == (f"sladeck: warning: {path}:{command_line_no(path)}: notifications.command: "
+                   f"argument {shared} can be changed by others: {shared} is writable by "
+                   f"anyone (fix: chmod o-w {shared})\n")
+
+
+def grp_name(path: Path) -> str:
+    import grp
+
+    return grp.getgrgid(path.stat().st_gid).gr_name
