@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -519,3 +520,156 @@ def grp_name(path: Path) -> str:
     import grp
 
     return grp.getgrgid(path.stat().st_gid).gr_name
+
+
+# -- two real Unix users: a teammate's stored policy never runs as you -----------------------
+
+VICTIM, MALLORY, CREW = "sladeckhookann", "sladeckhookbob", "sladeckhookcrew"
+SLADECK = Path(sys.executable).with_name("sladeck")
+
+# The victim's dashboard, as `sladeck` runs it, with the victim's own policy: the built-in
+# one with a command that records what it was given. The clock passes every deadline.
+DASHBOARD = """
+import asyncio, sys
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from sladeck.clock import FixedClock
+from sladeck.domain.model import Actor
+from sladeck.policy import Notifications, load_policy
+from sladeck.tui.app import SladeckApp
+
+db, command = sys.argv[1], sys.argv[2:]
+own = load_policy(None)
+own = replace(own, notifications=Notifications(True, tuple(command), timedelta(seconds=20)))
+clock = FixedClock(datetime.now(UTC))
+app = SladeckApp(db, own, Actor("ann"), clock=clock, poll_interval=None, tick_interval=None,
+                 bell=False, run_hooks=True, cursor_blink=False)
+
+async def main():
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        clock.advance(hours=48)
+        app.tick()
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+
+asyncio.run(main())
+print("dashboard done")
+"""
+
+
+def _sh(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
+
+
+@pytest.fixture(scope="module")
+def crew(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
+    """Two users in one group, a setgid team folder and a private home each (names of
+    their own: other test files make and remove theirs at the same time)."""
+    import pwd
+
+    tools = ("useradd", "userdel", "groupadd", "groupdel", "setpriv")
+    if os.getuid() != 0 or not all(shutil.which(t) for t in tools):
+        pytest.skip("needs root and useradd/groupadd/setpriv to create two real users")
+
+    def cleanup() -> None:
+        for user in (VICTIM, MALLORY):
+            _sh("userdel", user)
+        _sh("groupdel", CREW)
+
+    cleanup()
+    made = _sh("groupadd", CREW)
+    if made.returncode != 0:
+        pytest.skip(f"groupadd failed: {made.stderr.strip()}")
+    base = Path(tempfile.mkdtemp(prefix="sladeck-hooks-crew-"))
+    try:
+        for user in (VICTIM, MALLORY):
+            out = _sh("useradd", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                      "--groups", CREW, user)
+            assert out.returncode == 0, out.stderr
+        reach = _sh("setpriv", f"--reuid={VICTIM}", f"--regid={VICTIM}", "--init-groups",
+                    "--", sys.executable, "-c", "import sladeck.tui.app")
+        if reach.returncode != 0:
+            pytest.skip(f"{VICTIM} cannot run this checkout's Python: "
+                        f"{reach.stderr.strip().splitlines()[-1:]}")
+        base.chmod(0o755)
+        places = {"team": base / "team"}
+        places["team"].mkdir()
+        os.chown(places["team"], 0, grp_gid(CREW))
+        places["team"].chmod(0o2770)
+        for user in (VICTIM, MALLORY):
+            home = base / user
+            home.mkdir(mode=0o700)
+            os.chown(home, pwd.getpwnam(user).pw_uid, pwd.getpwnam(user).pw_gid)
+            places[user] = home
+        yield places
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+        cleanup()
+
+
+def grp_gid(name: str) -> int:
+    import grp
+
+    return grp.getgrnam(name).gr_gid
+
+
+def as_member(places: dict[str, Path], user: str, *args: str,
+              env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    home = places[user]
+    base = {"PATH": "/usr/bin:/bin", "HOME": str(home), "XDG_DATA_HOME": str(home / "data"),
+            "XDG_STATE_HOME": str(home / "state"), "XDG_CACHE_HOME": str(home / "cache"),
+            "TZ": "UTC", "PYTHONDONTWRITEBYTECODE": "1",
+            "SLADECK_DB": str(places["team"] / "desk.db")}
+    if "PYTHONPATH" in os.environ:  # e.g. to run this test against another checkout's code
+        base["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    return subprocess.run(
+        ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups", "--", *args],
+        capture_output=True, text=True, env={**base, **(env or {})}, timeout=120,
+        cwd=str(home), preexec_fn=lambda: os.umask(0o007), check=False)
+
+
+def shell_hook(out: Path) -> list[str]:
+    """A hook (plain /bin/sh: the victim need not reach this checkout) that records its
+    account, environment and stdin."""
+    return ["/bin/sh", "-c", f"id -un > {out}; env >> {out}; echo >> {out}; cat >> {out}"]
+
+
+def test_a_teammates_stored_policy_never_runs_its_command_as_you(
+        crew: dict[str, Path]) -> None:
+    import pwd
+
+    victim_home = crew[VICTIM]
+    pwned, mine = victim_home / "pwned.txt", victim_home / "mine.txt"
+    # Mallory's own policy names a command that would tell her the victim's secrets.
+    evil = crew[MALLORY] / "evil.yaml"
+    text = (REPO / "policy.yaml").read_text(encoding="utf-8")
+    evil.write_text(text.replace("  command: []", "  command: " + json.dumps(
+        shell_hook(pwned)), 1), encoding="utf-8")
+    os.chown(evil, pwd.getpwnam(MALLORY).pw_uid, -1)
+    opened = as_member(crew, MALLORY, str(SLADECK), "--policy", str(evil), "open",
+                       "--severity", "P1", "--title", "Routine check")
+    assert opened.returncode == 0 and opened.stdout == "INC-1\n", opened.stderr
+    # The victim's dashboard sees it become due and breached: her own command runs,
+    # with a minimal environment; Mallory's never does.
+    dashboard = as_member(crew, VICTIM, sys.executable, "-c", DASHBOARD,
+                          str(crew["team"] / "desk.db"), *shell_hook(mine),
+                          env={"SLADECK_SECRET": "hunter2"})
+    assert dashboard.returncode == 0 and "dashboard done" in dashboard.stdout, \
+        dashboard.stderr[-2000:]
+    assert not pwned.exists(), "the teammate's command ran as the victim"
+    head, stdin = mine.read_text().split("\n\n", 1)
+    account, *env = head.splitlines()
+    assert account == VICTIM
+    variables = dict(line.split("=", 1) for line in env)
+    assert "SLADECK_SECRET" not in variables
+    assert set(variables) - {"PWD", "SHLVL", "_"} == {"PATH", "LANG", "HOME", "USER"}
+    assert variables["PATH"] == "/usr/bin:/bin" and variables["USER"] == VICTIM
+    assert json.loads(stdin)["incident"]["id"] == 1
+    shown = as_member(crew, VICTIM, str(SLADECK), "show", "1", "--json")
+    assert shown.returncode == 0, shown.stderr
+    kinds = [e["kind"] for e in json.loads(shown.stdout)["events"]]
+    assert kinds[0] == "opened" and "hook_failed" not in kinds
+    assert {"sla_due", "sla_breached"} & set(kinds)
+    verified = as_member(crew, VICTIM, str(SLADECK), "verify")
+    assert verified.returncode == 0, verified.stderr
