@@ -409,7 +409,7 @@ def test_a_failed_hook_lands_on_the_timeline_and_the_chain_still_verifies(
         detail = store.detail(incident_id)
         assert detail is not None
         doc = incident_markdown(detail, policy, clock.now())
-        assert "not delivered to the notification command (" in doc and expected in doc
+        assert "not delivered to the notification command: " in doc and expected in doc
     assert verify(store) == []
     assert store.incident(first).version == 1  # a failed hook makes no form stale
     store.close()

@@ -148,7 +148,11 @@ def examine(path: str | os.PathLike[str], *, program: bool = False) -> Examined:
             break
         if stat.S_ISLNK(info.st_mode):
             links += 1
-            target = os.readlink(candidate)
+            try:
+                target = os.readlink(candidate)
+            except OSError as exc:  # replaced while we looked
+                problems.append(f"{candidate} cannot be examined: {exc.strerror}")
+                break
             steps.append(_step(candidate, info, None, target))
             if links > MAX_LINKS:
                 problems.append(f"{text}: too many symbolic links")

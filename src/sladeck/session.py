@@ -77,7 +77,7 @@ def open_dashboard(settings: Settings) -> None:
     from sladeck.tui.app import run_dashboard
 
     # where its own notification command comes from, checked before the command runs
-    own = Path(settings.policy) if settings.policy else default_policy_path()
+    own = Path(settings.policy).absolute() if settings.policy else default_policy_path()
     run_dashboard(s.store, s.policy, s.actor, db_path=s.db_path, log_file=log_path(),
                   policy_file=own)
 

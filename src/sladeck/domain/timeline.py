@@ -118,8 +118,6 @@ def describe(kind: str, payload: dict[str, Any]) -> str:
         case "sla_breached":
             return f"breached its {payload.get('clock')} SLA"
         case "hook_failed":
-            reason = payload.get("reason")
-            return "not delivered to the notification command" + (
-                f" ({visible(str(reason))[:200]})" if reason else "")
+            return "not delivered to the notification command"
         case _:
             return kind.replace("_", " ")
