@@ -169,12 +169,20 @@ def examine(path: str | os.PathLike[str], *, program: bool = False) -> Examined:
             break
         current = candidate
     else:
-        if program and not stat.S_ISREG(os.stat(current).st_mode):
-            problems.append(f"{current} is not a regular file")
-        elif program and not os.access(current, os.X_OK):
-            problems.append(f"{current} is not executable by you")
+        if program:
+            problems += _not_runnable(current)
     judged = [s.problem for s in steps if s.problem]
     return Examined(text, tuple(steps), tuple(judged + problems))
+
+
+def _not_runnable(path: str) -> list[str]:
+    try:
+        regular = stat.S_ISREG(os.stat(path).st_mode)
+    except OSError as exc:
+        return [f"{path} cannot be examined: {exc.strerror}"]
+    if not regular:
+        return [f"{path} is not a regular file"]
+    return [] if os.access(path, os.X_OK) else [f"{path} is not executable by you"]
 
 
 def refusal(settings: Notifications, policy_file: str | os.PathLike[str] | None = None
