@@ -280,7 +280,7 @@ def make_script(path: Path, marker: Path, mode: int = 0o755) -> Path:
 @pytest.mark.parametrize(("where", "expected"), [
     ("group_folder", "is writable by group"),
     ("world_folder", "is writable by anyone"),
-    ("sticky_folder", "sticky, like /tmp: still refused"),
+    ("sticky_folder", "sticky, like /tmp: not safe enough"),
     ("group_file", "is writable by group"),
     ("other_owner", "belongs to nobody, not to you or root"),
     ("link_to_unsafe", "is writable by group"),

@@ -100,7 +100,7 @@ def _judge(path: str, info: os.stat_result) -> str | None:
         return f"{path} belongs to {_name(info.st_uid)}, not to you or root"
     if info.st_mode & stat.S_IWOTH:
         if stat.S_ISDIR(info.st_mode) and info.st_mode & stat.S_ISVTX:
-            return f"{path} is a folder anyone can write (sticky, like /tmp: still refused)"
+            return f"{path} is a folder anyone can write (sticky, like /tmp: not safe enough)"
         return f"{path} is writable by anyone (fix: chmod o-w {path})"
     if info.st_mode & stat.S_IWGRP:
         return (f"{path} is writable by group {_group(info.st_gid)} "
