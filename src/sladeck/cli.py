@@ -465,13 +465,28 @@ def policy_group() -> None:
 @command(policy_group, "check")
 @click.argument("path", required=False, type=click.Path(dir_okay=False))
 def policy_check(path: str | None) -> None:
-    """Validate a policy file (default: the one in use)."""
-    from sladeck.policy import load_policy
+    """Validate a policy file (default: the one in use), and say whether its
+    notification command would run, and why not."""
+    from sladeck.hooks import check_report
+    from sladeck.policy import default_policy_path, load_policy
+    from sladeck.text import visible
 
     chosen = path or click.get_current_context().ensure_object(Settings).policy
     policy = load_policy(chosen)
-    click.echo(f"{chosen or 'built-in policy.yaml'}: ok ({len(policy.severities)} severities, "
+    shown = chosen or "built-in policy.yaml"
+    report = check_report(policy.notifications, Path(chosen) if chosen else
+                          default_policy_path(), shown, policy.source)
+    click.echo(f"{visible(shown)}: {'refused' if report.errors else 'ok'} "
+               f"({len(policy.severities)} severities, "
                f"{len(policy.tiers)} levels, digest {policy.digest[:12]})")
+    for line in report.lines:
+        click.echo(line)
+    for warning in report.warnings:  # the policy stays valid: worth a look, not a refusal
+        click.echo(f"sladeck: warning: {visible(warning)}", err=True)
+    for error in report.errors:
+        say_error(error)
+    if report.errors:
+        raise click.exceptions.Exit(1)
 
 
 @command(policy_group, "apply")

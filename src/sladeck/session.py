@@ -73,9 +73,13 @@ class Session:
 
 def open_dashboard(settings: Settings) -> None:
     s = Session(settings)
+    from sladeck.policy import default_policy_path
     from sladeck.tui.app import run_dashboard
 
-    run_dashboard(s.store, s.policy, s.actor, db_path=s.db_path, log_file=log_path())
+    # where its own notification command comes from, checked before the command runs
+    own = Path(settings.policy).absolute() if settings.policy else default_policy_path()
+    run_dashboard(s.store, s.policy, s.actor, db_path=s.db_path, log_file=log_path(),
+                  policy_file=own)
 
 
 def say_error(message: str) -> None:

@@ -517,3 +517,17 @@ def record_notices(desk: Desk, incidents: Iterable[Incident]) -> list[tuple[Inci
             tx.link_notice(incident.id, clock.kind, clock.due_at, clock.status, event.id)
             recorded.append((new, event))
     return recorded
+
+
+def record_hook_failure(desk: Desk, incident_id: int, notice: Event, reason: str
+                        ) -> Outcome | None:
+    """Record on the incident's timeline that the notification command did not deliver
+    `notice` (it failed, timed out or was refused); None if the incident is gone."""
+    with desk.store.write() as tx:
+        w = _Writer(desk, tx)
+        incident = tx.incident(incident_id)
+        if incident is None:
+            return None
+        payload = {"notice": notice.id, "event": notice.kind, "reason": reason}
+        new, event = w.record(incident, "hook_failed", payload, w.policy(incident).levels)
+        return Outcome(new, event, f"{new.ref}: notification command failed: {reason}")

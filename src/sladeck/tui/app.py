@@ -225,7 +225,8 @@ class SladeckApp(App[int]):
                  clock: Clock | None = None, poll_interval: float | None = 0.1,
                  tick_interval: float | None = 1.0, bell: bool = True,
                  log_file: Path | None = None, run_hooks: bool = True,
-                 cursor_blink: bool = True, reader: Store | None = None) -> None:
+                 cursor_blink: bool = True, reader: Store | None = None,
+                 policy_file: str | Path | None = None) -> None:
         super().__init__()
         write_only_changed_cells()  # partial updates write their own cells, not whole lines
         self.cursor_blink = cursor_blink  # off for snapshots and screenshots
@@ -238,6 +239,7 @@ class SladeckApp(App[int]):
         self.ring_bell = bell and policy.notifications.bell
         self.log_file = log_file
         self.run_hooks = run_hooks
+        self.policy_file = policy_file  # where `policy` was read: checked before a hook runs
         self.reader = reader or Store(self.db_path)  # main thread: polls and reads
         self.reader.adopt(policy)
         self.reader.small_cache()
@@ -535,21 +537,19 @@ class SladeckApp(App[int]):
 
     @work(thread=True, exit_on_error=False, group="notices")
     def record_notices(self, incident_ids: list[int]) -> None:
+        """Record the notices; then run this process's own notification command (never
+        one from a policy stored in the database: SPEC §6), failures on the timeline."""
         with self.write_lock:
             incidents = [i for i in map(self.writer.incident, incident_ids) if i is not None]
             from sladeck.domain.actions import record_notices
 
             recorded = record_notices(self.desk, incidents)
-        if not self.run_hooks:
+        if not self.run_hooks or not recorded:
             return
-        from sladeck.hooks import run_hook
-        from sladeck.report import incident_json
+        from sladeck.hooks import deliver_notices
 
-        for incident, event in recorded:
-            policy = self.writer.policy(incident.policy_id)
-            payload = {"event": event.kind, "clock": event.payload.get("clock"),
-                       "incident": incident_json(incident, policy, self.clock.now())}
-            run_hook(policy.notifications, payload)
+        deliver_notices(self.desk, recorded, self.policy.notifications,
+                        policy_file=self.policy_file, lock=self.write_lock)
 
     # -- the current incident and what applies to it ---------------------------
 
@@ -824,7 +824,7 @@ class SladeckApp(App[int]):
 
 
 def run_dashboard(store: Store, policy: Policy, actor: Actor, *, db_path: Path,
-                  log_file: Path) -> None:
+                  log_file: Path, policy_file: Path | None = None) -> None:
     """Open the dashboard on `db_path`, reading through the CLI's store."""
     try:
         log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -832,7 +832,8 @@ def run_dashboard(store: Store, policy: Policy, actor: Actor, *, db_path: Path,
                             format="%(asctime)s %(levelname)s %(name)s %(message)s")
     except OSError:
         pass
-    app = SladeckApp(db_path, policy, actor, log_file=log_file, reader=store)
+    app = SladeckApp(db_path, policy, actor, log_file=log_file, reader=store,
+                     policy_file=policy_file)
     app.run()
     if app.return_code:
         raise SystemExit(app.return_code)
