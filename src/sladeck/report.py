@@ -118,7 +118,7 @@ def incidents_markdown(rows: list[dict[str, Any]]) -> str:
     lines = ["| Incident | Sev | Level | State | Risk | Opened | Title |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['ref']} | {r['severity']} | {r['level']} | {r['state']} | "
+        lines.append(f"| {r['ref']} | {md(r['severity'])} | {md(r['level'])} | {r['state']} | "
                      f"{r['risk']} | {shown(from_iso(r['opened_at']))} | {md(r['title'])} |")
     return "\n".join(lines) + "\n"
 
@@ -135,8 +135,9 @@ def incident_markdown(detail: IncidentDetail, policy: Policy, now: datetime) -> 
     sev = policy.severities[inc.severity]
     out = [f"# {inc.ref}: {md(inc.title)}", "",
            "| | |", "|---|---|",
-           f"| Severity | {inc.severity} ({md(sev.name)}) |",
-           f"| Level | {inc.level} ({md(policy.tiers[inc.level].name)}) |",
+           # Policy text is escaped like user text: an old stored policy may hold anything.
+           f"| Severity | {md(inc.severity)} ({md(sev.name)}) |",
+           f"| Level | {md(inc.level)} ({md(policy.tiers[inc.level].name)}) |",
            f"| State | {inc.state} |", f"| Risk | {a.risk} |",
            f"| Service | {md(inc.service) or '-'} |", f"| Assignee | {md(inc.assignee) or '-'} |",
            f"| External ref | {md(inc.external_ref) or '-'} |",
@@ -153,7 +154,8 @@ def incident_markdown(detail: IncidentDetail, policy: Policy, now: datetime) -> 
                 if h.to_level in policy.escalation else {}
             trigger = {t.key: t.label for t in policy.escalation[h.to_level].triggers}.get(
                 h.trigger, h.trigger) if h.to_level in policy.escalation else h.trigger
-            out += [f"### {h.from_level} → {h.to_level}, {shown(h.at)} by {md(h.actor)}", "",
+            out += [f"### {md(h.from_level)} → {md(h.to_level)}, {shown(h.at)} by "
+                    f"{md(h.actor)}", "",
                     f"Trigger: {md(trigger)}" + (f" ({md(h.reason)})" if h.reason else ""), ""]
             # In the policy's order (the stored mapping is sorted by key), then any others.
             for key in [*(k for k in labels if k in h.fields),
@@ -185,8 +187,8 @@ def incident_markdown(detail: IncidentDetail, policy: Policy, now: datetime) -> 
         out += ["## Follow-up actions", "", "| # | Kind | Action | Owner | Due | Done |",
                 "|---|---|---|---|---|---|"]
         for f in detail.follow_ups:
-            out.append(f"| {f.id} | {f.kind} | {md(f.description)} | {md(f.owner)} | "
-                       f"{f.due or '-'} | {shown(f.done_at)} |")
+            out.append(f"| {f.id} | {md(f.kind)} | {md(f.description)} | {md(f.owner)} | "
+                       f"{md(f.due) or '-'} | {shown(f.done_at)} |")
         out.append("")
     return "\n".join(out)
 
@@ -199,5 +201,6 @@ def queue_line(incident: Incident, policy: Policy, now: datetime,
            if a.nearest else "-")
     title = one_line(incident.title, title_width)
     service = f" [{one_line(incident.service, 30)}]" if incident.service else ""
-    return (f"{incident.ref:<9} {incident.severity:<3} {incident.level:<3} {incident.state:<12} "
+    return (f"{incident.ref:<9} {one_line(incident.severity):<3} {one_line(incident.level):<3} "
+            f"{incident.state:<12} "
             f"{a.risk:<8} {nxt:<11} {title}{service}")

@@ -111,7 +111,7 @@ def _summary_heads(queue: Queue, policy: Policy
             text.append(" sladeck ", style="reverse bold")
             text.append(f" {total} open")
             if full_counts:
-                text.append(" " + " ".join(f"{k}:{by_severity.get(k, 0)}"
+                text.append(" " + " ".join(f"{visible(k)}:{by_severity.get(k, 0)}"
                                            for k in policy.severities))
             text.append(" │ ")
             text.append(f"✖{by_risk.get('breached', 0)} breached", style="bold red")

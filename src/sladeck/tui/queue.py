@@ -117,10 +117,10 @@ def tail_cells(row: Row, width: int, ref: int = REF_WIDTH) -> list[tuple[str, st
     for key, w in _layout(width, ref)[2:]:
         if key == "ref":
             text = i.ref
-        elif key == "sev":
-            text = i.severity
+        elif key == "sev":  # policy keys, shown like user text (an old policy may hold any)
+            text = one_line(i.severity)
         elif key == "lvl":
-            text = i.level
+            text = one_line(i.level)
         elif key == "state":
             text = STATE_WORD.get(i.state, i.state)
         elif key == "assignee":
