@@ -18,7 +18,7 @@ from textual.widgets.option_list import Option
 
 from sladeck.domain.actions import checklist_items
 from sladeck.domain.clocks import KIND_TITLE, assess, format_countdown
-from sladeck.domain.model import IncidentDetail
+from sladeck.domain.model import IncidentDetail, zone_label
 from sladeck.domain.timeline import describe
 from sladeck.policy import Policy
 from sladeck.text import visible
@@ -30,7 +30,9 @@ STATUS_WORD = {"running": "running", "met": "✔ met", "due": "▲ DUE", "breach
 
 
 def local(at: datetime) -> str:
-    return at.astimezone().strftime("%a %H:%M:%S %Z")
+    """`Sun 02:30:00 CET +01:00`: the weekday, and a zone that cannot mislead."""
+    shown = at.astimezone()
+    return shown.strftime("%a %H:%M:%S ") + zone_label(shown)
 
 
 def clocks_table(detail: IncidentDetail, policy: Policy, now: datetime) -> Table:

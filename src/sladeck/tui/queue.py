@@ -143,8 +143,11 @@ def changed_span(old: str, new: str, narrow: bool = False) -> tuple[int, int] | 
     while start < limit and old[start] == new[start]:
         start += 1
     end_old, end_new = len(old), len(new)
-    while end_old > start and end_new > start and old[end_old - 1] == new[end_new - 1]:
-        end_old, end_new = end_old - 1, end_new - 1
+    # A common end stays in place only if both lines are equally wide (a clock whose zone
+    # turns from `CET +01:00` to `CEST +02:00` moves its last `:00` a cell to the right).
+    if (len(old) == len(new)) if narrow else (cell_len(old) == cell_len(new)):
+        while end_old > start and end_new > start and old[end_old - 1] == new[end_new - 1]:
+            end_old, end_new = end_old - 1, end_new - 1
     if narrow:
         return start, max(end_new, end_old, start + 1)
     x0 = cell_len(new[:start])
