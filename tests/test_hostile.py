@@ -668,3 +668,57 @@ def test_policy_text_is_shown_as_text_in_the_dashboard(
         assert "\\x1b]0;PWNED\\x07" in seen[name], name
         assert "[b]bold[/b]" in seen[name], name  # markup shown, not applied
 
+
+# -- exports that stay inert in every locale ----------------------------------------------------
+
+SEMICOLON_FORMULAS = ["ok;=1+1", "a, +1", "x; @SUM(A1)", 'q;"=HYPERLINK("http://evil")',
+                      "a;-2", "a;;=b", "  =1", "x;|cmd", "fine; then =cmd|' /C calc'!A0"]
+
+
+def pieces_a_spreadsheet_sees(raw_line: str, separator: str) -> list[str]:
+    """The cells a spreadsheet splitting on `separator` makes of one line, with the quotes
+    and spaces it would skip before deciding that a cell is a formula."""
+    return [piece.lstrip(' "') for piece in raw_line.split(separator)]
+
+
+@pytest.mark.parametrize("value", SEMICOLON_FORMULAS)
+def test_a_formula_after_a_separator_inside_a_cell_is_neutralised(value: str) -> None:
+    cell = spreadsheet_safe(value)
+    for separator in (";", ","):
+        for piece in pieces_a_spreadsheet_sees(cell, separator):
+            assert not piece.startswith(("=", "+", "-", "@", "|")), (value, cell)
+    assert cell.replace("'", "") == value.replace("'", "")  # nothing else changed
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(st.sampled_from(list("=+-@|;,\"' a1\t\u3000\xa0")), max_size=12))
+def test_no_piece_of_a_cell_starts_a_formula(text: str) -> None:
+    cell = spreadsheet_safe(text)
+    for separator in (";", ","):
+        for piece in cell.split(separator):
+            assert not re.sub(r'^[\s"]*', "", piece).startswith(("=", "+", "-", "@", "|")), cell
+    assert cell.replace("'", "") == visible(text).replace("'", "")
+
+
+def test_csv_quotes_every_cell_and_is_inert_split_on_semicolons(desk: Desk, store: Store,
+                                                                 policy: Policy) -> None:
+    from sladeck.report import CSV_COLUMNS, incident_json, incidents_csv
+
+    for value in SEMICOLON_FORMULAS + FORMULAS:
+        i = actions.open_incident(desk, title=value, severity="P2", service=value,
+                                  external_ref=value).incident
+        actions.assign(desk, i.id, value)
+    rows = [incident_json(i, policy, T0) for i in store.incidents(None)]
+    text = incidents_csv(rows)
+    quoted = re.compile(r'^"(?:[^"]|"")*"(?:,"(?:[^"]|"")*")*$')
+    lines = text.splitlines()
+    assert len(lines) == len(rows) + 1
+    for line in lines:
+        assert quoted.match(line), line  # every cell quoted, the header's too
+        for piece in pieces_a_spreadsheet_sees(line, ";"):  # a `;` locale opening it
+            assert not piece.startswith(("=", "+", "-", "@", "|")), (piece, line)
+    parsed = list(csv.reader(io.StringIO(text)))
+    assert parsed[0] == list(CSV_COLUMNS)
+    titles = sorted(row[2].replace("'", "") for row in parsed[1:])
+    assert titles == sorted(visible(v).replace("'", "") for v in SEMICOLON_FORMULAS + FORMULAS)
+

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -81,17 +82,29 @@ def detail_json(detail: IncidentDetail, policy: Policy, now: datetime) -> dict[s
     return out
 
 
+# A formula starts a cell, or starts a piece of one that a spreadsheet in a `;` (or `,`)
+# locale splits off: `a;=1+1` opened where `;` separates is two cells, the second a
+# formula. Quotes and spaces before the trigger do not make it text.
+_FORMULA = re.compile(r"(^|[;,])([\s\"]*)(?=[=+\-@|\t\r])")
+_CELL_START = frozenset('=+-@|"')
+
+
 def spreadsheet_safe(value: Any) -> str:
-    """A CSV cell no spreadsheet will run as a formula, and no terminal will obey."""
+    """A CSV cell no spreadsheet will run as a formula, in any locale, and no terminal
+    will obey: a `'` goes before every formula trigger that starts the cell or follows a
+    `;` or `,` in it."""
     text = visible("" if value is None else str(value))
-    if text[:1] in ("=", "+", "-", "@", "\t", "\r", "|"):
-        return "'" + text
-    return text
+    first = text[:1]
+    if ";" not in text and "," not in text and first not in _CELL_START \
+            and not first.isspace():
+        return text  # most cells: nowhere a formula could start
+    return _FORMULA.sub(r"\1\2'", text)
 
 
 def incidents_csv(rows: list[dict[str, Any]]) -> str:
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    # Every cell quoted: a spreadsheet that splits on `;` still sees each cell's edges.
+    writer = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)
     writer.writerow(CSV_COLUMNS)
     for row in rows:
         nxt = row.get("next_deadline") or {}
