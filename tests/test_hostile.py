@@ -722,3 +722,40 @@ def test_csv_quotes_every_cell_and_is_inert_split_on_semicolons(desk: Desk, stor
     titles = sorted(row[2].replace("'", "") for row in parsed[1:])
     assert titles == sorted(visible(v).replace("'", "") for v in SEMICOLON_FORMULAS + FORMULAS)
 
+
+# Lines that Markdown would otherwise turn into a heading, a rule, a list, a checkbox, a quote
+# or code, each after a paragraph line and on its own.
+BLOCK_LINES = ["===", "---", "- [ ] task", "- [x] done", "1. first", "1) first", "2026. year",
+               "# heading", "> quoted", "* star", "+ plus", "    code", "\tcode", "```", "~~~",
+               "```python", "***", "___", "- - -", "   - indented", "  ===", "<div>", "-"]
+
+
+@pytest.mark.parametrize("line", BLOCK_LINES)
+@pytest.mark.parametrize("before", ["", "a paragraph\n"])
+def test_a_description_line_stays_text_in_markdown(line: str, before: str) -> None:
+    from markdown_it import MarkdownIt
+
+    from sladeck.report import md_block
+
+    tokens = MarkdownIt("commonmark").parse(md_block(before + line + "\nafter"))
+    assert [t.type for t in tokens] == ["blockquote_open", "paragraph_open", "inline",
+                                        "paragraph_close", "blockquote_close"], line
+    text = "".join(c.content for c in tokens[2].children or [] if c.type == "text")
+    assert line.strip() in text.replace("\u00a0", " "), text  # shown as it was written
+
+
+def test_the_markdown_export_has_only_its_own_headings(desk: Desk, store: Store,
+                                                       policy: Policy) -> None:
+    from markdown_it import MarkdownIt
+
+    from sladeck.report import incident_markdown
+
+    plain = actions.open_incident(desk, title="plain", severity="P2", description="x").incident
+    tricky = actions.open_incident(desk, title="tricky", severity="P2",
+                                   description="\n".join(["Intro", *BLOCK_LINES])).incident
+
+    def blocks(incident_id: int) -> list[str]:
+        doc = incident_markdown(store.detail(incident_id), policy, T0)
+        return [t.type for t in MarkdownIt("commonmark").parse(doc) if t.block]
+    # the description is one quoted paragraph either way: the same blocks around it
+    assert blocks(tricky.id) == blocks(plain.id)

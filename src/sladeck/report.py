@@ -121,10 +121,25 @@ def md(text: str | None) -> str:
     return shown
 
 
+# What makes a line a block of its own: a heading underline (`===`, `---`), a list item
+# or checkbox (`-`, `+`, `*`, `1.`, `1)`), a fence (`~~~`; backticks are escaped by `md`),
+# a heading (`#`) or a quote (`>`). Its first character is escaped.
+_BLOCK_START = re.compile(r"^( *)(?:([-+=~])|(\d{1,9})([.)]))")
+
+
+def md_block_line(line: str) -> str:
+    """One line of user text that stays a plain paragraph line in Markdown."""
+    shown = _BLOCK_START.sub(lambda m: m.group(1) + (
+        "\\" + m.group(2) if m.group(2) else m.group(3) + "\\" + m.group(4)), md(line))
+    # Four spaces would start a code block: keep the indent, as non-breaking spaces.
+    indent = len(shown) - len(shown.lstrip(" "))
+    return "\u00a0" * indent + shown[indent:]
+
+
 def md_block(text: str | None) -> str:
     """Multi-line user text as a Markdown quote (escaped, never interpreted)."""
     lines = visible(text or "", multiline=True).split("\n")
-    return "\n".join("> " + md(line) if line else ">" for line in lines)
+    return "\n".join("> " + md_block_line(line) if line else ">" for line in lines)
 
 
 def incidents_markdown(rows: list[dict[str, Any]]) -> str:
