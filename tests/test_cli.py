@@ -1155,7 +1155,7 @@ def test_show_tells_times_in_the_viewers_zone(varied: Cli) -> None:
     opened = datetime.fromisoformat(varied.show(3)["opened_at"].replace("Z", "+00:00"))
     text = varied.ok("show", "INC-3", env={"TZ": "Asia/Kolkata"}).stdout
     local = (opened + timedelta(hours=5, minutes=30)).strftime("%Y-%m-%d %H:%M:%S")
-    assert f"| Opened | {local} IST by " in text
+    assert f"| Opened | {local} IST +05:30 by " in text
     timeline = text.split("## Timeline")[1].split("##")[0]
-    assert "| Time | Who | What |" in timeline and " IST | " in timeline
+    assert "| Time | Who | What |" in timeline and " IST +05:30 | " in timeline
     assert "UTC" not in text

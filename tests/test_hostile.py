@@ -523,3 +523,243 @@ def test_invisible_format_characters_are_made_visible() -> None:
     from sladeck.text import visible
 
     assert visible("a\xadb\u180ec\U000e0041d") == "a\\xadb\\u180ec\\U000e0041d"
+
+
+# -- policy text: a stored policy (an old release's, a teammate's) may hold anything ------------
+
+POLICY_TAIL = " \x1b]0;PWNED\x07\x1b[2J[b]bold[/b]\x9b31m\u202e"
+POLICY_KEYS = {"P1": "P1\x1b]0;KEY\x07", "L1": "L1\x1b[2J", "L2": "L2\x1b]2;LVL\x07",
+               "not_resolved_30m": "t\x1b]52;c;eA==\x07", "issue_summary": "is\x1b[31m",
+               "assess_severity": "as\x90", "training": "tr\u202e"}
+POLICY_LABELS = {"label", "help", "name", "definition", "business_impact", "scope", "primary",
+                 "phone", "chat", "escalation", "email", "contact"}
+
+
+def hostile_policy(policy: Policy, *, keys: bool) -> Policy:
+    """`policy` with every label, name, help and contact text ending in escape sequences
+    and markup and, with `keys`, some keys renamed to hostile ones everywhere they occur:
+    built directly, as no validation of today's would let such a file through."""
+    import dataclasses
+    from collections.abc import Mapping
+    from types import MappingProxyType
+
+    renamed = POLICY_KEYS if keys else {}
+
+    def walk(value: Any, field: str = "") -> Any:
+        if isinstance(value, str):
+            value = renamed.get(value, value)
+            return value + POLICY_TAIL if field in POLICY_LABELS else value
+        if isinstance(value, tuple):
+            return tuple(walk(v) for v in value)
+        if isinstance(value, Mapping):
+            return MappingProxyType({walk(k): walk(v) for k, v in value.items()})
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return dataclasses.replace(value, **{
+                f.name: walk(getattr(value, f.name), f.name) for f in dataclasses.fields(value)
+                if f.name not in ("source", "digest")})
+        return value
+
+    tag = "keys" if keys else "labels"
+    return dataclasses.replace(walk(policy), source=f"{policy.source}\n# hostile {tag}\n",
+                               digest=f"hostile-{tag}-{policy.digest}")
+
+
+@pytest.fixture
+def hostile_policy_db(db_path: Path, policy: Policy, monkeypatch: pytest.MonkeyPatch
+                      ) -> tuple[Path, Policy]:
+    """INC-1 closed and INC-2 open under a stored hostile policy; every store reading that
+    policy's row gets the hostile objects back (as if the parser had let it through)."""
+    from sladeck.domain.actions import checklist_items
+
+    stored = hostile_policy(policy, keys=True)
+    original = Store.policy
+
+    def stored_policy(self: Store, policy_id: int) -> Policy:
+        found = original(self, policy_id)
+        return stored if found.source == stored.source else found
+    monkeypatch.setattr(Store, "policy", stored_policy)
+
+    store = Store(db_path)
+    desk = Desk(store, stored, FixedClock(T0), Actor("mallory"))
+    p1, l2 = POLICY_KEYS["P1"], POLICY_KEYS["L2"]
+    first = actions.open_incident(desk, title="Closed one", severity=p1,
+                                  description="under a hostile policy").incident
+    triage = next(iter(checklist_items(stored, first).items()))
+    actions.tick(desk, first.id, triage[0], triage[1][0].key)
+    actions.acknowledge(desk, first.id)
+    actions.escalate(desk, first.id, to=l2, trigger=POLICY_KEYS["not_resolved_30m"],
+                     fields={i.key: "handed over" for i in stored.escalation[l2].handoff})
+    actions.resolve(desk, first.id, summary="fixed", checks="all")
+    actions.add_follow_up(desk, first.id, kind=POLICY_KEYS["training"], description="learn",
+                          owner="bob", due="2026-12-01")
+    actions.file_review(desk, first.id, {f.key: "reviewed" for f in stored.review_fields})
+    actions.open_incident(desk, title="Open one", severity=p1)
+    store.close()
+    return db_path, stored
+
+
+def test_policy_text_never_reaches_a_terminal_from_the_cli(
+        hostile_policy_db: tuple[Path, Policy]) -> None:
+    db = str(hostile_policy_db[0])
+    outputs = {}
+    for args in (("list",), ("list", "--all"), ("show", "1"), ("show", "2"),
+                 ("export", "--format", "md"), ("export", "1", "--format", "md"),
+                 ("export", "--format", "csv"), ("export", "1", "--format", "csv"),
+                 ("list", "--json"), ("export", "1")):
+        code, out, err = call("--db", db, *args)
+        assert code == 0, (args, err)
+        assert not UNSAFE.search(out), (args, [m.group() for m in UNSAFE.finditer(out)][:5])
+        assert not UNSAFE.search(err), (args, err)
+        outputs[args] = out
+    # shown as text a person can read, not dropped
+    assert "P1\\x1b]0;KEY\\x07" in outputs[("list",)]
+    assert "L1\\x1b[2J" in outputs[("list",)]
+    show = outputs[("show", "1")]  # Markdown: its own escapes on top (`\\x1b\\]0;KEY`)
+    for raw in (POLICY_KEYS["P1"], POLICY_KEYS["L2"], POLICY_KEYS["training"], POLICY_TAIL):
+        assert md(raw) in show, md(raw)
+    code, out, err = call("--db", db, "policy", "apply")  # refused: P1… is not today's
+    assert code == 1 and "P1\\x1b]0;KEY\\x07" in one_error_line(err)
+
+
+def test_policy_text_is_shown_as_text_in_the_dashboard(
+        hostile_policy_db: tuple[Path, Policy], policy: Policy) -> None:
+    """Escapes made visible, markup shown as written: in the queue, the detail screen and
+    every form that shows policy text (the running policy's labels are hostile too)."""
+    from sladeck.tui.app import SladeckApp
+    from sladeck.tui.detail import DetailScreen
+
+    db, _stored = hostile_policy_db
+    app = SladeckApp(db, hostile_policy(policy, keys=False), Actor("tester"),
+                     clock=FixedClock(T0), poll_interval=None, tick_interval=None, bell=False,
+                     run_hooks=False, cursor_blink=False)
+    seen: dict[str, str] = {}
+
+    async def look(name: str) -> None:
+        await app.workers.wait_for_complete()
+        lines = screen_text(app)
+        bad = [line for line in lines if UNSAFE.search(line)]
+        assert not bad, (name, bad[:3])
+        seen[name] = "\n".join(lines)
+
+    async def scenario() -> None:
+        async with app.run_test(size=(160, 50)) as pilot:
+            await pilot.pause()
+            await look("queue")
+            await pilot.press("enter")
+            await pilot.pause()
+            assert isinstance(app.screen, DetailScreen)
+            await look("detail")
+            for key, form in (("e", "escalate"), ("r", "resolve"), ("s", "severity"),
+                              ("n", "new"), ("c", "note")):
+                await pilot.press(key)
+                await pilot.pause()
+                await look(form)
+                if form == "escalate":  # the triggers, listed
+                    await pilot.click("#trigger")
+                    await pilot.pause()
+                    await look("triggers")
+                    await pilot.press("escape")
+                await pilot.press("escape")
+                await pilot.pause()
+            await pilot.press("escape")
+            await pilot.press("f")
+            await pilot.pause()
+            await look("filter")
+            assert app.is_running
+    asyncio.run(scenario())
+    assert "not resolved within 30 minutes \\x1b]0;PWNED" in seen["triggers"]
+    for name in ("detail", "escalate", "triggers", "resolve"):
+        assert "\\x1b]0;PWNED\\x07" in seen[name], name
+        assert "[b]bold[/b]" in seen[name], name  # markup shown, not applied
+
+
+# -- exports that stay inert in every locale ----------------------------------------------------
+
+SEMICOLON_FORMULAS = ["ok;=1+1", "a, +1", "x; @SUM(A1)", 'q;"=HYPERLINK("http://evil")',
+                      "a;-2", "a;;=b", "  =1", "x;|cmd", "fine; then =cmd|' /C calc'!A0"]
+
+
+def pieces_a_spreadsheet_sees(raw_line: str, separator: str) -> list[str]:
+    """The cells a spreadsheet splitting on `separator` makes of one line, with the quotes
+    and spaces it would skip before deciding that a cell is a formula."""
+    return [piece.lstrip(' "') for piece in raw_line.split(separator)]
+
+
+@pytest.mark.parametrize("value", SEMICOLON_FORMULAS)
+def test_a_formula_after_a_separator_inside_a_cell_is_neutralised(value: str) -> None:
+    cell = spreadsheet_safe(value)
+    for separator in (";", ","):
+        for piece in pieces_a_spreadsheet_sees(cell, separator):
+            assert not piece.startswith(("=", "+", "-", "@", "|")), (value, cell)
+    assert cell.replace("'", "") == value.replace("'", "")  # nothing else changed
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(st.sampled_from(list("=+-@|;,\"' a1\t\u3000\xa0")), max_size=12))
+def test_no_piece_of_a_cell_starts_a_formula(text: str) -> None:
+    cell = spreadsheet_safe(text)
+    for separator in (";", ","):
+        for piece in cell.split(separator):
+            assert not re.sub(r'^[\s"]*', "", piece).startswith(("=", "+", "-", "@", "|")), cell
+    assert cell.replace("'", "") == visible(text).replace("'", "")
+
+
+def test_csv_quotes_every_cell_and_is_inert_split_on_semicolons(desk: Desk, store: Store,
+                                                                 policy: Policy) -> None:
+    from sladeck.report import CSV_COLUMNS, incident_json, incidents_csv
+
+    for value in SEMICOLON_FORMULAS + FORMULAS:
+        i = actions.open_incident(desk, title=value, severity="P2", service=value,
+                                  external_ref=value).incident
+        actions.assign(desk, i.id, value)
+    rows = [incident_json(i, policy, T0) for i in store.incidents(None)]
+    text = incidents_csv(rows)
+    quoted = re.compile(r'^"(?:[^"]|"")*"(?:,"(?:[^"]|"")*")*$')
+    lines = text.splitlines()
+    assert len(lines) == len(rows) + 1
+    for line in lines:
+        assert quoted.match(line), line  # every cell quoted, the header's too
+        for piece in pieces_a_spreadsheet_sees(line, ";"):  # a `;` locale opening it
+            assert not piece.startswith(("=", "+", "-", "@", "|")), (piece, line)
+    parsed = list(csv.reader(io.StringIO(text)))
+    assert parsed[0] == list(CSV_COLUMNS)
+    titles = sorted(row[2].replace("'", "") for row in parsed[1:])
+    assert titles == sorted(visible(v).replace("'", "") for v in SEMICOLON_FORMULAS + FORMULAS)
+
+
+# Lines that Markdown would otherwise turn into a heading, a rule, a list, a checkbox, a quote
+# or code, each after a paragraph line and on its own.
+BLOCK_LINES = ["===", "---", "- [ ] task", "- [x] done", "1. first", "1) first", "2026. year",
+               "# heading", "> quoted", "* star", "+ plus", "    code", "\tcode", "```", "~~~",
+               "```python", "***", "___", "- - -", "   - indented", "  ===", "<div>", "-"]
+
+
+@pytest.mark.parametrize("line", BLOCK_LINES)
+@pytest.mark.parametrize("before", ["", "a paragraph\n"])
+def test_a_description_line_stays_text_in_markdown(line: str, before: str) -> None:
+    from markdown_it import MarkdownIt
+
+    from sladeck.report import md_block
+
+    tokens = MarkdownIt("commonmark").parse(md_block(before + line + "\nafter"))
+    assert [t.type for t in tokens] == ["blockquote_open", "paragraph_open", "inline",
+                                        "paragraph_close", "blockquote_close"], line
+    text = "".join(c.content for c in tokens[2].children or [] if c.type == "text")
+    assert line.strip() in text.replace("\u00a0", " "), text  # shown as it was written
+
+
+def test_the_markdown_export_has_only_its_own_headings(desk: Desk, store: Store,
+                                                       policy: Policy) -> None:
+    from markdown_it import MarkdownIt
+
+    from sladeck.report import incident_markdown
+
+    plain = actions.open_incident(desk, title="plain", severity="P2", description="x").incident
+    tricky = actions.open_incident(desk, title="tricky", severity="P2",
+                                   description="\n".join(["Intro", *BLOCK_LINES])).incident
+
+    def blocks(incident_id: int) -> list[str]:
+        doc = incident_markdown(store.detail(incident_id), policy, T0)
+        return [t.type for t in MarkdownIt("commonmark").parse(doc) if t.block]
+    # the description is one quoted paragraph either way: the same blocks around it
+    assert blocks(tricky.id) == blocks(plain.id)

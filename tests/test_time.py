@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,42 +45,42 @@ def utc(*args: int) -> datetime:
 DST_TABLE = [
     # Berlin springs forward on Sun 2026-03-29: 02:00 CET becomes 03:00 CEST.
     ("Europe/Berlin", "P2", utc(2026, 3, 29, 0, 30), {  # 01:30 CET
-        "response": "2026-03-29 03:30:00 CEST",            # 1h later; 02:30 never happened
-        "level": "2026-03-29 03:00:00 CEST",               # 30m
-        "severity_level": "2026-03-29 04:30:00 CEST",      # 2h, not 03:30
-        "resolution_target": "2026-03-29 10:30:00 CEST",   # 8h
-        "resolution_maximum": "2026-03-30 02:30:00 CEST",  # 24h: 25 h later on the wall
+        "response": "2026-03-29 03:30:00 CEST +02:00",     # 1h later; 02:30 never happened
+        "level": "2026-03-29 03:00:00 CEST +02:00",        # 30m
+        "severity_level": "2026-03-29 04:30:00 CEST +02:00",  # 2h, not 03:30
+        "resolution_target": "2026-03-29 10:30:00 CEST +02:00",  # 8h
+        "resolution_maximum": "2026-03-30 02:30:00 CEST +02:00",  # 24h: 25 h later on the wall
     }),
     # Berlin falls back on Sun 2026-10-25: 03:00 CEST becomes 02:00 CET.
     ("Europe/Berlin", "P1", utc(2026, 10, 24, 23, 45), {  # 01:45 CEST
-        "response": "2026-10-25 02:00:00 CEST",            # 15m
-        "level": "2026-10-25 02:15:00 CEST",               # 30m
-        "severity_level": "2026-10-25 02:45:00 CEST",      # 1h: the first 02:45
-        "resolution_target": "2026-10-25 04:45:00 CET",    # 4h real = 3h on the wall
-        "resolution_maximum": "2026-10-25 08:45:00 CET",   # 8h
+        "response": "2026-10-25 02:00:00 CEST +02:00",     # 15m
+        "level": "2026-10-25 02:15:00 CEST +02:00",        # 30m
+        "severity_level": "2026-10-25 02:45:00 CEST +02:00",  # 1h: the first 02:45
+        "resolution_target": "2026-10-25 04:45:00 CET +01:00",  # 4h real = 3h on the wall
+        "resolution_maximum": "2026-10-25 08:45:00 CET +01:00",  # 8h
     }),
     ("Europe/Berlin", "P0", utc(2026, 10, 25, 1, 30), {  # 02:30 CET, the second 02:30
-        "response": "2026-10-25 02:35:00 CET",             # 5m at L1
-        "level": "2026-10-25 03:00:00 CET",                # 30m
-        "severity_level": "2026-10-25 02:30:00 CET",       # P0: due at once
-        "resolution_target": "2026-10-25 04:30:00 CET",
-        "resolution_maximum": "2026-10-25 06:30:00 CET",
+        "response": "2026-10-25 02:35:00 CET +01:00",      # 5m at L1
+        "level": "2026-10-25 03:00:00 CET +01:00",         # 30m
+        "severity_level": "2026-10-25 02:30:00 CET +01:00",  # P0: due at once
+        "resolution_target": "2026-10-25 04:30:00 CET +01:00",
+        "resolution_maximum": "2026-10-25 06:30:00 CET +01:00",
     }),
     # New York springs forward on Sun 2026-03-08 (02:00 EST -> 03:00 EDT).
     ("America/New_York", "P3", utc(2026, 3, 8, 4, 0), {  # Sat 23:00 EST
-        "response": "2026-03-08 04:00:00 EDT",             # 4h real, 5h on the wall
-        "level": "2026-03-07 23:30:00 EST",
-        "severity_level": "2026-03-08 04:00:00 EDT",
-        "resolution_target": "2026-03-09 00:00:00 EDT",    # 24h, not Sun 23:00
-        "resolution_maximum": "2026-03-10 00:00:00 EDT",
+        "response": "2026-03-08 04:00:00 EDT -04:00",      # 4h real, 5h on the wall
+        "level": "2026-03-07 23:30:00 EST -05:00",
+        "severity_level": "2026-03-08 04:00:00 EDT -04:00",
+        "resolution_target": "2026-03-09 00:00:00 EDT -04:00",  # 24h, not Sun 23:00
+        "resolution_maximum": "2026-03-10 00:00:00 EDT -04:00",
     }),
     # ... and falls back on Sun 2026-11-01 (02:00 EDT -> 01:00 EST): 01:30 happens twice.
     ("America/New_York", "P2", utc(2026, 11, 1, 4, 30), {  # 00:30 EDT
-        "response": "2026-11-01 01:30:00 EDT",             # the first 01:30
-        "level": "2026-11-01 01:00:00 EDT",
-        "severity_level": "2026-11-01 01:30:00 EST",       # the second 01:30
-        "resolution_target": "2026-11-01 07:30:00 EST",
-        "resolution_maximum": "2026-11-01 23:30:00 EST",   # 24h: 23 h later on the wall
+        "response": "2026-11-01 01:30:00 EDT -04:00",      # the first 01:30
+        "level": "2026-11-01 01:00:00 EDT -04:00",
+        "severity_level": "2026-11-01 01:30:00 EST -05:00",  # the second 01:30
+        "resolution_target": "2026-11-01 07:30:00 EST -05:00",
+        "resolution_maximum": "2026-11-01 23:30:00 EST -05:00",  # 24h: 23 h later on the wall
     }),
 ]
 
@@ -105,13 +106,13 @@ def test_the_detail_screen_shows_times_with_their_zone(zone: Callable[[str], Non
     from sladeck.tui.detail import local
 
     zone("Europe/Berlin")
-    assert local(utc(2026, 3, 29, 0, 59)) == "Sun 01:59:00 CET"
-    assert local(utc(2026, 3, 29, 1, 0)) == "Sun 03:00:00 CEST"
-    assert local(utc(2026, 10, 25, 0, 30)) == "Sun 02:30:00 CEST"
-    assert local(utc(2026, 10, 25, 1, 30)) == "Sun 02:30:00 CET"  # same wall time, told apart
+    assert local(utc(2026, 3, 29, 0, 59)) == "Sun 01:59:00 CET +01:00"
+    assert local(utc(2026, 3, 29, 1, 0)) == "Sun 03:00:00 CEST +02:00"
+    assert local(utc(2026, 10, 25, 0, 30)) == "Sun 02:30:00 CEST +02:00"
+    assert local(utc(2026, 10, 25, 1, 30)) == "Sun 02:30:00 CET +01:00"  # same wall time, told apart
     zone("America/New_York")
-    assert local(utc(2026, 11, 1, 5, 30)) == "Sun 01:30:00 EDT"
-    assert local(utc(2026, 11, 1, 6, 30)) == "Sun 01:30:00 EST"
+    assert local(utc(2026, 11, 1, 5, 30)) == "Sun 01:30:00 EDT -04:00"
+    assert local(utc(2026, 11, 1, 6, 30)) == "Sun 01:30:00 EST -05:00"
 
 
 def test_messages_with_a_time_carry_its_zone(zone: Callable[[str], None], desk: Desk,
@@ -123,7 +124,7 @@ def test_messages_with_a_time_carry_its_zone(zone: Callable[[str], None], desk: 
     clock.advance(hours=1)
     again = actions.acknowledge(desk, incident.id)
     assert again.event is None
-    assert again.message.endswith("at 2026-10-25 02:30:00 CET"), again.message
+    assert again.message.endswith("at 2026-10-25 02:30:00 CET +01:00"), again.message
 
 
 # -- management availability: New York business hours, Mon-Fri 09:00-17:30 ------------------
@@ -265,3 +266,130 @@ def test_times_are_stored_in_utc_whatever_the_local_zone(zone: Callable[[str], N
     assert [r[0] for r in raw] == ["2026-11-01T05:30:00.000000Z", "2026-11-01T06:30:00.000000Z"]
     assert b.opened_at - a.opened_at == timedelta(hours=1)
     assert T0.tzinfo is UTC
+
+
+# -- the zone shown beside a time can be trusted ------------------------------------------------
+
+# (TZ, 2026-11-30 10:00 UTC as `local_time` shows it)
+ZONE_LABELS = [
+    ("UTC", "2026-11-30 10:00:00 UTC"),
+    ("UTC+14", "2026-11-29 20:00:00 UTC-14:00"),      # POSIX: 14 h *behind*, yet named "UTC"
+    ("GMT-3", "2026-11-30 13:00:00 UTC+03:00"),
+    ("<+14>-14", "2026-12-01 00:00:00 UTC+14:00"),    # a numeric name: the offset says it
+    ("Pacific/Kiritimati", "2026-12-01 00:00:00 UTC+14:00"),
+    ("Europe/Berlin", "2026-11-30 11:00:00 CET +01:00"),
+    ("Europe/London", "2026-11-30 10:00:00 GMT"),
+    ("Asia/Kolkata", "2026-11-30 15:30:00 IST +05:30"),
+    ("America/St_Johns", "2026-11-30 06:30:00 NST -03:30"),
+    ("EST5", "2026-11-30 05:00:00 EST -05:00"),
+]
+
+
+@pytest.mark.parametrize(("tz", "expected"), ZONE_LABELS, ids=[z for z, _ in ZONE_LABELS])
+def test_every_local_time_carries_a_zone_that_cannot_mislead(
+        tz: str, expected: str, zone: Callable[[str], None]) -> None:
+    from sladeck.tui.detail import local
+
+    zone(tz)
+    at = utc(2026, 11, 30, 10, 0)
+    assert local_time(at) == expected
+    day = datetime.strptime(expected[:10], "%Y-%m-%d").strftime("%a")
+    assert local(at) == f"{day} {expected[11:]}"  # the detail screen's form
+
+
+def test_the_cli_labels_times_with_their_offset(zone: Callable[[str], None], desk: Desk,
+                                               db_path: Path) -> None:
+    from conftest import call_cli
+
+    actions.open_incident(desk, title="Far west", severity="P2")  # at T0, 15:00 UTC
+    zone("UTC+14")
+    for args in (("show", "1"), ("export", "--format", "md")):
+        code, out, err = call_cli("--db", str(db_path), *args)
+        assert code == 0, err
+        assert "2026-11-26 01:00:00 UTC-14:00" in out
+        assert "01:00:00 UTC " not in out and "01:00:00 UTC |" not in out
+    zone("Europe/Berlin")
+    code, out, _ = call_cli("--db", str(db_path), "show", "1")
+    assert "| Opened | 2026-11-26 16:00:00 CET +01:00 by" in out
+
+
+def _dashboard(db_path: Path, policy: Policy, at: datetime) -> tuple[Any, FixedClock]:
+    from sladeck.demo import fill_demo
+    from test_tui import make_app
+
+    store = Store(db_path)
+    fill_demo(store, policy, Actor("tester"), at)
+    store.close()
+    clock = FixedClock(at)
+    return make_app(db_path, policy, clock=clock), clock
+
+
+@pytest.mark.parametrize(("tz", "clock_text"), [
+    ("UTC", "15:00:00 UTC"), ("UTC+14", "01:00:00 UTC-14:00"),
+    ("Europe/Berlin", "16:00:00 CET +01:00")])
+def test_the_dashboard_clock_shows_the_offset(tz: str, clock_text: str,
+                                              zone: Callable[[str], None], db_path: Path,
+                                              policy: Policy) -> None:
+    import asyncio
+
+    from test_tui import quiet, screen_lines
+
+    zone(tz)
+    app, _ = _dashboard(db_path, policy, T0)
+
+    async def scenario() -> None:
+        async with app.run_test(size=(100, 24)) as pilot:
+            await quiet(pilot)
+            assert screen_lines(app)[0].rstrip().endswith(f" │ {clock_text}")
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(("at", "before", "after"), [
+    (utc(2026, 3, 29, 0, 59, 59), "01:59:59 CET +01:00", "03:00:00 CEST +02:00"),  # wider
+    (utc(2026, 10, 25, 0, 59, 59), "02:59:59 CEST +02:00", "02:00:00 CET +01:00"),  # narrower
+], ids=["spring", "autumn"])
+def test_the_dashboard_clock_changing_width_is_repainted_exactly(
+        at: datetime, before: str, after: str, zone: Callable[[str], None], db_path: Path,
+        policy: Policy) -> None:
+    """Across a DST change the clock text grows or shrinks by a cell: the summary line's
+    partial write must leave the terminal exactly as a full repaint would."""
+    import asyncio
+
+    from test_tui import quiet, record_writes, repainted, screen_lines, terminal
+
+    zone("Europe/Berlin")
+    app, clock = _dashboard(db_path, policy, at)
+
+    async def scenario() -> None:
+        async with app.run_test(size=(100, 24)) as pilot:
+            await quiet(pilot)
+            assert screen_lines(app)[0].rstrip().endswith(f" │ {before}")
+            cells_before = terminal(app)
+            written = record_writes(app)
+            clock.advance(seconds=1)
+            app.tick()
+            await pilot.pause()
+            cells_after, touched = repainted(cells_before, written)
+            assert cells_after == terminal(app)
+            assert screen_lines(app)[0].rstrip().endswith(f" │ {after}")
+            assert {x for y, x in touched if y == 0}  # the clock went out, written straight
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(("old", "new", "span"), [
+    ("12:00:00 CET +01:00", "12:00:01 CET +01:00", (7, 8)),     # one digit
+    ("01:59:59 CET +01:00", "03:00:00 CEST +02:00", (1, 20)),   # wider: to the new end
+    ("02:59:59 CEST +02:00", "02:00:00 CET +01:00", (3, 20)),   # narrower: to the old end
+    ("ab", "aab", (1, 3)),
+])
+def test_a_changed_span_covers_every_cell_that_differs(old: str, new: str,
+                                                       span: tuple[int, int]) -> None:
+    from sladeck.tui.queue import changed_span
+
+    for narrow in (False, True):
+        assert changed_span(old, new, narrow) == span
+        start, end = span
+        width = max(len(old), len(new))
+        # outside the span, the cells are the same
+        assert old.ljust(width)[:start] == new.ljust(width)[:start]
+        assert old.ljust(width)[end:] == new.ljust(width)[end:]

@@ -496,7 +496,7 @@ def policy_apply() -> None:
 
     outcomes = apply_policy(session().desk)
     for out in outcomes:
-        click.echo(out.message)
+        say(out.message)
     click.echo(f"{len(outcomes)} incident(s) re-based")
 
 

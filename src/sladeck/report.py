@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -81,17 +82,29 @@ def detail_json(detail: IncidentDetail, policy: Policy, now: datetime) -> dict[s
     return out
 
 
+# A formula starts a cell, or starts a piece of one that a spreadsheet in a `;` (or `,`)
+# locale splits off: `a;=1+1` opened where `;` separates is two cells, the second a
+# formula. Quotes and spaces before the trigger do not make it text.
+_FORMULA = re.compile(r"(^|[;,])([\s\"]*)(?=[=+\-@|\t\r])")
+_CELL_START = frozenset('=+-@|"')
+
+
 def spreadsheet_safe(value: Any) -> str:
-    """A CSV cell no spreadsheet will run as a formula, and no terminal will obey."""
+    """A CSV cell no spreadsheet will run as a formula, in any locale, and no terminal
+    will obey: a `'` goes before every formula trigger that starts the cell or follows a
+    `;` or `,` in it."""
     text = visible("" if value is None else str(value))
-    if text[:1] in ("=", "+", "-", "@", "\t", "\r", "|"):
-        return "'" + text
-    return text
+    first = text[:1]
+    if ";" not in text and "," not in text and first not in _CELL_START \
+            and not first.isspace():
+        return text  # most cells: nowhere a formula could start
+    return _FORMULA.sub(r"\1\2'", text)
 
 
 def incidents_csv(rows: list[dict[str, Any]]) -> str:
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    # Every cell quoted: a spreadsheet that splits on `;` still sees each cell's edges.
+    writer = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)
     writer.writerow(CSV_COLUMNS)
     for row in rows:
         nxt = row.get("next_deadline") or {}
@@ -108,17 +121,32 @@ def md(text: str | None) -> str:
     return shown
 
 
+# What makes a line a block of its own: a heading underline (`===`, `---`), a list item
+# or checkbox (`-`, `+`, `*`, `1.`, `1)`), a fence (`~~~`; backticks are escaped by `md`),
+# a heading (`#`) or a quote (`>`). Its first character is escaped.
+_BLOCK_START = re.compile(r"^( *)(?:([-+=~])|(\d{1,9})([.)]))")
+
+
+def md_block_line(line: str) -> str:
+    """One line of user text that stays a plain paragraph line in Markdown."""
+    shown = _BLOCK_START.sub(lambda m: m.group(1) + (
+        "\\" + m.group(2) if m.group(2) else m.group(3) + "\\" + m.group(4)), md(line))
+    # Four spaces would start a code block: keep the indent, as non-breaking spaces.
+    indent = len(shown) - len(shown.lstrip(" "))
+    return "\u00a0" * indent + shown[indent:]
+
+
 def md_block(text: str | None) -> str:
     """Multi-line user text as a Markdown quote (escaped, never interpreted)."""
     lines = visible(text or "", multiline=True).split("\n")
-    return "\n".join("> " + md(line) if line else ">" for line in lines)
+    return "\n".join("> " + md_block_line(line) if line else ">" for line in lines)
 
 
 def incidents_markdown(rows: list[dict[str, Any]]) -> str:
     lines = ["| Incident | Sev | Level | State | Risk | Opened | Title |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['ref']} | {r['severity']} | {r['level']} | {r['state']} | "
+        lines.append(f"| {r['ref']} | {md(r['severity'])} | {md(r['level'])} | {r['state']} | "
                      f"{r['risk']} | {shown(from_iso(r['opened_at']))} | {md(r['title'])} |")
     return "\n".join(lines) + "\n"
 
@@ -135,8 +163,9 @@ def incident_markdown(detail: IncidentDetail, policy: Policy, now: datetime) -> 
     sev = policy.severities[inc.severity]
     out = [f"# {inc.ref}: {md(inc.title)}", "",
            "| | |", "|---|---|",
-           f"| Severity | {inc.severity} ({md(sev.name)}) |",
-           f"| Level | {inc.level} ({md(policy.tiers[inc.level].name)}) |",
+           # Policy text is escaped like user text: an old stored policy may hold anything.
+           f"| Severity | {md(inc.severity)} ({md(sev.name)}) |",
+           f"| Level | {md(inc.level)} ({md(policy.tiers[inc.level].name)}) |",
            f"| State | {inc.state} |", f"| Risk | {a.risk} |",
            f"| Service | {md(inc.service) or '-'} |", f"| Assignee | {md(inc.assignee) or '-'} |",
            f"| External ref | {md(inc.external_ref) or '-'} |",
@@ -153,7 +182,8 @@ def incident_markdown(detail: IncidentDetail, policy: Policy, now: datetime) -> 
                 if h.to_level in policy.escalation else {}
             trigger = {t.key: t.label for t in policy.escalation[h.to_level].triggers}.get(
                 h.trigger, h.trigger) if h.to_level in policy.escalation else h.trigger
-            out += [f"### {h.from_level} → {h.to_level}, {shown(h.at)} by {md(h.actor)}", "",
+            out += [f"### {md(h.from_level)} → {md(h.to_level)}, {shown(h.at)} by "
+                    f"{md(h.actor)}", "",
                     f"Trigger: {md(trigger)}" + (f" ({md(h.reason)})" if h.reason else ""), ""]
             # In the policy's order (the stored mapping is sorted by key), then any others.
             for key in [*(k for k in labels if k in h.fields),
@@ -185,8 +215,8 @@ def incident_markdown(detail: IncidentDetail, policy: Policy, now: datetime) -> 
         out += ["## Follow-up actions", "", "| # | Kind | Action | Owner | Due | Done |",
                 "|---|---|---|---|---|---|"]
         for f in detail.follow_ups:
-            out.append(f"| {f.id} | {f.kind} | {md(f.description)} | {md(f.owner)} | "
-                       f"{f.due or '-'} | {shown(f.done_at)} |")
+            out.append(f"| {f.id} | {md(f.kind)} | {md(f.description)} | {md(f.owner)} | "
+                       f"{md(f.due) or '-'} | {shown(f.done_at)} |")
         out.append("")
     return "\n".join(out)
 
@@ -199,5 +229,6 @@ def queue_line(incident: Incident, policy: Policy, now: datetime,
            if a.nearest else "-")
     title = one_line(incident.title, title_width)
     service = f" [{one_line(incident.service, 30)}]" if incident.service else ""
-    return (f"{incident.ref:<9} {incident.severity:<3} {incident.level:<3} {incident.state:<12} "
+    return (f"{incident.ref:<9} {one_line(incident.severity):<3} {one_line(incident.level):<3} "
+            f"{incident.state:<12} "
             f"{a.risk:<8} {nxt:<11} {title}{service}")

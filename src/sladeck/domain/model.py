@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 OPEN, ACKNOWLEDGED, RESOLVED, CLOSED = "open", "acknowledged", "resolved", "closed"
@@ -36,8 +36,38 @@ def from_iso(text: str) -> datetime:
 
 def local_time(at: datetime) -> str:
     """A time in the viewer's zone, with the zone shown (SPEC: stored in UTC, shown in
-    the viewer's local time zone)."""
-    return at.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+    the viewer's local time zone): `2026-11-30 10:00:00 CET +01:00`."""
+    local = at.astimezone()
+    return local.strftime("%Y-%m-%d %H:%M:%S ") + zone_label(local)
+
+
+_ZONE_NAME = re.compile(r"^[A-Za-z]{2,10}$")
+_UTC_NAMES = frozenset({"UTC", "GMT", "UCT", "UT", "Z", "ZULU", "UNIVERSAL", "GREENWICH"})
+_ZONE_LABELS: dict[tuple[str | None, timedelta | None], str] = {}
+
+
+def zone_label(local: datetime) -> str:
+    """The zone of an aware time, as far as it can be trusted: its name and numeric offset
+    (`CET +01:00`); only the offset (`UTC-14:00`) when the name is numeric (`+14`) or says
+    UTC at another offset (POSIX `TZ=UTC+14` is 14 h *behind* UTC); `UTC` alone at UTC."""
+    key = (local.tzname(), local.utcoffset())
+    label = _ZONE_LABELS.get(key)
+    if label is None:
+        name, offset = (key[0] or "").strip(), key[1] or timedelta(0)
+        seconds = int(offset.total_seconds())
+        sign, seconds = "-" if seconds < 0 else "+", abs(seconds)
+        numeric = f"{sign}{seconds // 3600:02d}:{seconds // 60 % 60:02d}" + (
+            f":{seconds % 60:02d}" if seconds % 60 else "")
+        utc_name = name.upper() in _UTC_NAMES
+        if utc_name and not seconds:
+            label = name
+        elif utc_name or not _ZONE_NAME.match(name):
+            label = "UTC" + numeric
+        else:
+            label = f"{name} {numeric}"
+        if len(_ZONE_LABELS) < 64:  # a process sees a handful of zones
+            _ZONE_LABELS[key] = label
+    return label
 
 
 def json_time(at: datetime | None) -> str | None:

@@ -38,7 +38,7 @@ from textual.worker import Worker, WorkerState
 
 from sladeck.clock import Clock, SystemClock
 from sladeck.domain.clocks import to_us
-from sladeck.domain.model import ACKNOWLEDGED, ACTIVE_STATES, OPEN, RESOLVED, Actor, Incident
+from sladeck.domain.model import ACKNOWLEDGED, ACTIVE_STATES, OPEN, RESOLVED, Actor, Incident, zone_label
 from sladeck.domain.queue import Filter, Queue, QueueItem, Transition
 from sladeck.errors import Conflict, MissingFields, SladeckError
 from sladeck.policy import Policy
@@ -79,7 +79,7 @@ def summary_text(queue: Queue, policy: Policy, now: datetime, width: int) -> Tex
     """The top line; what matters most survives a narrow terminal (counts go first)."""
     full, short = _summary_heads(queue, policy)
     local = now.astimezone()
-    zoned = local.strftime("%H:%M:%S %Z").strip()
+    zoned = local.strftime("%H:%M:%S ") + zone_label(local)  # `UTC-14:00`, never a false name
     clock = zoned
     head, head_cells = full
     if head_cells + 3 + cell_len(zoned) > width:
@@ -111,7 +111,7 @@ def _summary_heads(queue: Queue, policy: Policy
             text.append(" sladeck ", style="reverse bold")
             text.append(f" {total} open")
             if full_counts:
-                text.append(" " + " ".join(f"{k}:{by_severity.get(k, 0)}"
+                text.append(" " + " ".join(f"{visible(k)}:{by_severity.get(k, 0)}"
                                            for k in policy.severities))
             text.append(" │ ")
             text.append(f"✖{by_risk.get('breached', 0)} breached", style="bold red")

@@ -18,7 +18,7 @@ from textual.widgets.option_list import Option
 
 from sladeck.domain.actions import checklist_items
 from sladeck.domain.clocks import KIND_TITLE, assess, format_countdown
-from sladeck.domain.model import IncidentDetail
+from sladeck.domain.model import IncidentDetail, zone_label
 from sladeck.domain.timeline import describe
 from sladeck.policy import Policy
 from sladeck.text import visible
@@ -30,7 +30,9 @@ STATUS_WORD = {"running": "running", "met": "✔ met", "due": "▲ DUE", "breach
 
 
 def local(at: datetime) -> str:
-    return at.astimezone().strftime("%a %H:%M:%S %Z")
+    """`Sun 02:30:00 CET +01:00`: the weekday, and a zone that cannot mislead."""
+    shown = at.astimezone()
+    return shown.strftime("%a %H:%M:%S ") + zone_label(shown)
 
 
 def clocks_table(detail: IncidentDetail, policy: Policy, now: datetime) -> Table:
@@ -48,7 +50,7 @@ def clocks_table(detail: IncidentDetail, policy: Policy, now: datetime) -> Table
             else f"{humanize.naturaldelta(now - c.due_at)} ago")
         countdown = "" if c.stopped else format_countdown(c.due_at - when)
         style = {"breached": "bold red", "due": "bold yellow", "met": "green"}.get(c.status, "")
-        target = f" → {c.target_level}" if c.target_level else ""
+        target = f" → {visible(c.target_level)}" if c.target_level else ""
         table.add_row(KIND_TITLE[c.kind] + target, local(c.due_at), f"{countdown} {rel}",
                       Text(STATUS_WORD[c.status], style=style))
     return table
@@ -61,8 +63,9 @@ def header_text(detail: IncidentDetail, policy: Policy, now: datetime) -> Text:
     text = Text()
     text.append(f"{i.ref} ", style="bold")
     text.append(visible(i.title), style="bold")
-    text.append(f"\n{i.severity} {sev.name} · {i.level} {tier.name} · {i.state} · risk "
-                f"{a.risk.upper()}")
+    # Policy text is shown like user text: an old stored policy may hold anything.
+    text.append(f"\n{visible(i.severity)} {visible(sev.name)} · {visible(i.level)} "
+                f"{visible(tier.name)} · {i.state} · risk {a.risk.upper()}")
     text.append(f"\nService {visible(i.service) or '-'} · assignee {visible(i.assignee) or '-'}"
                 f" · ref {visible(i.external_ref) or '-'} · repeats {i.repeats}")
     text.append(f"\nOpened {local(i.opened_at)} by {visible(i.opened_by)}")
@@ -76,7 +79,7 @@ def timeline_text(detail: IncidentDetail) -> Text:
     for e in detail.events:
         text.append(f"{local(e.at)}  ", style="dim")
         text.append(visible(e.actor.display), style="bold")
-        text.append(" " + describe(e.kind, e.payload))
+        text.append(" " + visible(describe(e.kind, e.payload)))
         body = e.payload.get("text") or e.payload.get("summary") or e.payload.get("reason")
         if body:
             text.append(": " + visible(str(body), multiline=True))
@@ -93,13 +96,14 @@ def handoffs_renderable(detail: IncidentDetail, policy: Policy) -> Group | Text:
         labels = {f.key: f.label for f in target.handoff} if target else {}
         triggers = {t.key: t.label for t in target.triggers} if target else {}
         t = Text()
-        t.append(f"{h.from_level} → {h.to_level}  {local(h.at)} by {visible(h.actor)}\n",
+        t.append(f"{visible(h.from_level)} → {visible(h.to_level)}  {local(h.at)} by "
+                 f"{visible(h.actor)}\n",
                  style="bold")
         t.append(f"Trigger: {visible(triggers.get(h.trigger, h.trigger))}")
         if h.reason:
             t.append(f" ({visible(h.reason)})")
         for key, value in h.fields.items():
-            t.append(f"\n{labels.get(key, key)}: ", style="bold")
+            t.append(f"\n{visible(labels.get(key, key))}: ", style="bold")
             t.append(visible(value, multiline=True))
         parts.append(t)
     return Group(*parts)
@@ -161,7 +165,7 @@ class DetailScreen(Screen[None]):
         text = Text()
         if d.review:
             for f in self.policy.review_fields:
-                text.append(f"{f.label}: ", style="bold")
+                text.append(f"{visible(f.label)}: ", style="bold")
                 text.append(visible(d.review.fields.get(f.key, ""), multiline=True) + "\n")
         elif self.policy.needs_review(d.incident.severity):
             text.append("A review is required before this incident closes (key v).\n")
@@ -169,8 +173,8 @@ class DetailScreen(Screen[None]):
             text.append("No review required for this severity.\n", style="dim")
         for f in d.follow_ups:
             done = f"done {local(f.done_at)}" if f.done_at else "open"
-            text.append(f"#{f.id} {f.kind}: {visible(f.description)} — {visible(f.owner)}"
-                        f" (due {f.due or '-'}, {done})\n")
+            text.append(f"#{f.id} {visible(f.kind)}: {visible(f.description)} — "
+                        f"{visible(f.owner)} (due {visible(f.due) or '-'}, {done})\n")
         return text
 
     def _fill_checklists(self) -> None:
@@ -181,10 +185,10 @@ class DetailScreen(Screen[None]):
         options = []
         for name, items in checklist_items(self.policy, self.detail.incident).items():
             prefix = "" if name == "triage" else CHECKLIST_PREFIX.get(name.split(".")[0], "") \
-                + name.split(".")[-1].capitalize() + ": "
+                + visible(name.split(".")[-1].capitalize()) + ": "
             for item in items:
                 mark = "[x]" if (name, item.key) in ticked else "[ ]"
-                options.append(Option(Text(f"{mark} {prefix}{item.label}"),
+                options.append(Option(Text(f"{mark} {prefix}{visible(item.label)}"),
                                       id=f"{name}|{item.key}|{'0' if mark == '[x]' else '1'}"))
         lists.add_options(options)
         if options:  # something is always highlighted, so enter ticks straight away

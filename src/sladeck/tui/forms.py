@@ -37,13 +37,14 @@ def contacts_text(policy: Policy, level: str, severity: str, now: datetime) -> T
     text = Text()
     contact = policy.level_contacts.get(level)
     tier = policy.tiers[level]
-    text.append(f"Contact {level} {tier.name}: ", style="bold")
-    if contact:
-        text.append(f"{contact.primary} · {contact.phone} · {contact.chat} · "
-                    f"escalation {contact.escalation}")
+    text.append(f"Contact {visible(level)} {visible(tier.name)}: ", style="bold")
+    if contact:  # policy text is shown like user text: a stored policy may hold anything
+        text.append(visible(f"{contact.primary} · {contact.phone} · {contact.chat} · "
+                            f"escalation {contact.escalation}"))
     available = policy.management_available(severity, now)
-    text.append("\nManagement available now for " + severity + ": ", style="bold")
-    text.append(", ".join(f"{m.name} ({m.email}, {m.phone})" for m in available) or "none")
+    text.append("\nManagement available now for " + visible(severity) + ": ", style="bold")
+    text.append(visible(", ".join(f"{m.name} ({m.email}, {m.phone})" for m in available))
+                or "none")
     return text
 
 
@@ -125,9 +126,9 @@ class ActionForm(ModalScreen[Outcome | None]):
     def labelled(self, label: str, help_text: str, widget: Widget) -> ComposeResult:
         """A field under its label and help; `widget.name` is the action's field key."""
         widget.add_class("field")
-        yield Label(Text(label, style="bold"), classes="field-label")
+        yield Label(Text(visible(label), style="bold"), classes="field-label")
         if help_text:
-            yield Label(Text(help_text), classes="field-help")
+            yield Label(Text(visible(help_text)), classes="field-help")
         yield widget
 
 
@@ -165,7 +166,8 @@ class EscalateForm(ActionForm):
     def fields(self) -> ComposeResult:
         assert self.policy is not None
         yield Label("Target level", classes="field-label")
-        yield Select([(f"{lv} {self.policy.tiers[lv].name}", lv) for lv in self.targets],
+        yield Select([(Text(visible(f"{lv} {self.policy.tiers[lv].name}")), lv)
+                      for lv in self.targets],
                      value=self.target, allow_blank=False, id="target", compact=True)
         yield Vertical(id="level-fields")
 
@@ -190,7 +192,7 @@ class EscalateForm(ActionForm):
                    classes="contacts"),
             Label(Text("Trigger", style="bold"), classes="field-label"),
         ]
-        trigger = Select([(t.label, t.key) for t in target.triggers]
+        trigger = Select([(Text(visible(t.label)), t.key) for t in target.triggers]
                          + [("Other (give a reason)", OTHER)],
                          prompt="Choose why", id="trigger", name="trigger", classes="field",
                          compact=True)
@@ -233,7 +235,7 @@ class ResolveForm(ActionForm):
                                  _area(name="summary", id="summary"))
         yield Label(Text("Resolution checklist", style="bold"), classes="field-label")
         for item in self.policy.checklists.get("resolution", ()):
-            yield Tick(item.label, name=item.key, classes="field check")
+            yield Tick(Text(visible(item.label)), name=item.key, classes="field check")
 
     def build(self) -> Run | None:
         assert self.incident is not None
@@ -285,7 +287,7 @@ class NewIncidentForm(ActionForm):
                                  Input(id="title", name="title", compact=True))
         yield from self.labelled(
             "Severity", "",
-            Select([(f"{k} {s.name}: {s.definition}", k) for k, s in
+            Select([(Text(visible(f"{k} {s.name}: {s.definition}")), k) for k, s in
                     self.policy.severities.items()], prompt="Choose a severity", id="severity",
                    name="severity", compact=True))
         yield from self.labelled("Service", "Optional",
@@ -315,7 +317,7 @@ class SeverityForm(ActionForm):
         assert self.policy is not None and self.incident is not None
         yield from self.labelled(
             "New severity", "Every clock follows the change",
-            Select([(f"{k} {s.name}", k) for k, s in self.policy.severities.items()
+            Select([(Text(visible(f"{k} {s.name}")), k) for k, s in self.policy.severities.items()
                     if k != self.incident.severity], prompt="Choose", id="severity",
                    name="severity", compact=True))
         yield from self.labelled("Reason", "Why the severity changes",
@@ -393,7 +395,7 @@ class FilterForm(ModalScreen[Filter | None]):
                             yield Label(Text(title, style="bold"))
                             chosen = getattr(f, group)
                             for key in keys:
-                                yield Tick(key, key in chosen, name=key, classes=group,
+                                yield Tick(Text(visible(key)), key in chosen, name=key, classes=group,
                                            id=f"{group}-{key}", compact=True)
                 yield Tick("Only mine (assigned to me)", f.mine, id="mine", compact=True)
             with Horizontal(id="form-buttons"):

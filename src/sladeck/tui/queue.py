@@ -117,10 +117,10 @@ def tail_cells(row: Row, width: int, ref: int = REF_WIDTH) -> list[tuple[str, st
     for key, w in _layout(width, ref)[2:]:
         if key == "ref":
             text = i.ref
-        elif key == "sev":
-            text = i.severity
+        elif key == "sev":  # policy keys, shown like user text (an old policy may hold any)
+            text = one_line(i.severity)
         elif key == "lvl":
-            text = i.level
+            text = one_line(i.level)
         elif key == "state":
             text = STATE_WORD.get(i.state, i.state)
         elif key == "assignee":
@@ -143,8 +143,11 @@ def changed_span(old: str, new: str, narrow: bool = False) -> tuple[int, int] | 
     while start < limit and old[start] == new[start]:
         start += 1
     end_old, end_new = len(old), len(new)
-    while end_old > start and end_new > start and old[end_old - 1] == new[end_new - 1]:
-        end_old, end_new = end_old - 1, end_new - 1
+    # A common end stays in place only if both lines are equally wide (a clock whose zone
+    # turns from `CET +01:00` to `CEST +02:00` moves its last `:00` a cell to the right).
+    if (len(old) == len(new)) if narrow else (cell_len(old) == cell_len(new)):
+        while end_old > start and end_new > start and old[end_old - 1] == new[end_new - 1]:
+            end_old, end_new = end_old - 1, end_new - 1
     if narrow:
         return start, max(end_new, end_old, start + 1)
     x0 = cell_len(new[:start])
