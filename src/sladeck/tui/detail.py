@@ -167,6 +167,10 @@ class DetailScreen(Screen[None]):
             text.append("A review is required before this incident closes (key v).\n")
         else:
             text.append("No review required for this severity.\n", style="dim")
+        if d.earlier_review and d.reopened_at:
+            text.append(f"Earlier cycle: a review filed {local(d.earlier_review.at)} by "
+                        f"{visible(d.earlier_review.actor)}, before the reopen at "
+                        f"{local(d.reopened_at)}; this cycle needs its own.\n", style="dim")
         for f in d.follow_ups:
             done = f"done {local(f.done_at)}" if f.done_at else "open"
             text.append(f"#{f.id} {f.kind}: {visible(f.description)} — {visible(f.owner)}"
