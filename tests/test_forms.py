@@ -19,6 +19,7 @@ from sladeck.demo import fill_demo
 from sladeck.policy import Policy
 from sladeck.store import Store
 from sladeck.tui.app import QueueScreen
+from sladeck.tui.detail import DetailScreen
 from sladeck.tui.forms import EscalateForm, NewIncidentForm, NoteForm, SeverityForm
 from test_tui import ME, first_with, kinds, make_app, screen_lines, select, settle, sync
 
@@ -236,3 +237,30 @@ async def test_esc_on_an_untouched_form_keeps_no_draft(demo_db: Path, policy: Po
             assert not app.screen.query("#form-draft"), key
             await pilot.press("escape")
             await pilot.pause()
+
+
+# -- 4. the detail screen's checklists tick at once -------------------------------------
+
+
+@sync
+async def test_enter_and_space_tick_the_checklist_as_soon_as_details_open(
+        demo_db: Path, policy: Policy, reader: Store) -> None:
+    app = make_app(demo_db, policy)
+    async with app.run_test(size=(80, 24)) as pilot:
+        target = first_with(app, "open")
+        await select(pilot, target)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, DetailScreen)
+        assert "SLA clocks" in "\n".join(screen_lines(app))  # the page opens at its top
+        await pilot.press("enter")  # no tab first
+        await settle(pilot)
+        ticked = [(e.payload["checklist"], e.payload["item"]) for e in reader.events(target)
+                  if e.kind == "checklist_ticked"]
+        assert ticked == [("triage", "assess_severity")]
+        await pilot.press("down", "space")
+        await settle(pilot)
+        ticked = [(e.payload["checklist"], e.payload["item"]) for e in reader.events(target)
+                  if e.kind == "checklist_ticked"]
+        assert ticked == [("triage", "assess_severity"), ("triage", "gather_information")]
+        assert "[x] Triage: gather relevant details" in "\n".join(screen_lines(app))

@@ -105,6 +105,12 @@ def handoffs_renderable(detail: IncidentDetail, policy: Policy) -> Group | Text:
     return Group(*parts)
 
 
+class Checklist(OptionList):
+    """The incident's checklists: enter or space ticks (or unticks) the highlighted item."""
+
+    BINDINGS = [Binding("space", "select", "Tick", show=False, id="detail.tick")]
+
+
 class DetailScreen(Screen[None]):
     """Everything about one incident; the action keys act on it."""
 
@@ -127,8 +133,9 @@ class DetailScreen(Screen[None]):
             yield Static(id="clocks")
             yield Label("Contacts", classes="section")
             yield Static(id="contacts")
-            yield Label("Checklists (enter ticks)", classes="section")
-            yield OptionList(id="checklists")
+            yield Label("Checklists (↑↓ choose, enter or space ticks; tab: the page)",
+                        classes="section")
+            yield Checklist(id="checklists")
             yield Label("Handoffs", classes="section")
             yield Static(id="handoffs")
             yield Label("Timeline", classes="section")
@@ -139,6 +146,9 @@ class DetailScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.show(self.detail)
+        # The checklist has the keys from the start: enter ticks at once. The page stays
+        # at its top (the clocks); tab gives the arrows to the page to scroll it.
+        self.query_one("#checklists", Checklist).focus(scroll_visible=False)
 
     def show(self, detail: IncidentDetail) -> None:
         """Render a (possibly newer) copy of the incident, keeping the scroll position."""
@@ -192,8 +202,17 @@ class DetailScreen(Screen[None]):
                                       id=f"{name}|{item.key}|{'0' if mark == '[x]' else '1'}"))
         lists.add_options(options)
         if options:  # something is always highlighted, so enter ticks straight away
-            lists.highlighted = highlighted if highlighted is not None \
+            lists.highlighted = self._filled_at = highlighted if highlighted is not None \
                 and highlighted < len(options) else 0
+
+    @on(OptionList.OptionHighlighted, "#checklists")
+    def _follow(self, event: OptionList.OptionHighlighted) -> None:
+        """Moving through the checklist brings it into view on the page."""
+        if event.option_list.has_focus and event.option_index != self._filled_at:
+            self._filled_at = event.option_index
+            event.option_list.scroll_visible(animate=False)
+
+    _filled_at: int | None = None  # the highlight a refill put back: no need to scroll
 
     @on(OptionList.OptionSelected, "#checklists")
     def _toggled(self, event: OptionList.OptionSelected) -> None:

@@ -33,6 +33,8 @@ def help_table() -> Group:
         ("Queue", [(_key(b), b.tooltip or b.description) for b in QUEUE_BINDINGS]
          + [(b.key.replace(",", " / "), b.description) for b in QueueView.BINDINGS
             if isinstance(b, Binding)]),
+        ("Details", [("enter / space", "Tick or untick the highlighted checklist item"),
+                     ("tab", "Between the checklist and the page (to scroll it)")]),
         ("Forms", [(b.key, b.tooltip or b.description) for b in ActionForm.BINDINGS
                    if isinstance(b, Binding) and b not in FOCUS_BINDINGS]
          + [("tab / shift+tab", "Next / previous field"), ("space", "Tick a checkbox"),
