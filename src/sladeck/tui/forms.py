@@ -221,8 +221,8 @@ class ActionForm(ModalScreen[Outcome | None]):
         if draft:
             await self.restore_draft(draft)
             await self.query_one("#form", Vertical).mount(
-                Static(Text("✎ Draft restored: what you typed here before esc "
-                            "(empty the fields to drop it)"), id="form-draft"),
+                Static(Text("✎ Draft restored from before esc (empty the fields to drop it)"),
+                       id="form-draft"),
                 after="#form-title")
 
     _blank: Draft = {}
