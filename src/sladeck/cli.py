@@ -139,7 +139,7 @@ def parse_fields(pairs: tuple[str, ...], file: str | None, what: str) -> dict[st
 
         try:
             text = Path(file).read_text(encoding="utf-8") if file != "-" else sys.stdin.read()
-            data = yaml.load(text, Loader=yaml.BaseLoader)  # every value stays text
+            data = yaml.load(text, Loader=_text_loader())  # every value stays text, or None
         except OSError as exc:
             raise SladeckError(f"{file}: cannot read: {exc.strerror}") from None
         except UnicodeDecodeError:
@@ -151,10 +151,29 @@ def parse_fields(pairs: tuple[str, ...], file: str | None, what: str) -> dict[st
             line = f":{mark.line + 1}" if mark else ""
             raise SladeckError(f"{file}{line}: invalid YAML: "
                                f"{getattr(exc, 'problem', None) or exc}") from None
-        if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        if not isinstance(data, dict) or not all(
+                isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in data.items()):
             raise SladeckError(f"{file}: must be a mapping of field: text")
-        fields.update(data)
+        # `~`, `null` or nothing is a field left empty: the action names it as missing.
+        fields.update({k: v or "" for k, v in data.items()})
     return fields
+
+
+def _text_loader() -> type:
+    """A YAML loader that keeps every scalar as text except a plain `~`, `null` or nothing,
+    which is None (quoted, "null" stays text)."""
+    import re
+
+    import yaml
+
+    class TextLoader(yaml.BaseLoader):
+        pass
+
+    TextLoader.add_implicit_resolver("tag:yaml.org,2002:null",
+                                     re.compile(r"^(?:~|null|Null|NULL|)$"),
+                                     ["~", "n", "N", ""])
+    TextLoader.add_constructor("tag:yaml.org,2002:null", lambda loader, node: None)
+    return TextLoader
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})

@@ -204,6 +204,14 @@ def incident_markdown(detail: IncidentDetail, policy: Policy, now: datetime) -> 
         out.append(f"- [{'x' if t else ' '}] {md(item.label)}"
                    + (f" ({shown(t.at)}, {md(t.actor)})" if t else ""))
     out.append("")
+    earlier = detail.earlier_review
+    if detail.earlier_ticks or earlier:  # made before the last reopen
+        done = [*(["resolution checklist"] if detail.earlier_ticks else []),
+                *([f"review (filed {shown(earlier.at)} by {md(earlier.actor)})"]
+                  if earlier else [])]
+        do = "do" if len(done) > 1 else "does"
+        out += [f"Reopened {shown(detail.reopened_at)}: the earlier cycle's "
+                f"{' and '.join(done)} {do} not count for this one.", ""]
     if policy.needs_review(inc.severity) or detail.review:
         out += ["## Post-incident review", ""]
         if detail.review:

@@ -32,6 +32,7 @@ from sladeck.domain.model import (
     Incident,
     IncidentDetail,
     Review,
+    current_cycle,
     from_iso,
     to_iso,
 )
@@ -578,14 +579,14 @@ class Store:
                 "SELECT id, event_id, from_level, to_level, trigger, reason, fields FROM handoffs "
                 "WHERE incident_id = ? ORDER BY id", (incident_id,)).fetchall())
         ticks = tuple(
-            ChecklistTick(r[0], r[1], by_id[r[2]].at, by_id[r[2]].actor.display)
+            ChecklistTick(r[0], r[1], by_id[r[2]].at, by_id[r[2]].actor.display, r[2])
             for r in self.conn.execute(
                 "SELECT checklist, item, event_id FROM checklist_ticks WHERE incident_id = ? "
                 "ORDER BY event_id", (incident_id,)).fetchall())
         row = self.conn.execute("SELECT event_id, fields FROM reviews WHERE incident_id = ?",
                                 (incident_id,)).fetchone()
         review = Review(incident_id, by_id[row[0]].at, by_id[row[0]].actor.display,
-                        json.loads(row[1])) if row else None
+                        json.loads(row[1]), row[0]) if row else None
         follow_ups = tuple(
             FollowUp(r[0], incident_id, r[1], r[2], r[3], r[4], by_id[r[5]].at,
                      by_id[r[6]].at if r[6] else None,
@@ -593,7 +594,8 @@ class Store:
             for r in self.conn.execute(
                 "SELECT id, kind, description, owner, due, event_id, done_event_id "
                 "FROM follow_ups WHERE incident_id = ? ORDER BY id", (incident_id,)).fetchall())
-        return IncidentDetail(incident, tuple(events), handoffs, ticks, review, follow_ups)
+        return current_cycle(IncidentDetail(incident, tuple(events), handoffs, ticks, review,
+                                            follow_ups))
 
     def policy(self, policy_id: int) -> Policy:
         """The policy an incident was opened under (parsed once per process)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -172,6 +172,7 @@ class ChecklistTick:
     item: str
     at: datetime
     actor: str
+    event_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -182,6 +183,7 @@ class Review:
     at: datetime
     actor: str
     fields: dict[str, str]
+    event_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -209,3 +211,26 @@ class IncidentDetail:
     ticks: tuple[ChecklistTick, ...] = ()
     review: Review | None = None
     follow_ups: tuple[FollowUp, ...] = ()
+    # Made before the last reopen: they belong to the earlier cycle, not to this one.
+    earlier_ticks: tuple[ChecklistTick, ...] = ()
+    earlier_review: Review | None = None
+    reopened_at: datetime | None = None
+
+
+CYCLE_CHECKLISTS = ("resolution",)  # done again after each reopen
+
+
+def current_cycle(detail: IncidentDetail) -> IncidentDetail:
+    """`detail` with the resolution ticks and the review made before the last reopen moved
+    to `earlier_ticks` / `earlier_review`: a reopened incident shows them as past, and
+    resolving and reviewing it again need them again."""
+    reopens = [e for e in detail.events if e.kind == "reopened"]
+    if not reopens:
+        return detail
+    last = reopens[-1]
+    earlier = tuple(t for t in detail.ticks
+                    if t.checklist in CYCLE_CHECKLISTS and t.event_id < last.id)
+    old_review = detail.review if detail.review and detail.review.event_id < last.id else None
+    return replace(detail, ticks=tuple(t for t in detail.ticks if t not in earlier),
+                   review=None if old_review else detail.review, earlier_ticks=earlier,
+                   earlier_review=old_review, reopened_at=last.at)

@@ -109,6 +109,12 @@ def handoffs_renderable(detail: IncidentDetail, policy: Policy) -> Group | Text:
     return Group(*parts)
 
 
+class Checklist(OptionList):
+    """The incident's checklists: enter or space ticks (or unticks) the highlighted item."""
+
+    BINDINGS = [Binding("space", "select", "Tick", show=False, id="detail.tick")]
+
+
 class DetailScreen(Screen[None]):
     """Everything about one incident; the action keys act on it."""
 
@@ -131,8 +137,9 @@ class DetailScreen(Screen[None]):
             yield Static(id="clocks")
             yield Label("Contacts", classes="section")
             yield Static(id="contacts")
-            yield Label("Checklists (enter ticks)", classes="section")
-            yield OptionList(id="checklists")
+            yield Label("Checklists (↑↓ choose, enter or space ticks; tab: the page)",
+                        classes="section")
+            yield Checklist(id="checklists")
             yield Label("Handoffs", classes="section")
             yield Static(id="handoffs")
             yield Label("Timeline", classes="section")
@@ -143,6 +150,9 @@ class DetailScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.show(self.detail)
+        # The checklist has the keys from the start: enter ticks at once. The page stays
+        # at its top (the clocks); tab gives the arrows to the page to scroll it.
+        self.query_one("#checklists", Checklist).focus(scroll_visible=False)
 
     def show(self, detail: IncidentDetail) -> None:
         """Render a (possibly newer) copy of the incident, keeping the scroll position."""
@@ -171,6 +181,10 @@ class DetailScreen(Screen[None]):
             text.append("A review is required before this incident closes (key v).\n")
         else:
             text.append("No review required for this severity.\n", style="dim")
+        if d.earlier_review and d.reopened_at:
+            text.append(f"Earlier cycle: a review filed {local(d.earlier_review.at)} by "
+                        f"{visible(d.earlier_review.actor)}, before the reopen at "
+                        f"{local(d.reopened_at)}; this cycle needs its own.\n", style="dim")
         for f in d.follow_ups:
             done = f"done {local(f.done_at)}" if f.done_at else "open"
             text.append(f"#{f.id} {visible(f.kind)}: {visible(f.description)} — "
@@ -192,8 +206,17 @@ class DetailScreen(Screen[None]):
                                       id=f"{name}|{item.key}|{'0' if mark == '[x]' else '1'}"))
         lists.add_options(options)
         if options:  # something is always highlighted, so enter ticks straight away
-            lists.highlighted = highlighted if highlighted is not None \
+            lists.highlighted = self._filled_at = highlighted if highlighted is not None \
                 and highlighted < len(options) else 0
+
+    @on(OptionList.OptionHighlighted, "#checklists")
+    def _follow(self, event: OptionList.OptionHighlighted) -> None:
+        """Moving through the checklist brings it into view on the page."""
+        if event.option_list.has_focus and event.option_index != self._filled_at:
+            self._filled_at = event.option_index
+            event.option_list.scroll_visible(animate=False)
+
+    _filled_at: int | None = None  # the highlight a refill put back: no need to scroll
 
     @on(OptionList.OptionSelected, "#checklists")
     def _toggled(self, event: OptionList.OptionSelected) -> None:

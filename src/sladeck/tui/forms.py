@@ -3,22 +3,29 @@
 A form collects input and hands the app a callable that runs one domain action.
 The app runs it in a worker; on success the form closes, on refusal it stays open
 with the message shown and the refused fields marked — nothing typed is lost.
+`esc` keeps what was typed as a draft, per incident and form, for the dashboard's
+life: the next time the same form opens on the same incident it comes back.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
+from weakref import WeakKeyDictionary
 
 from rich.text import Text
 from textual import on
-from textual.app import ComposeResult
+from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
+from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static, TextArea
+from textual.widgets.select import InvalidSelectValueError
 
 from sladeck.domain import actions
 from sladeck.domain.actions import OTHER, Desk, Outcome
@@ -30,6 +37,15 @@ from sladeck.text import visible
 from sladeck.tui.cursors import steady_cursors
 
 Run = Callable[[Desk], Outcome]
+DraftKey = tuple[str, int | None]  # (form, incident id)
+Draft = dict[str, Any]  # field name → what it held
+
+_DRAFTS: WeakKeyDictionary[App[Any], dict[DraftKey, Draft]] = WeakKeyDictionary()
+
+
+def form_drafts(app: App[Any]) -> dict[DraftKey, Draft]:
+    """The drafts `esc` kept in this dashboard, in memory for its life."""
+    return _DRAFTS.setdefault(app, {})
 
 
 def contacts_text(policy: Policy, level: str, severity: str, now: datetime) -> Text:
@@ -48,6 +64,18 @@ def contacts_text(policy: Policy, level: str, severity: str, now: datetime) -> T
     return text
 
 
+# Tab and shift+tab move focus as priority bindings: the app runs them as it takes the
+# key from its queue, before it hands the keys behind it to the focused field. Left to
+# the field, a burst "abc<tab>def" (a laggy link, a paste without bracketed paste) had
+# "def" handed to the old field before the tab moved focus.
+FOCUS_BINDINGS = [
+    Binding("tab", "app.focus_next", "Next field", show=False, priority=True,
+            id="form.next"),
+    Binding("shift+tab", "app.focus_previous", "Previous field", show=False, priority=True,
+            id="form.previous"),
+]
+
+
 class FormBody(VerticalScroll, can_focus=False):
     """A form's scrolling body: focus goes to its first field, never to the body itself
     (so `c` then typing writes the note), and moving focus scrolls the field into view."""
@@ -60,6 +88,7 @@ class ActionForm(ModalScreen[Outcome | None]):
         Binding("ctrl+s", "submit", "Submit", priority=True, id="form.submit",
                 tooltip="Run this action"),
         Binding("escape", "cancel", "Cancel", id="form.cancel", tooltip="Close without acting"),
+        *FOCUS_BINDINGS,
     ]
     heading = "Form"
 
@@ -91,25 +120,113 @@ class ActionForm(ModalScreen[Outcome | None]):
         """The action to run, or None after showing why not."""
         raise NotImplementedError
 
+    class SubmitAfterKeys(Message):
+        """Posted to the focused field by ctrl+s: it reaches the form after every key
+        queued before it, so a burst "text<ctrl+s>" submits the whole text."""
+
     def action_submit(self) -> None:
+        # ctrl+s is a priority binding: the app runs it as it takes the key from its queue,
+        # maybe before the focused field has handled the keys in front of it.
+        focused = self.focused
+        if focused is not None:
+            focused.post_message(self.SubmitAfterKeys())
+        else:
+            self.submit_now()
+
+    @on(SubmitAfterKeys)
+    def _submit_after_keys(self, event: SubmitAfterKeys) -> None:
+        event.stop()
+        self.submit_now()
+
+    def submit_now(self) -> None:
+        """Build the action from the fields as they are and run it."""
         run = self.build()
         if run is not None:
             self.query_one("#form-error", Static).update("Working…")
             self.app.perform(run, form=self)  # type: ignore[attr-defined]
 
     def action_cancel(self) -> None:
+        """Close without acting; anything typed stays as a draft for the next opening."""
+        values = self.draft_values()
+        drafts = form_drafts(self.app)
+        if self._has_typing(values):
+            drafts[self.draft_key] = values
+        else:
+            drafts.pop(self.draft_key, None)
         self.dismiss(None)
+
+    def dismiss(self, result: Outcome | None = None) -> Any:
+        if result is not None:  # acted: the draft is spent
+            form_drafts(self.app).pop(self.draft_key, None)
+        return super().dismiss(result)
+
+    @property
+    def draft_key(self) -> DraftKey:
+        return type(self).__name__, self.incident.id if self.incident else None
+
+    def draft_values(self) -> Draft:
+        """What each named field holds now."""
+        values: Draft = {}
+        for widget in self.query_one("#form-body").query("Input, TextArea, Select, Checkbox"):
+            key = widget.name or widget.id
+            if not key:
+                continue
+            if isinstance(widget, Input):
+                values[key] = widget.value
+            elif isinstance(widget, TextArea):
+                values[key] = widget.text
+            elif isinstance(widget, Select):
+                values[key] = widget.value if isinstance(widget.value, str) else None
+            elif isinstance(widget, Checkbox):
+                values[key] = widget.value
+        return values
+
+    async def restore_draft(self, values: Draft) -> None:
+        """Put a draft's values back in the fields that still exist."""
+        for widget in self.query_one("#form-body").query("Input, TextArea, Select, Checkbox"):
+            key = widget.name or widget.id
+            value = values.get(key or "")
+            if value is None:
+                continue
+            if isinstance(widget, Input) and isinstance(value, str):
+                widget.value = value
+            elif isinstance(widget, TextArea) and isinstance(value, str):
+                _load_at_end(widget, value)
+            elif isinstance(widget, Select) and isinstance(value, str):
+                with contextlib.suppress(InvalidSelectValueError):
+                    widget.value = value
+            elif isinstance(widget, Checkbox) and isinstance(value, bool):
+                widget.value = value
+
+    def _has_typing(self, values: Draft) -> bool:
+        """True if something differs from the form as it opened: text, a choice, a tick."""
+        return any(value != self._blank.get(key) and (value is True or (
+            isinstance(value, str) and bool(value.strip()))) for key, value in values.items())
 
     @on(Button.Pressed, "#submit")
     def _submit_pressed(self) -> None:
-        self.action_submit()
+        self.submit_now()
 
     @on(Button.Pressed, "#cancel")
     def _cancel_pressed(self) -> None:
         self.action_cancel()
 
-    def on_mount(self) -> None:
+    async def on_mount(self) -> None:
+        """(After a subclass's own on_mount has built its fields.) Restore a draft."""
         steady_cursors(self)
+        # A form opens at its top (focusing the first field before the layout is known
+        # can scroll its label away).
+        self.call_after_refresh(self.query_one("#form-body").scroll_home, animate=False)
+        self._blank = self.draft_values()
+        draft = form_drafts(self.app).get(self.draft_key)
+        if draft:
+            await self.restore_draft(draft)
+            await self.query_one("#form", Vertical).mount(
+                Static(Text("✎ Draft restored from before esc (empty the fields to drop it)"),
+                       id="form-draft"),
+                after="#form-title")
+
+    _blank: Draft = {}
 
     def show_refusal(self, message: str, missing: list[str] | None = None) -> None:
         """Keep the form open: say why, mark the refused fields (in words too, for NO_COLOR)."""
@@ -139,6 +256,12 @@ class Tick(Checkbox):
     def _button(self) -> Content:
         return Content.assemble((f"[{'x' if self.value else ' '}]",
                                  self.get_visual_style("toggle--button")))
+
+
+def _load_at_end(area: TextArea, text: str) -> None:
+    """Restored text, with the cursor after it: typing goes on where it stopped."""
+    area.load_text(text)
+    area.move_cursor(area.document.end)
 
 
 def _area(value: str = "", *, name: str, id: str | None = None) -> TextArea:
@@ -174,16 +297,38 @@ class EscalateForm(ActionForm):
     async def on_mount(self) -> None:
         await self._show_level(self.target)
 
+    def draft_values(self) -> Draft:
+        """The target, and the trigger and text given for every level shown."""
+        self._remember_typed()
+        return {**self.typed, "__target": self.target}
+
+    async def restore_draft(self, values: Draft) -> None:
+        target = values.get("__target")
+        if isinstance(target, str) and target in self.targets:
+            self.target = target
+            self.query_one("#target", Select).value = target
+        self.typed.update({k: v for k, v in values.items()
+                           if isinstance(v, str) and k != "__target"})
+        await self._show_level(self.target, remember=False)
+
     def _remember_typed(self) -> None:
         for area in self.query(".handoff"):
             if isinstance(area, TextArea) and area.name:
                 self.typed[area.name] = area.text
         if self.query("#reason"):
             self.typed["__reason"] = self.query_one("#reason", Input).value
+        if self.query("#trigger") and self._shown_level:
+            trigger = self.query_one("#trigger", Select).value
+            if isinstance(trigger, str):  # each level has its own triggers
+                self.typed[f"__trigger.{self._shown_level}"] = trigger
 
-    async def _show_level(self, level: str) -> None:
+    _shown_level = ""  # the level whose fields are shown
+
+    async def _show_level(self, level: str, *, remember: bool = True) -> None:
+        """The fields of `level`, holding what was typed in them before."""
         assert self.policy is not None and self.incident is not None and self.now is not None
-        self._remember_typed()
+        if remember:
+            self._remember_typed()
         box = self.query_one("#level-fields", Vertical)
         await box.remove_children()
         target = self.policy.escalation[level]
@@ -192,10 +337,12 @@ class EscalateForm(ActionForm):
                    classes="contacts"),
             Label(Text("Trigger", style="bold"), classes="field-label"),
         ]
-        trigger = Select([(Text(visible(t.label)), t.key) for t in target.triggers]
-                         + [("Other (give a reason)", OTHER)],
-                         prompt="Choose why", id="trigger", name="trigger", classes="field",
-                         compact=True)
+        choices = ([(Text(visible(t.label)), t.key) for t in target.triggers]
+                   + [("Other (give a reason)", OTHER)])
+        chosen = self.typed.get(f"__trigger.{level}")
+        trigger = Select(choices, prompt="Choose why", id="trigger", name="trigger",
+                         value=chosen if chosen in {key for _, key in choices} else Select.NULL,
+                         classes="field", compact=True)
         widgets += [trigger, Label("Reason (needed for Other)", classes="field-help"),
                     Input(self.typed.get("__reason", ""), id="reason", name="reason",
                           classes="field", compact=True)]
@@ -204,6 +351,10 @@ class EscalateForm(ActionForm):
             area.add_class("handoff")
             widgets += list(self.labelled(item.label, item.help, area))
         await box.mount_all(widgets)
+        self._shown_level = level
+        for area in self.query(".handoff"):
+            if isinstance(area, TextArea):
+                area.move_cursor(area.document.end)  # typing goes on after restored text
         steady_cursors(self)
 
     @on(Select.Changed, "#target")
@@ -369,6 +520,7 @@ class FilterForm(ModalScreen[Filter | None]):
     BINDINGS = [
         Binding("ctrl+s", "apply", "Apply", priority=True, id="filter.apply"),
         Binding("escape", "cancel", "Cancel", id="filter.cancel"),
+        *FOCUS_BINDINGS,
     ]
 
     def __init__(self, current: Filter, policy: Policy) -> None:
@@ -407,6 +559,18 @@ class FilterForm(ModalScreen[Filter | None]):
         steady_cursors(self)
 
     def action_apply(self) -> None:
+        focused = self.focused  # after the keys queued before ctrl+s (see ActionForm)
+        if focused is not None:
+            focused.post_message(ActionForm.SubmitAfterKeys())
+        else:
+            self.apply_now()
+
+    @on(ActionForm.SubmitAfterKeys)
+    def _apply_after_keys(self, event: ActionForm.SubmitAfterKeys) -> None:
+        event.stop()
+        self.apply_now()
+
+    def apply_now(self) -> None:
         def chosen(group: str) -> frozenset[str]:
             return frozenset(t.name for t in self.query(f"Tick.{group}")
                              if isinstance(t, Tick) and t.value and t.name)
@@ -421,7 +585,7 @@ class FilterForm(ModalScreen[Filter | None]):
     @on(Button.Pressed)
     def _pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "apply":
-            self.action_apply()
+            self.apply_now()
         elif event.button.id == "reset":
             self.dismiss(Filter(states=DEFAULT_STATES))
         else:

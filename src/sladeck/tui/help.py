@@ -11,7 +11,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
-from sladeck.tui.forms import ActionForm, FilterForm
+from sladeck.tui.forms import FOCUS_BINDINGS, ActionForm, FilterForm
 from sladeck.tui.keys import INCIDENT_BINDINGS, QUEUE_BINDINGS
 from sladeck.tui.queue import QueueView
 
@@ -33,11 +33,14 @@ def help_table() -> Group:
         ("Queue", [(_key(b), b.tooltip or b.description) for b in QUEUE_BINDINGS]
          + [(b.key.replace(",", " / "), b.description) for b in QueueView.BINDINGS
             if isinstance(b, Binding)]),
+        ("Details", [("enter / space", "Tick or untick the highlighted checklist item"),
+                     ("tab", "Between the checklist and the page (to scroll it)")]),
         ("Forms", [(b.key, b.tooltip or b.description) for b in ActionForm.BINDINGS
-                   if isinstance(b, Binding)] + [("tab / shift+tab", "Next / previous field"),
-                                                 ("space", "Tick a checkbox")]),
+                   if isinstance(b, Binding) and b not in FOCUS_BINDINGS]
+         + [("tab / shift+tab", "Next / previous field"), ("space", "Tick a checkbox"),
+            ("", "esc keeps what you typed: the form brings it back when next opened")]),
         ("Filters", [(b.key, b.description) for b in FilterForm.BINDINGS
-                     if isinstance(b, Binding)]),
+                     if isinstance(b, Binding) and b not in FOCUS_BINDINGS]),
         ("Everywhere", APP_KEYS),
     ]
     parts: list[Text | Table] = []
