@@ -22,6 +22,7 @@ from sladeck.domain.model import Actor
 from sladeck.policy import Policy
 from sladeck.store import Store
 from sladeck.tui.app import QueueScreen, SladeckApp
+from test_hostile import env_for, one_error_line, run_on_pty
 
 ME = Actor("tester", "Tess")
 
@@ -153,3 +154,49 @@ async def test_a_failure_message_with_newlines_and_escapes_stays_one_plain_line(
         assert told == ["Unexpected ValueError: two\\x0alines \\x1b]2;PWNED\\x07 [b]markup[/b]"]
         await pilot.press("q")
     assert app.return_code == 0
+
+
+# -- terminals the dashboard cannot drive ------------------------------------------------
+
+
+def refused_quickly(tmp_path: Path, env: dict[str, str], **size: int) -> str:
+    db = Path(env["SLADECK_DB"])
+    out, _alive, status = run_on_pty(env, [(b"", 5.0)], **size)
+    assert status == 1  # on its own, within seconds (None: it had to be killed)
+    line = one_error_line(out.decode("utf-8", "replace").replace("\r", "").strip())
+    assert "sladeck list" in line and "sladeck show" in line
+    assert not db.exists()  # nothing written, not even an empty database
+    return line
+
+
+@pytest.mark.parametrize("term", ["dumb", "unknown"])
+def test_a_dumb_terminal_is_refused_with_one_line_pointing_to_the_cli(
+        tmp_path: Path, term: str) -> None:
+    env = env_for(tmp_path, tmp_path / "d.db")
+    env["TERM"] = term
+    assert f"TERM={term}" in refused_quickly(tmp_path, env)
+
+
+@pytest.mark.parametrize(("cols", "rows"), [(0, 0), (0, 24), (80, 0)])
+def test_a_terminal_of_no_size_is_refused_with_one_line_pointing_to_the_cli(
+        tmp_path: Path, cols: int, rows: int) -> None:
+    env = env_for(tmp_path, tmp_path / "d.db")
+    env.pop("COLUMNS", None)
+    env.pop("LINES", None)
+    line = refused_quickly(tmp_path, env, cols=cols, rows=rows)
+    assert f"{cols}x{rows}" in line
+
+
+def test_output_that_is_not_a_terminal_is_refused(tmp_path: Path) -> None:
+    """`sladeck | cat`: Textual would size the screen from two sources that disagree."""
+    import subprocess
+
+    from test_hostile import SLADECK
+
+    env = env_for(tmp_path, tmp_path / "d.db")
+    done = subprocess.run([str(SLADECK)], env=env, capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, timeout=30)
+    assert done.returncode == 1
+    line = one_error_line(done.stderr)
+    assert "not a terminal" in line and "sladeck list" in line
+    assert not (tmp_path / "d.db").exists()

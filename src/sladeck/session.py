@@ -8,6 +8,7 @@ opens the dashboard, so the dashboard's start needs no click.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from contextlib import suppress
 from dataclasses import dataclass
@@ -72,10 +73,38 @@ class Session:
 
 
 def open_dashboard(settings: Settings) -> None:
+    """Open the dashboard, or refuse at once (nothing opened or created) where it could
+    not be drawn."""
+    problem = terminal_problem()
+    if problem:
+        raise SladeckError(f"{problem}: the dashboard cannot draw here; "
+                           "use `sladeck list` and `sladeck show ID` instead")
     s = Session(settings)
     from sladeck.tui.app import run_dashboard
 
     run_dashboard(s.store, s.policy, s.actor, db_path=s.db_path, log_file=log_path())
+
+
+def terminal_problem() -> str | None:
+    """Why the dashboard cannot draw on this terminal, or None if it can.
+
+    Textual reads keys from stdin, draws on stderr and takes the screen's size from
+    both stdout and stdin (through Rich, which says 80x25 for a dumb terminal and for a
+    missing dimension). Where these disagree its first layouts answer each other for
+    ever: ~300 repaints a second, memory growing, `q` and ctrl+c unheard.
+    """
+    term = os.environ.get("TERM", "")
+    if term.lower() in ("dumb", "unknown"):
+        return f"TERM={term}"
+    for fd, name in ((0, "stdin"), (1, "stdout"), (2, "stderr")):
+        if not os.isatty(fd):
+            return f"{name} is not a terminal"
+    import shutil
+
+    cols, rows = shutil.get_terminal_size((0, 0))  # COLUMNS/LINES first, as Textual's
+    if cols <= 0 or rows <= 0:
+        return f"the terminal's size is {cols}x{rows}"
+    return None
 
 
 def say_error(message: str) -> None:
