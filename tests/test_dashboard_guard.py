@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import os
 import sqlite3
+import sys
+import threading
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 
@@ -200,3 +203,35 @@ def test_output_that_is_not_a_terminal_is_refused(tmp_path: Path) -> None:
     line = one_error_line(done.stderr)
     assert "not a terminal" in line and "sladeck list" in line
     assert not (tmp_path / "d.db").exists()
+
+
+# -- the cycle collector ---------------------------------------------------------------
+
+
+def test_the_collector_comes_back_even_if_the_first_frame_never_comes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """launch.py turns the collector off until the first frame; a dashboard whose first
+    frame never settles gets it back after a grace period anyway."""
+    import sladeck.session
+    import sladeck.tui.app
+    from sladeck import launch
+
+    monkeypatch.setattr(sladeck.session, "COLLECTOR_GRACE", 0.0)
+    monkeypatch.setattr(sladeck.session, "terminal_problem", lambda: None)  # as on a tty
+    back = threading.Event()
+
+    def stuck(*_args: object, **_kwargs: object) -> None:  # never reaches a first frame
+        for _ in range(3000):
+            if gc.isenabled():
+                back.set()
+                return
+            threading.Event().wait(0.01)
+
+    monkeypatch.setattr(sladeck.tui.app, "run_dashboard", stuck)
+    monkeypatch.setattr(sys, "argv", ["sladeck", "--db", str(tmp_path / "x.db")])
+    try:
+        with pytest.raises(SystemExit):
+            launch.main()
+    finally:
+        gc.enable()
+    assert back.is_set()
