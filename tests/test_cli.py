@@ -1143,7 +1143,16 @@ def test_a_database_folder_that_cannot_be_made_is_one_line(run: Cli, command: tu
     """The dashboard's quick start and a command alike: one line naming the folder."""
     blocker = run.tmp / "blocker"
     blocker.write_text("a file where the folder would go")
-    [line] = run.refused("--db", str(blocker / "desk" / "x.db"), *command).splitlines()
+    db = blocker / "desk" / "x.db"
+    if command:
+        [line] = run.refused("--db", str(db), *command).splitlines()
+    else:  # the dashboard, on a terminal (on none it refuses before opening anything)
+        from test_hostile import run_on_pty
+
+        env = run.env | {"SLADECK_DB": str(db), "TERM": "xterm-256color"}
+        out, _alive, status = run_on_pty(env, [(b"", 5.0)])
+        assert status == 1
+        [line] = out.decode("utf-8", "replace").replace("\r", "").strip().splitlines()
     assert line.startswith("sladeck: error: cannot create the folder ") and "blocker" in line
     assert "unexpected" not in line
 

@@ -12,6 +12,8 @@ Two things make the dashboard's start cheaper, neither visible to anyone:
   before its first frame, at 10,000 open incidents. So the collector is off from here
   until the dashboard's first frame is drawn (`SladeckApp`) or a sub-command starts
   (`cli.cli`), which turn it back on. Reference counting frees everything else as usual.
+  Should the first frame never settle, `session.open_dashboard` has a timer turn it
+  back on after a few seconds anyway.
 """
 
 from __future__ import annotations

@@ -7,8 +7,11 @@ opens the dashboard, so the dashboard's start needs no click.
 
 from __future__ import annotations
 
+import gc
 import logging
+import os
 import sys
+import threading
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +20,7 @@ from typing import Any
 from sladeck.errors import MissingFields, PolicyError, SladeckError
 
 ENV_DB, ENV_POLICY, ENV_USER = "SLADECK_DB", "SLADECK_POLICY", "SLADECK_USER"
+COLLECTOR_GRACE = 5.0  # seconds the dashboard's start may keep the cycle collector off
 
 
 def default_db_path() -> Path:
@@ -72,6 +76,17 @@ class Session:
 
 
 def open_dashboard(settings: Settings) -> None:
+    """Open the dashboard, or refuse at once (nothing opened or created) where it could
+    not be drawn."""
+    problem = terminal_problem()
+    if problem:
+        raise SladeckError(f"{problem}: the dashboard cannot draw here; "
+                           "use `sladeck list` and `sladeck show ID` instead")
+    if not gc.isenabled():  # `launch` keeps it off until the first frame: should that
+        # never settle, it comes back anyway (the first frame takes ~0.4 s at 10,000 open)
+        collector_back = threading.Timer(COLLECTOR_GRACE, gc.enable)
+        collector_back.daemon = True
+        collector_back.start()
     s = Session(settings)
     from sladeck.policy import default_policy_path
     from sladeck.tui.app import run_dashboard
@@ -80,6 +95,28 @@ def open_dashboard(settings: Settings) -> None:
     own = Path(settings.policy).absolute() if settings.policy else default_policy_path()
     run_dashboard(s.store, s.policy, s.actor, db_path=s.db_path, log_file=log_path(),
                   policy_file=own)
+
+
+def terminal_problem() -> str | None:
+    """Why the dashboard cannot draw on this terminal, or None if it can.
+
+    Textual reads keys from stdin, draws on stderr and takes the screen's size from
+    both stdout and stdin (through Rich, which says 80x25 for a dumb terminal and for a
+    missing dimension). Where these disagree its first layouts answer each other for
+    ever: ~300 repaints a second, memory growing, `q` and ctrl+c unheard.
+    """
+    term = os.environ.get("TERM", "")
+    if term.lower() in ("dumb", "unknown"):
+        return f"TERM={term}"
+    for fd, name in ((0, "stdin"), (1, "stdout"), (2, "stderr")):
+        if not os.isatty(fd):
+            return f"{name} is not a terminal"
+    import shutil
+
+    cols, rows = shutil.get_terminal_size((0, 0))  # COLUMNS/LINES first, as Textual's
+    if cols <= 0 or rows <= 0:
+        return f"the terminal's size is {cols}x{rows}"
+    return None
 
 
 def say_error(message: str) -> None:

@@ -15,10 +15,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import inspect
 import logging
 import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,12 +47,16 @@ from sladeck.store import Store
 from sladeck.text import visible
 from sladeck.tui.cursors import steady_cursors
 from sladeck.tui.keys import INCIDENT_BINDINGS, QUEUE_BINDINGS
+from sladeck.tui.palette import CommandPalette
 from sladeck.tui.partial import display as display_cells
 from sladeck.tui.partial import install as write_only_changed_cells
 from sladeck.tui.partial import write_cells
 from sladeck.tui.queue import QueueHeader, QueueView, changed_span
 
 if TYPE_CHECKING:
+    from textual.actions import ActionParseResult
+    from textual.dom import DOMNode
+
     from sladeck.domain.actions import Desk, Outcome
     from sladeck.tui.forms import ActionForm
     from sladeck.tui.watch import DatabaseWatch
@@ -793,15 +798,59 @@ class SladeckApp(App[int]):
     # -- the command palette -----------------------------------------------------
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
+        for command in super().get_system_commands(screen):
+            yield command._replace(callback=self._contained(command.callback))
         for binding in (*INCIDENT_BINDINGS, *QUEUE_BINDINGS):
             name = binding.action.removeprefix("app.")
             if self._applies(name, screen) is True:  # `screen` is under the palette
                 yield SystemCommand(f"{binding.description} ({binding.key})",
                                     binding.tooltip or binding.description,
-                                    getattr(self, f"action_{name}"))
+                                    self._contained(getattr(self, f"action_{name}")))
+
+    def action_command_palette(self) -> None:
+        """Textual's palette, with its page keys guarded (palette.py)."""
+        if self.use_command_palette and not CommandPalette.is_open(self):
+            self.push_screen(CommandPalette(id="--command-palette"))
+
+    def search_themes(self) -> None:
+        """The palette of themes, guarded as the command palette is."""
+        from textual.theme import ThemeProvider
+
+        self.push_screen(CommandPalette(providers=[ThemeProvider],
+                                        placeholder="Search for themes…"))
 
     # -- never a traceback -------------------------------------------------------
+
+    async def run_action(self, action: str | ActionParseResult,
+                         default_namespace: DOMNode | None = None,
+                         namespaces: Mapping[str, DOMNode] | None = None) -> bool:
+        """Every key binding (of any screen or widget) and every click on an action
+        ends here: an action that fails is logged and told in one line, and the
+        dashboard goes on (Textual would end the app)."""
+        try:
+            return await super().run_action(action, default_namespace, namespaces)
+        except Exception as error:
+            self.unexpected(error)
+            return True
+
+    def _contained(self, callback: Callable[[], Any]) -> Callable[[], Any]:
+        """`callback` (a palette command, which Textual calls directly), with a failure
+        told as `run_action` tells it."""
+        async def run() -> None:
+            try:
+                result = callback()
+                if inspect.isawaitable(result):
+                    await result
+            except Exception as error:
+                self.unexpected(error)
+        return run
+
+    def unexpected(self, error: BaseException) -> None:
+        """Log `error` with its traceback and show it as one line."""
+        log.error("unexpected error", exc_info=error)
+        where = f" (details in {self.log_file})" if self.log_file else ""
+        self.notify(visible(f"Unexpected {type(error).__name__}: {error}{where}")[:300],
+                    severity="error", markup=False, timeout=10)
 
     def _fatal_error(self) -> None:
         error = self._exception
