@@ -159,7 +159,7 @@ async def test_a_removed_file_is_said_and_every_action_refused_until_it_is_back(
         shutil.move(db, db.with_name("moved-away.db"))
         app.refresh_from_store()
         await pilot.pause()
-        gone = [n.message for n in app._notifications if "was removed" in n.message]
+        gone = [n.message for n in app._notifications if "was removed or moved" in n.message]
         assert len(gone) == 1 and "refused" in gone[0]
         app.refresh_from_store()  # said once, not every poll
         assert len([n for n in app._notifications if "was removed" in n.message]) == 1

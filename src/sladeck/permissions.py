@@ -124,7 +124,7 @@ def resolve_links(path: Path) -> Path:
     link's maker chose, with whatever mode that place gives it)."""
     try:
         info = path.lstat()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # its folder's problem, told there
         return path
     except OSError as exc:
         raise StoreError(f"cannot use {path}: {exc.strerror}") from None

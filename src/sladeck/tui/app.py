@@ -448,20 +448,25 @@ class SladeckApp(App[int]):
         """Whether the database path still names the file shown (a `stat`, about 1 µs).
 
         A file replaced (a backup restored with `mv`) is opened and shown instead, with
-        one line saying so; a removed one stays on screen, said to be gone, and every
-        action is refused until a file is back: nothing ever acts on a file not shown.
+        one line saying so. A file removed or moved away stays shown (still read: its
+        folder may have moved with it), said to be gone, and every action is refused
+        until a file is back at the path: nothing ever acts on a file not shown, nor
+        on one the team no longer finds there.
         """
         found = self.reader.file_identity()
         if found == self.reader.identity:
+            if self._file_gone:  # the same file back (moved away and back again)
+                self._file_gone = False
+                self.notify(f"{self.db_path} is back", markup=False)
             return True
         if found is None or found == self._refused_file:
             if not self._file_gone:
                 self._file_gone = True
                 self._drop_writer()
-                self.notify(f"{self.db_path} was removed: still showing what it held; every "
-                            "action is refused until the file is back", severity="error",
-                            timeout=30, markup=False)
-            return False
+                self.notify(f"{self.db_path} was removed or moved away: still showing what "
+                            "it held; every action is refused until the file is back",
+                            severity="error", timeout=30, markup=False)
+            return True  # go on reading the file shown
         try:
             reader = Store(self.db_path)
         except SladeckError as exc:
@@ -469,7 +474,7 @@ class SladeckApp(App[int]):
             self._drop_writer()
             self.notify(f"{self.db_path} was replaced and the new file cannot be used, so every "
                         f"action is refused: {exc}", severity="error", timeout=30, markup=False)
-            return False
+            return True  # go on reading the file shown
         self._show_file(reader)
         return False
 
