@@ -561,7 +561,10 @@ class Store:
         current = self.schema_version()
         if current == SCHEMA_VERSION:
             return
-        if self.read_only and current < SCHEMA_VERSION:
+        if current > SCHEMA_VERSION:
+            raise StoreError(f"{self.path} was written by a newer sladeck "
+                             f"(schema {current}); upgrade sladeck")
+        if self.read_only:
             raise ReadOnly(f"{self.path} is read-only ({read_only_reason(self.path)}) and was "
                            f"written by an older sladeck (schema {current}); copy it somewhere "
                            f"you can write and open the copy")
