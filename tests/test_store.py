@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sqlite3
@@ -815,3 +816,52 @@ def test_a_full_disk_is_one_plain_line_and_nothing_is_written(store: Store, poli
     message = str(refused.value)
     assert "disk is full" in message and "\n" not in message and "free space" in message
     assert [i.title for i in store.incidents()] == ["before"]
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A 2 MiB file system of its own (root only: a tmpfs mount)."""
+    import subprocess
+
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs",
+                           str(mount)], capture_output=True, text=True, check=False)
+    if os.getuid() != 0 or made.returncode != 0:
+        pytest.skip(f"needs root and tmpfs mounts: {made.stderr.strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_database_on_a_read_only_mount_can_be_read_not_written(small_disk: Path,
+                                                                 tmp_path: Path) -> None:
+    import subprocess
+
+    live = tmp_path / "live.db"
+    assert _sladeck("--db", str(live), "open", "--severity", "P2", "--title", "Archived")[0] == 0
+    assert _sladeck("--db", str(live), "backup", str(small_disk / "archive.db"))[0] == 0
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    db = str(small_disk / "archive.db")
+    for argv, seen in ((("list",), "Archived"), (("show", "1"), "Archived"),
+                       (("export", "--format", "md"), "Archived"), (("verify",), "ok")):
+        code, out, err = _sladeck("--db", db, *argv)
+        assert code == 0 and seen in out, (argv, err)
+    code, _, err = _sladeck("--db", db, "ack", "1")
+    line = _one_line_error(err)
+    assert code == 1 and "read-only file system" in line and "unexpected" not in line
+
+
+def test_a_full_disk_under_a_command_is_one_plain_line(small_disk: Path) -> None:
+    db = str(small_disk / "desk.db")
+    assert _sladeck("--db", db, "open", "--severity", "P3", "--title", "before")[0] == 0
+    filler = small_disk / "filler"
+    with filler.open("wb") as f:  # leave about 20 KiB free
+        free = os.statvfs(small_disk).f_bavail * os.statvfs(small_disk).f_frsize
+        f.write(b"\0" * max(0, free - 20 * 1024))
+    code, _, err = _sladeck("--db", db, "open", "--severity", "P3", "--title", "x",
+                            "--description", "y" * 60_000)
+    line = _one_line_error(err)
+    assert code == 1 and "disk is full" in line and "unexpected" not in line, line
+    filler.unlink()
+    code, out, _ = _sladeck("--db", db, "list", "--json")
+    assert code == 0 and [i["title"] for i in json.loads(out)] == ["before"]
