@@ -192,3 +192,33 @@ async def test_the_watch_notices_a_restore_without_a_keypress(
             if app.queue.rows.get(1) and app.queue.rows[1].incident.severity == "P0":
                 break
         assert app.queue.rows[1].incident.severity == "P0"
+
+
+@sync
+async def test_a_file_found_damaged_by_the_poll_is_said_once_and_never_written(
+        two_files: tuple[Path, Path], policy: Policy) -> None:
+    import sqlite3
+
+    from test_store import _damage
+
+    db, _ = two_files
+    app = make_app(db, policy)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        _damage(db, "incidents", "incidents_changed")  # what the poll reads
+        other = sqlite3.connect(db)  # a commit elsewhere that does not touch the damage
+        other.execute("INSERT INTO policies (digest, source, added_at) VALUES ('d', 's', 't')")
+        other.commit()
+        other.close()
+        app.refresh_from_store()
+        app.refresh_from_store(force=True)
+        await pilot.pause()
+        told = [n.message for n in app._notifications if "malformed" in n.message]
+        assert len(told) == 1 and "sladeck verify" in told[0] and ".recover" in told[0]
+        # an action on what is shown (the keys' own reads are the dashboard's guard's)
+        app.perform(lambda desk: actions.acknowledge(desk, 1))
+        await settle(pilot)
+        assert any("will not write" in n.message for n in app._notifications)
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 1  # opened only
+    conn.close()

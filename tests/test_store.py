@@ -773,16 +773,18 @@ def test_backup_is_private_never_through_a_link_never_into_a_missing_folder(
         os.umask(old)
 
 
-def _damage(db: Path) -> None:
-    """Overwrite the incidents table's root page with garbage."""
+def _damage(db: Path, *names: str) -> None:
+    """Overwrite the root page of the incidents table (or of `names`) with garbage."""
     conn = sqlite3.connect(db)
-    root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'incidents'").fetchone()[0]
+    roots = [conn.execute("SELECT rootpage FROM sqlite_master WHERE name = ?",
+                          (name,)).fetchone()[0] for name in names or ("incidents",)]
     size = conn.execute("PRAGMA page_size").fetchone()[0]
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
     with db.open("r+b") as f:
-        f.seek((root - 1) * size)
-        f.write(b"\xff" * size)
+        for root in roots:
+            f.seek((root - 1) * size)
+            f.write(b"\xff" * size)
 
 
 def test_a_damaged_file_is_one_plain_line_and_writers_refuse_after(

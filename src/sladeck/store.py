@@ -580,7 +580,7 @@ class Store:
                 step(db)
                 self.conn.execute(f"PRAGMA user_version={number}")
 
-    def _refusal(self, exc: sqlite3.Error) -> StoreError | None:
+    def refusal(self, exc: sqlite3.Error) -> StoreError | None:
         """`plain_error`, remembering a damaged file so no writer here touches it again."""
         error = plain_error(exc, self.path)
         if isinstance(error, Damaged) and self.identity is not None:
@@ -598,7 +598,7 @@ class Store:
         try:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            raise self._refusal(exc) or StoreError(f"cannot write {self.path}: {exc}") from None
+            raise self.refusal(exc) or StoreError(f"cannot write {self.path}: {exc}") from None
         if not self.same_file():  # checked holding the write lock, before any write
             self.conn.execute("ROLLBACK")
             raise self._replaced()
@@ -607,7 +607,7 @@ class Store:
         except BaseException as exc:
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
-            error = self._refusal(exc) if isinstance(exc, sqlite3.Error) else None
+            error = self.refusal(exc) if isinstance(exc, sqlite3.Error) else None
             if error is not None:
                 raise error from None
             raise
@@ -616,7 +616,7 @@ class Store:
         except sqlite3.Error as exc:
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
-            raise self._refusal(exc) or StoreError(f"cannot write {self.path}: {exc}") from None
+            raise self.refusal(exc) or StoreError(f"cannot write {self.path}: {exc}") from None
 
     @contextmanager
     def write(self, *, bulk: bool = False) -> Iterator[Transaction]:
@@ -844,7 +844,7 @@ class Store:
                     raise StoreError(f"{target} already exists; choose a new file") from None
                 os.rename(temp, target)
         except sqlite3.Error as exc:
-            raise self._refusal(exc) or StoreError(f"cannot back up to {target}: {exc}") \
+            raise self.refusal(exc) or StoreError(f"cannot back up to {target}: {exc}") \
                 from None
         except OSError as exc:
             raise StoreError(f"cannot back up to {target}: {exc.strerror}") from None

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import sqlite3
 import sys
 import threading
 from collections.abc import Callable, Iterable
@@ -410,9 +411,22 @@ class SladeckApp(App[int]):
         if not self.closing:
             self.refresh_from_store()
 
+    _store_problem = ""  # the last SQLite error the poll told, said once
+
     def refresh_from_store(self, force: bool = False) -> None:
         if self.closing or not self._same_file():
             return
+        try:
+            self._refresh(force)
+        except sqlite3.Error as exc:  # a damaged file, a full or failing disk: one line
+            error = self.reader.refusal(exc)  # and writers refuse a damaged file from now on
+            if error is None:
+                raise
+            if str(error) != self._store_problem:
+                self._store_problem = str(error)
+                self.notify(str(error), severity="error", timeout=30, markup=False)
+
+    def _refresh(self, force: bool) -> None:
         version = self.reader.data_version()
         if version == self.data_version and not force:
             return
