@@ -128,6 +128,61 @@ class Team:
     base: Path
     folder: Path
     homes: dict[str, Path]
+    python: str = sys.executable  # a Python the test users can run
+    pythonpath: str = ""  # where it finds sladeck and its libraries, if not in its venv
+
+    def program(self, *args: str) -> list[str]:
+        """The real `sladeck` with `args` (or, with args[0] == 'python', this Python)."""
+        if args and args[0] == "python":
+            return [self.python, *args[1:]]
+        if self.pythonpath:
+            return [self.python, "-m", "sladeck", *args]
+        return [str(SLADECK), *args]
+
+
+def _can_run(user: str, python: str, pythonpath: str) -> bool:
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": pythonpath, "PYTHONDONTWRITEBYTECODE": "1"}
+    out = subprocess.run(
+        ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups", "--", python,
+         "-c", "import sladeck.cli, textual, yaml"],
+        capture_output=True, text=True, env=env, timeout=60, cwd="/", check=False)
+    return out.returncode == 0
+
+
+def _reachable_runtime(base: Path, user: str) -> tuple[str, str]:
+    """A Python and PYTHONPATH that `user` can run sladeck with.
+
+    This venv, if the user can reach it; else (a checkout in a private `mktemp -d`)
+    a copy of sladeck and of the venv's libraries in the test's own shared folder, run
+    by the first Python the user can reach. Skipped when there is none (never in CI).
+    """
+    if _can_run(user, sys.executable, ""):
+        return sys.executable, ""
+    import sysconfig
+
+    import sladeck
+
+    runtime = base / "runtime"
+    shutil.copytree(Path(sladeck.__file__).parent, runtime / "src" / "sladeck",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(sysconfig.get_paths()["purelib"], runtime / "site", symlinks=True,
+                    ignore=shutil.ignore_patterns("sladeck", "__editable__*", "pip", "_pytest",
+                                                  "pytest*", "setuptools*"))
+    for path in [runtime, *runtime.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    pythonpath = f"{runtime / 'src'}:{runtime / 'site'}"
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    for python in dict.fromkeys([sys.executable, getattr(sys, "_base_executable", ""),
+                                 shutil.which(version) or "", f"/usr/bin/{version}",
+                                 f"/usr/local/bin/{version}"]):
+        if python and _can_run(user, python, pythonpath):
+            return python, pythonpath
+    reason = (f"the test users cannot run {sys.executable} (a checkout in a private folder?) "
+              f"and no {version} they can reach runs a copy of sladeck")
+    if os.environ.get("CI") == "true":
+        pytest.fail(reason)
+    print(f"SKIPPED: {reason}", file=sys.stderr)
+    pytest.skip(reason)
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -171,7 +226,8 @@ def team() -> Iterator[Team]:
         out = _run(*args)
         assert out.returncode == 0, out.stderr
         assert mode(folder) == 0o2770 and grp.getgrgid(folder.stat().st_gid).gr_name == TEAM
-        yield Team(base, folder, homes)
+        python, pythonpath = _reachable_runtime(base, ALICE)
+        yield Team(base, folder, homes, python, pythonpath)
         shutil.rmtree(base, ignore_errors=True)
     finally:
         _cleanup()
@@ -184,11 +240,10 @@ def as_user(team: Team, user: str, *args: str, umask: int = 0o007,
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home),
            "XDG_DATA_HOME": str(home / "data"), "XDG_STATE_HOME": str(home / "state"),
            "TZ": "UTC", "PYTHONDONTWRITEBYTECODE": "1", "USER": "mallory", "LOGNAME": "mallory",
-           "SLADECK_DB": str(db or team.folder / "desk.db")}
-    program = [sys.executable, *args[1:]] if args and args[0] == "python" else [
-        str(SLADECK), *args]
+           "SLADECK_DB": str(db or team.folder / "desk.db"), "PYTHONPATH": team.pythonpath}
     return subprocess.run(
-        ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups", "--", *program],
+        ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups", "--",
+         *team.program(*args)],
         capture_output=True, text=True, env=env, timeout=60, cwd=str(home),
         preexec_fn=lambda: os.umask(umask), check=False)
 
@@ -222,7 +277,7 @@ def test_the_readme_setup_lets_two_real_users_share_one_database(team: Team) -> 
     # Keep a reader open as alice so the -wal and -shm stay while bob writes.
     holder = subprocess.Popen(
         ["setpriv", f"--reuid={ALICE}", f"--regid={ALICE}", "--init-groups", "--",
-         sys.executable, "-c",
+         team.python, "-c",
          "import sqlite3, sys, time; c = sqlite3.connect(sys.argv[1]); "
          "c.execute('SELECT count(*) FROM incidents').fetchall(); print('ready', flush=True); "
          "time.sleep(30)", str(db)],
@@ -312,13 +367,84 @@ def test_someone_outside_the_team_cannot_get_in(team: Team, tmp_path: Path) -> N
     ok(as_user(team, ALICE, "open", "--severity", "P3", "--title", "t", db=db))
     out = subprocess.run(
         ["setpriv", f"--reuid={BOB}", f"--regid={BOB}", "--clear-groups", "--",
-         str(SLADECK), "--db", str(db), "list"],
+         *team.program("--db", str(db), "list")],
         capture_output=True, text=True, timeout=60, check=False,
         env={"PATH": os.environ.get("PATH", ""), "HOME": str(team.homes[BOB]),
+             "PYTHONPATH": team.pythonpath,
              "XDG_DATA_HOME": str(team.homes[BOB] / "d"),
              "XDG_STATE_HOME": str(team.homes[BOB] / "s")})
     message = refused(out)
     assert str(db.parent) in message or str(db) in message
+
+
+def _sticky(team: Team, name: str) -> Path:
+    """A fresh folder like /tmp: everyone writes, nobody replaces another's files."""
+    folder = team.base / name
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    folder.chmod(0o1777)
+    return folder
+
+
+def test_a_database_planted_by_someone_else_in_a_sticky_folder_is_refused(team: Team) -> None:
+    tmp = _sticky(team, "sticky-planted")
+    db = tmp / "desk.db"
+    # bob makes alice's usual file first, in a group they share: she could write it
+    ok(as_user(team, BOB, "python", "-c", "import os, sys; os.close(os.open(sys.argv[1], "
+               "os.O_CREAT | os.O_WRONLY, 0o660)); os.chown(sys.argv[1], -1, int(sys.argv[2])); "
+               "os.chmod(sys.argv[1], 0o660)", str(db), str(grp.getgrnam(TEAM).gr_gid), db=db))
+    message = refused(as_user(team, ALICE, "open", "--severity", "P1", "--title", "secret",
+                              db=db))
+    assert str(db) in message and BOB in message and "not a team folder" in message
+    assert db.stat().st_size == 0  # nothing of alice's went into bob's file
+
+
+def test_a_dangling_link_planted_for_a_database_or_a_backup_is_never_followed(
+        team: Team) -> None:
+    tmp = _sticky(team, "sticky-links")
+    bob_reads = team.base / "bob-reads"
+    shutil.rmtree(bob_reads, ignore_errors=True)
+    bob_reads.mkdir(mode=0o777)
+    bob_reads.chmod(0o777)
+    for name in ("desk.db", "backup.db"):
+        ok(as_user(team, BOB, "python", "-c", "import os, sys; os.symlink(sys.argv[1], "
+                   "sys.argv[2])", str(bob_reads / name), str(tmp / name)))
+    message = refused(as_user(team, ALICE, "list", db=tmp / "desk.db"))
+    assert "symbolic link" in message and BOB in message
+    own = team.homes[ALICE] / "own.db"
+    ok(as_user(team, ALICE, "open", "--severity", "P1", "--title", "secret", db=own))
+    refused(as_user(team, ALICE, "backup", str(tmp / "backup.db"), db=own))
+    assert list(bob_reads.iterdir()) == []  # nothing was written where bob can read it
+    ok(as_user(team, ALICE, "backup", str(tmp / "mine.db"), db=own))
+    assert mode(tmp / "mine.db") == 0o600
+    assert refused(as_user(team, ALICE, "backup", str(tmp / "no" / "b.db"), db=own))
+    assert not (tmp / "no").exists()
+
+
+def test_a_read_only_archive_can_be_listed_shown_exported_and_verified(team: Team) -> None:
+    archive = team.base / "archive"
+    shutil.rmtree(archive, ignore_errors=True)
+    archive.mkdir()
+    own = team.homes[ALICE] / "live.db"
+    ok(as_user(team, ALICE, "open", "--severity", "P2", "--title", "Archived", db=own))
+    ok(as_user(team, ALICE, "backup", str(team.homes[ALICE] / "copy.db"), db=own))
+    db = archive / "2026-11.db"
+    shutil.copy(team.homes[ALICE] / "copy.db", db)
+    alice = pwd.getpwnam(ALICE)
+    for path in (archive, db):
+        os.chown(path, alice.pw_uid, alice.pw_gid)
+    db.chmod(0o444)
+    archive.chmod(0o555)  # no -wal or -shm can be made beside it
+    try:
+        assert "Archived" in ok(as_user(team, ALICE, "list", db=db))
+        assert "Archived" in ok(as_user(team, ALICE, "show", "1", db=db))
+        assert "Archived" in ok(as_user(team, ALICE, "export", "--format", "csv", db=db))
+        assert "ok" in ok(as_user(team, ALICE, "verify", db=db))
+        message = refused(as_user(team, ALICE, "ack", "1", db=db))
+        assert "read-only" in message and str(db) in message and "unexpected" not in message
+        assert sorted(p.name for p in archive.iterdir()) == [db.name]
+    finally:
+        archive.chmod(0o755)
 
 
 # -- identity on a jump host: the uid, whatever the environment or terminal says ---------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sqlite3
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import T0
+from sladeck.clock import FixedClock
 from sladeck.domain import actions
 from sladeck.domain.actions import Desk
 from sladeck.domain.model import Actor
@@ -678,3 +681,189 @@ def test_imported_incidents_get_their_stored_schedules(desk: Desk, store: Store,
     for item in items:
         incident = store.incident(item.id)
         assert incident is not None and item == QueueItem.of(incident, policy), item.id
+
+
+# -- files: an orphaned -wal, planted links, backups, damage, a full disk (SPEC §9) ---------
+
+
+def _sladeck(*argv: str) -> tuple[int, str, str]:
+    from conftest import call_cli
+
+    return call_cli(*argv)
+
+
+def _one_line_error(err: str) -> str:
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("sladeck: error: "), err
+    return lines[0]
+
+
+def test_a_missing_database_beside_its_wal_is_refused_naming_the_wal(
+        tmp_path: Path, policy) -> None:
+    import shutil
+
+    db, wal = tmp_path / "desk.db", tmp_path / "desk.db-wal"
+    store = Store(db)
+    desk = Desk(store, policy, FixedClock(T0), Actor("alice"))
+    actions.open_incident(desk, title="Only in the WAL", severity="P1")
+    shutil.copy(db, tmp_path / "saved.db")  # the file as it was, and its WAL
+    shutil.copy(wal, tmp_path / "saved.db-wal")
+    store.close()
+    db.unlink()
+    shutil.copy(tmp_path / "saved.db-wal", wal)  # desk.db moved away: its WAL stays
+    code, out, err = _sladeck("--db", str(db), "list")
+    line = _one_line_error(err)
+    assert code == 1 and str(wal) in line and "put" in line and str(db) in line
+    assert not db.exists()  # no empty database made over the data
+    assert wal.stat().st_size > 0
+    shutil.copy(tmp_path / "saved.db", db)  # put back, as the message says: nothing lost
+    code, out, err = _sladeck("--db", str(db), "list")
+    assert code == 0 and "Only in the WAL" in out
+
+
+def test_a_database_is_never_created_through_a_dangling_link(tmp_path: Path) -> None:
+    planted = tmp_path / "elsewhere.db"
+    link = tmp_path / "desk.db"
+    link.symlink_to(planted)
+    code, _, err = _sladeck("--db", str(link), "list")
+    assert code == 1 and "symbolic link" in _one_line_error(err)
+    assert not planted.exists()
+    real = tmp_path / "real.db"
+    Store(real).close()
+    mine = tmp_path / "mine.db"
+    mine.symlink_to(real)  # your own link to an existing database is followed
+    assert _sladeck("--db", str(mine), "list")[0] == 0
+
+
+@pytest.mark.parametrize("sidecar", ["-wal", "-shm"])
+def test_a_planted_wal_or_shm_link_is_refused(tmp_path: Path, sidecar: str) -> None:
+    db = tmp_path / "desk.db"
+    Store(db).close()
+    victim = tmp_path / "victim"
+    victim.write_text("keep me")
+    Path(f"{db}{sidecar}").symlink_to(victim)
+    with pytest.raises(StoreError, match="symbolic link"):
+        Store(db)
+    assert victim.read_text() == "keep me"
+
+
+def test_backup_is_private_never_through_a_link_never_into_a_missing_folder(
+        tmp_path: Path, store: Store) -> None:
+    old = os.umask(0o000)
+    try:
+        planted = tmp_path / "planted.db"
+        (tmp_path / "b.db").symlink_to(planted)
+        with pytest.raises(StoreError, match="already exists"):
+            store.backup(tmp_path / "b.db")
+        assert not planted.exists()
+        with pytest.raises(StoreError, match="does not exist") as refused:
+            store.backup(tmp_path / "no" / "such" / "b.db")
+        assert "\n" not in str(refused.value) and not (tmp_path / "no").exists()
+        store.backup(tmp_path / "ok.db")
+        assert stat.S_IMODE((tmp_path / "ok.db").stat().st_mode) == 0o600
+        assert sorted(p.name for p in tmp_path.iterdir()) == \
+            sorted(["b.db", "ok.db", "sladeck.db", "sladeck.db-wal", "sladeck.db-shm"])
+        team = tmp_path / "team"
+        team.mkdir()
+        team.chmod(0o2770)
+        store.backup(team / "b.db")
+        assert stat.S_IMODE((team / "b.db").stat().st_mode) == 0o660
+        assert Store(tmp_path / "ok.db").counts() == store.counts()
+    finally:
+        os.umask(old)
+
+
+def _damage(db: Path, *names: str) -> None:
+    """Overwrite the root page of the incidents table (or of `names`) with garbage."""
+    conn = sqlite3.connect(db)
+    roots = [conn.execute("SELECT rootpage FROM sqlite_master WHERE name = ?",
+                          (name,)).fetchone()[0] for name in names or ("incidents",)]
+    size = conn.execute("PRAGMA page_size").fetchone()[0]
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    with db.open("r+b") as f:
+        for root in roots:
+            f.seek((root - 1) * size)
+            f.write(b"\xff" * size)
+
+
+def test_a_damaged_file_is_one_plain_line_and_writers_refuse_after(
+        tmp_path: Path, policy) -> None:
+    db = tmp_path / "desk.db"
+    store = Store(db)
+    desk = Desk(store, policy, FixedClock(T0), Actor("alice"))
+    actions.open_incident(desk, title="t", severity="P1")
+    store.close()
+    _damage(db)
+    for argv in (("list",), ("ack", "1"), ("open", "--severity", "P2", "--title", "x")):
+        code, _, err = _sladeck("--db", str(db), *argv)
+        line = _one_line_error(err)
+        assert code == 1 and "unexpected" not in line, line
+        assert "sladeck verify" in line and "backup" in line and ".recover" in line, line
+    store = Store(db)
+    with pytest.raises(StoreError, match="malformed"), store.write() as tx:
+        tx.conn.execute("UPDATE incidents SET title = 'x'")
+    with pytest.raises(StoreError, match="will not write"), store.write() as tx:
+        tx.conn.execute("INSERT INTO policies (digest, source, added_at) VALUES ('d', 's', 't')")
+    store.close()
+
+
+def test_a_full_disk_is_one_plain_line_and_nothing_is_written(store: Store, policy) -> None:
+    desk = Desk(store, policy, FixedClock(T0), Actor("alice"))
+    actions.open_incident(desk, title="before", severity="P3")
+    pages = store.conn.execute("PRAGMA page_count").fetchone()[0]
+    store.conn.execute(f"PRAGMA max_page_count={pages}")  # as if the disk were full
+    with pytest.raises(StoreError) as refused:
+        actions.open_incident(desk, title="x", description="y" * 60_000, severity="P3")
+    message = str(refused.value)
+    assert "disk is full" in message and "\n" not in message and "free space" in message
+    assert [i.title for i in store.incidents()] == ["before"]
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A 2 MiB file system of its own (root only: a tmpfs mount)."""
+    import subprocess
+
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs",
+                           str(mount)], capture_output=True, text=True, check=False)
+    if os.getuid() != 0 or made.returncode != 0:
+        pytest.skip(f"needs root and tmpfs mounts: {made.stderr.strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_database_on_a_read_only_mount_can_be_read_not_written(small_disk: Path,
+                                                                 tmp_path: Path) -> None:
+    import subprocess
+
+    live = tmp_path / "live.db"
+    assert _sladeck("--db", str(live), "open", "--severity", "P2", "--title", "Archived")[0] == 0
+    assert _sladeck("--db", str(live), "backup", str(small_disk / "archive.db"))[0] == 0
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    db = str(small_disk / "archive.db")
+    for argv, seen in ((("list",), "Archived"), (("show", "1"), "Archived"),
+                       (("export", "--format", "md"), "Archived"), (("verify",), "ok")):
+        code, out, err = _sladeck("--db", db, *argv)
+        assert code == 0 and seen in out, (argv, err)
+    code, _, err = _sladeck("--db", db, "ack", "1")
+    line = _one_line_error(err)
+    assert code == 1 and "read-only file system" in line and "unexpected" not in line
+
+
+def test_a_full_disk_under_a_command_is_one_plain_line(small_disk: Path) -> None:
+    db = str(small_disk / "desk.db")
+    assert _sladeck("--db", db, "open", "--severity", "P3", "--title", "before")[0] == 0
+    filler = small_disk / "filler"
+    with filler.open("wb") as f:  # leave about 20 KiB free
+        free = os.statvfs(small_disk).f_bavail * os.statvfs(small_disk).f_frsize
+        f.write(b"\0" * max(0, free - 20 * 1024))
+    code, _, err = _sladeck("--db", db, "open", "--severity", "P3", "--title", "x",
+                            "--description", "y" * 60_000)
+    line = _one_line_error(err)
+    assert code == 1 and "disk is full" in line and "unexpected" not in line, line
+    filler.unlink()
+    code, out, _ = _sladeck("--db", db, "list", "--json")
+    assert code == 0 and [i["title"] for i in json.loads(out)] == ["before"]

@@ -37,3 +37,16 @@ class Conflict(SladeckError):
 
 class StoreError(SladeckError):
     """The database cannot be used safely (permissions, newer schema, corruption)."""
+
+
+class FileReplaced(StoreError):
+    """The database file was replaced (a backup restored with `mv`) or removed since it
+    was opened: acting now would change a file other than the one shown."""
+
+
+class ReadOnly(StoreError):
+    """The database can be read but not written (read-only file, folder or mount)."""
+
+
+class Damaged(StoreError):
+    """SQLite reported the file as malformed: nothing more is written to it."""

@@ -111,3 +111,56 @@ def check_sharing(path: Path) -> None:
     problems = sharing_problems(path)
     if problems:
         raise StoreError(problems[0])
+
+
+def _trusted(uid: int) -> bool:
+    return uid in (os.getuid(), 0)
+
+
+def resolve_links(path: Path) -> Path:
+    """`path` itself, or the file its symbolic link names; refuse a link that someone
+    else planted (its owner is neither you nor root) or that names nothing (sladeck
+    never creates a database or a backup through a link: it would end up wherever the
+    link's maker chose, with whatever mode that place gives it)."""
+    try:
+        info = path.lstat()
+    except (FileNotFoundError, NotADirectoryError):  # its folder's problem, told there
+        return path
+    except OSError as exc:
+        raise StoreError(f"cannot use {path}: {exc.strerror}") from None
+    if not stat.S_ISLNK(info.st_mode):
+        return path
+    target = os.readlink(path)
+    if not _trusted(info.st_uid):
+        raise StoreError(f"{path} is a symbolic link made by {_user(info.st_uid)} (to {target}); "
+                         f"sladeck does not follow links others planted: give the real path")
+    real = path.resolve()
+    if not real.exists():
+        raise StoreError(f"{path} is a symbolic link to {target}, which does not exist; "
+                         f"sladeck never creates a database through a link: remove the link, "
+                         f"or give the path of a real file")
+    return real
+
+
+def check_planted(path: Path) -> None:
+    """Refuse a database, `-wal` or `-shm` that is a symbolic link, or that belongs to
+    another user in a folder that is not a team folder (someone could have put it
+    there to read what you write: /tmp is sticky, not private)."""
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        shared = is_shared_folder(folder.stat())
+    except OSError:
+        return  # sharing_problems says why the folder cannot be used
+    for file in database_files(path):
+        try:
+            info = file.lstat()
+        except OSError:
+            continue
+        if file != path and stat.S_ISLNK(info.st_mode):
+            raise StoreError(f"{file} is a symbolic link (to {os.readlink(file)}); SQLite would "
+                             f"write through it: remove it (rm {file}) and run again")
+        if not shared and not _trusted(info.st_uid):
+            raise StoreError(f"{file} belongs to {_user(info.st_uid)}, not to you, and {folder} "
+                             f"is not a team folder, so anyone could have put it there; use a "
+                             f"database of your own, or share one through a team folder "
+                             f"({README})")

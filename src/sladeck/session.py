@@ -21,6 +21,7 @@ from sladeck.errors import MissingFields, PolicyError, SladeckError
 
 ENV_DB, ENV_POLICY, ENV_USER = "SLADECK_DB", "SLADECK_POLICY", "SLADECK_USER"
 COLLECTOR_GRACE = 5.0  # seconds the dashboard's start may keep the cycle collector off
+_opened: Path | None = None  # the database this process opened: named in SQLite's errors
 
 
 def default_db_path() -> Path:
@@ -55,6 +56,8 @@ class Session:
 
         self.policy = load_policy(settings.policy)
         self.db_path = Path(settings.db) if settings.db else default_db_path()
+        global _opened
+        _opened = self.db_path
         self.store = Store(self.db_path)
         self.store.adopt(self.policy)
         self.clock = SystemClock()
@@ -149,6 +152,14 @@ def failure(exc: BaseException) -> int:
         return 0
     if not isinstance(exc, Exception):
         raise exc  # SystemExit and the like are not failures to tell
+    sqlite3 = sys.modules.get("sqlite3")
+    if sqlite3 is not None and isinstance(exc, sqlite3.Error):  # a read the store let through
+        from sladeck.store import plain_error
+
+        plain = plain_error(exc, _opened or "the database")
+        if plain is not None:
+            say_error(str(plain))
+            return 1
     say_error(f"unexpected {type(exc).__name__}: {exc} (details in {_log_unexpected(exc)})")
     return 1
 

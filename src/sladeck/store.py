@@ -13,7 +13,7 @@ import json
 import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from itertools import chain
 from json.encoder import encode_basestring_ascii as _ascii
@@ -37,8 +37,8 @@ from sladeck.domain.model import (
     to_iso,
 )
 from sladeck.domain.queue import QueueItem
-from sladeck.errors import Refused, StoreError
-from sladeck.permissions import check_sharing, is_shared_folder
+from sladeck.errors import Damaged, FileReplaced, ReadOnly, Refused, StoreError
+from sladeck.permissions import check_planted, check_sharing, is_shared_folder, resolve_links
 from sladeck.policy import Policy
 
 if TYPE_CHECKING:
@@ -347,12 +347,26 @@ def _dumps(value: Any) -> str:
     return _PAYLOAD_TEXT(value)
 
 
-def prepare_file(path: Path) -> None:
-    """Create the database file without world access, or refuse an unsafe one.
+def _lstat(path: Path) -> os.stat_result | None:
+    try:
+        return path.lstat()
+    except FileNotFoundError:
+        return None
+
+
+def prepare_file(path: Path) -> bool:
+    """Create the database file without world access, or refuse an unsafe one; True
+    when it can only be read (a read-only mount, or a file or folder you cannot write
+    outside a team folder: an archived backup).
 
     0660 when its folder is group-shared (setgid), else 0600. SQLite gives the
-    `-wal` and `-shm` files the main file's permissions.
+    `-wal` and `-shm` files the main file's permissions. A new file is created with
+    O_EXCL|O_NOFOLLOW, never through a symbolic link; a link someone else made, a
+    dangling one, and another user's file outside a team folder are refused. A
+    missing database beside a `-wal` that holds data is refused too: starting afresh
+    would throw that data away.
     """
+    path = resolve_links(path)
     folder = path.parent
     if not folder.exists():
         try:
@@ -360,41 +374,175 @@ def prepare_file(path: Path) -> None:
         except OSError as exc:
             raise StoreError(f"cannot create the folder {exc.filename or folder}: "
                              f"{exc.strerror}") from None
-    if not path.exists():
+    check_planted(path)
+    if _lstat(path) is None:
+        wal = Path(f"{path}-wal")
+        wal_info = _lstat(wal)
+        if wal_info is not None and wal_info.st_size > 0:
+            raise StoreError(f"{path} is missing but {wal} holds its last committed changes "
+                             f"({wal_info.st_size} bytes); put {path} back (moved or deleted?) "
+                             f"and run again, or move {wal} and {path}-shm away to start an "
+                             f"empty database")
         mode = 0o660 if is_shared_folder(folder.stat()) else 0o600
         try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, mode)
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, mode)
         except FileExistsError:
-            pass
+            check_planted(resolve_links(path))  # someone made it meanwhile: look again
         except OSError as exc:
             raise StoreError(f"cannot create {path}: {exc.strerror}") from None
         else:
             os.fchmod(fd, mode)
             os.close(fd)
+    if read_only_reason(path):
+        return True
     check_sharing(path)  # world-writable, unwritable, wrong group, 0644 in a team folder
+    return False
+
+
+def read_only_reason(path: Path) -> str | None:
+    """Why `path` can only be read, or None. In a team folder a file the team cannot
+    write is a sharing problem with its fix (`check_sharing`), not a read-only file."""
+    try:
+        if os.statvfs(path).f_flag & os.ST_RDONLY:
+            return "on a read-only file system"
+        folder = path.parent
+        if is_shared_folder(folder.stat()):
+            return None
+        if not os.access(path, os.W_OK):
+            return "the file is read-only to you"
+        sidecars = [Path(f"{path}-wal"), Path(f"{path}-shm")]
+        if not all(f.exists() for f in sidecars) and not os.access(folder, os.W_OK | os.X_OK):
+            return f"its folder {folder} is read-only to you"
+    except OSError:
+        return None  # check_sharing names what cannot be used
+    return None
+
+
+# SQLite's result codes people can act on, as one plain line each: (what, next step).
+_PLAIN = {
+    "SQLITE_FULL": ("the disk is full", "free space on its file system and try again"),
+    "SQLITE_CORRUPT": ("the file is damaged", None),
+    "SQLITE_NOTADB": ("it is not a sladeck database (or is damaged)", None),
+    "SQLITE_READONLY": ("it is read-only", "use a copy you can write to act"),
+    "SQLITE_IOERR": ("the disk reported an input/output error", "check the disk, then run "
+                     "sladeck verify"),
+    "SQLITE_CANTOPEN": ("it cannot be opened", "check the file and its folder exist and are "
+                        "yours or your team's"),
+    "SQLITE_PERM": ("permission denied", "check the file's owner and mode"),
+    "SQLITE_BUSY": ("another process kept it locked", "try again"),
+    "SQLITE_LOCKED": ("another process kept it locked", "try again"),
+    "SQLITE_NOMEM": ("out of memory", "try again"),
+    "SQLITE_PROTOCOL": ("another process kept it locked", "try again"),
+}
+
+
+def damaged_text(path: Path | str, what: str) -> str:
+    return (f"{path}: {what}; sladeck will not write to it: check it with sladeck verify, "
+            f"restore the latest backup, or rescue what is left with: "
+            f"sqlite3 {path} .recover | sqlite3 recovered.db")
+
+
+def plain_error(exc: sqlite3.Error, path: Path | str) -> StoreError | None:
+    """SQLite's error as one line a person can act on (nothing was written), or None
+    for one that is a bug (an integrity or programming error)."""
+    base = "_".join((getattr(exc, "sqlite_errorname", None) or "").split("_")[:2])
+    text = str(exc)
+    if "malformed" in text:
+        base = "SQLITE_CORRUPT"
+    if base not in _PLAIN:
+        return None
+    what, step = _PLAIN[base]
+    if base in ("SQLITE_CORRUPT", "SQLITE_NOTADB"):
+        return Damaged(damaged_text(path, f"{what} (SQLite: {text})"))
+    cls = ReadOnly if base == "SQLITE_READONLY" else StoreError
+    return cls(f"cannot use {path}: {what} (SQLite: {text}); {step}")
 
 
 class Store:
-    """One connection to the database; one Store per thread."""
+    """One connection to the database; one Store per thread.
 
-    def __init__(self, path: str | os.PathLike[str], *, migrate: bool = True) -> None:
+    It remembers which file it opened (`identity`: device and inode) and refuses to
+    write once the path names another file or none (a backup restored with `mv`, a
+    file deleted): its connection would still write the old one. `expect` opens the
+    same file another Store has open, or refuses (it never creates one).
+    """
+
+    _damaged: set[tuple[int, int]] = set()  # files SQLite called malformed in this process
+
+    def __init__(self, path: str | os.PathLike[str], *, migrate: bool = True,
+                 expect: tuple[int, int] | None = None) -> None:
         self.path = Path(path)
-        if str(path) != ":memory:":
-            prepare_file(self.path)
+        self.read_only = False
+        self.identity: tuple[int, int] | None = None
+        memory = str(path) == ":memory:"
+        if expect is not None and self.file_identity() != expect:
+            raise self._replaced()
+        if not memory:
+            self.read_only = prepare_file(self.path)
         try:
-            conn = sqlite3.connect(str(path), isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000,
-                                   check_same_thread=False)
-            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
+            if self.read_only:
+                conn = self._connect_read_only()
+            else:
+                conn = sqlite3.connect(str(path), isolation_level=None,
+                                       timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+                conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"cannot open {path}: {exc}") from None
+            raise plain_error(exc, self.path) or StoreError(f"cannot open {path}: {exc}") from None
         self.conn = conn
+        if not memory:
+            self.identity = self.file_identity()
+        if expect is not None and self.identity != expect:
+            conn.close()
+            raise self._replaced()
         self._policies: dict[int, Policy] = {}
         self._policy_ids: dict[str, int] = {}
         if migrate:
-            self.migrate()
+            try:
+                self.migrate()
+            except sqlite3.DatabaseError as exc:
+                conn.close()
+                raise plain_error(exc, self.path) or StoreError(
+                    f"cannot open {path}: {exc}") from None
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        """A read-only connection; `immutable` when no `-shm` exists and none can be made
+        (an archived backup in a read-only folder, or on a read-only mount)."""
+        from urllib.parse import quote
+
+        real = self.path.resolve()
+        uri = f"file:{quote(str(real))}?mode=ro"
+        no_shm = not Path(f"{real}-shm").exists() and not os.access(real.parent,
+                                                                     os.W_OK | os.X_OK)
+        if no_shm or os.statvfs(real).f_flag & os.ST_RDONLY:
+            uri += "&immutable=1"
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None,
+                               timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA schema_version").fetchone()  # fails here, not mid-command
+        return conn
+
+    def file_identity(self) -> tuple[int, int] | None:
+        """(device, inode) of the file the path names now, or None if it names none."""
+        try:
+            info = os.stat(self.path)
+        except OSError:
+            return None
+        return info.st_dev, info.st_ino
+
+    def same_file(self) -> bool:
+        """Whether the path still names the file this Store opened."""
+        return self.identity is None or self.file_identity() == self.identity
+
+    def _replaced(self) -> FileReplaced:
+        if self.file_identity() is None:
+            return FileReplaced(f"{self.path} was removed since it was opened; nothing was "
+                                f"written (put it back, or reload to start afresh)")
+        return FileReplaced(f"{self.path} was replaced by another file since it was opened "
+                            f"(a backup restored?); nothing was written: reload to see the "
+                            f"new file before acting")
 
     def close(self) -> None:
         self.conn.close()
@@ -411,8 +559,16 @@ class Store:
 
     def migrate(self) -> None:
         """Bring the schema up to date; concurrent starters wait, one migrates."""
-        if self.schema_version() == SCHEMA_VERSION:
+        current = self.schema_version()
+        if current == SCHEMA_VERSION:
             return
+        if current > SCHEMA_VERSION:
+            raise StoreError(f"{self.path} was written by a newer sladeck "
+                             f"(schema {current}); upgrade sladeck")
+        if self.read_only:
+            raise ReadOnly(f"{self.path} is read-only ({read_only_reason(self.path)}) and was "
+                           f"written by an older sladeck (schema {current}); copy it somewhere "
+                           f"you can write and open the copy")
         with self._immediate():
             current = self.schema_version()
             if current > SCHEMA_VERSION:
@@ -425,20 +581,43 @@ class Store:
                 step(db)
                 self.conn.execute(f"PRAGMA user_version={number}")
 
+    def refusal(self, exc: sqlite3.Error) -> StoreError | None:
+        """`plain_error`, remembering a damaged file so no writer here touches it again."""
+        error = plain_error(exc, self.path)
+        if isinstance(error, Damaged) and self.identity is not None:
+            Store._damaged.add(self.identity)
+        return error
+
     @contextmanager
     def _immediate(self) -> Iterator[None]:
+        if self.read_only:
+            why = read_only_reason(self.path) or "it is read-only"
+            raise ReadOnly(f"cannot write {self.path}: {why}; nothing was written (to act, "
+                           f"copy it somewhere you can write)")
+        if self.identity in Store._damaged:
+            raise Damaged(damaged_text(self.path, "SQLite reported it malformed"))
         try:
             self.conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            raise StoreError(f"cannot write {self.path}: {exc}") from None
+        except sqlite3.Error as exc:
+            raise self.refusal(exc) or StoreError(f"cannot write {self.path}: {exc}") from None
+        if not self.same_file():  # checked holding the write lock, before any write
+            self.conn.execute("ROLLBACK")
+            raise self._replaced()
         try:
             yield
-        except BaseException:
+        except BaseException as exc:
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
+            error = self.refusal(exc) if isinstance(exc, sqlite3.Error) else None
+            if error is not None:
+                raise error from None
             raise
-        else:
+        try:
             self.conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise self.refusal(exc) or StoreError(f"cannot write {self.path}: {exc}") from None
 
     @contextmanager
     def write(self, *, bulk: bool = False) -> Iterator[Transaction]:
@@ -630,16 +809,51 @@ class Store:
     def backup(self, dest: str | os.PathLike[str]) -> None:
         """A consistent copy through SQLite's backup API while others keep writing.
 
-        The copy is created with the same care as the database: 0600, or 0660 in a
-        group-shared folder, never readable by everyone.
+        The copy is written to a private temporary file in the destination's folder
+        (0600, or 0660 in a group-shared folder; never through a link someone planted)
+        and linked into place only when complete, never over an existing file. The
+        folder must exist: a mistyped path is not silently created.
         """
-        target_path = Path(dest)
-        prepare_file(target_path)
-        target = sqlite3.connect(str(target_path))
+        import tempfile
+
+        target = Path(dest)
+        folder = target.parent if str(target.parent) else Path(".")
+        if not folder.is_dir():
+            raise StoreError(f"cannot back up to {target}: the folder {folder} does not exist "
+                             f"(create it first)")
+        if os.path.lexists(target):
+            raise StoreError(f"{target} already exists; choose a new file")
         try:
-            self.conn.backup(target)
+            fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=folder)
+        except OSError as exc:
+            raise StoreError(f"cannot back up to {target}: {exc.strerror}") from None
+        try:
+            os.fchmod(fd, 0o660 if is_shared_folder(folder.stat()) else 0o600)
+            os.close(fd)
+            copy = sqlite3.connect(temp)
+            try:
+                self.conn.backup(copy)
+            finally:
+                copy.close()
+            with open(temp, "rb") as written:
+                os.fsync(written.fileno())
+            try:
+                os.link(temp, target)  # fails if anything, even a link, appeared there
+            except FileExistsError:
+                raise StoreError(f"{target} already exists; choose a new file") from None
+            except OSError:  # a file system without hard links: rename, after one more look
+                if os.path.lexists(target):
+                    raise StoreError(f"{target} already exists; choose a new file") from None
+                os.rename(temp, target)
+        except sqlite3.Error as exc:
+            raise self.refusal(exc) or StoreError(f"cannot back up to {target}: {exc}") \
+                from None
+        except OSError as exc:
+            raise StoreError(f"cannot back up to {target}: {exc.strerror}") from None
         finally:
-            target.close()
+            for leftover in (temp, f"{temp}-journal"):
+                with suppress(FileNotFoundError):
+                    os.unlink(leftover)
 
 
 class Transaction:

@@ -17,6 +17,7 @@ import contextlib
 import gc
 import inspect
 import logging
+import sqlite3
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -266,7 +267,7 @@ class SladeckApp(App[int]):
         if self._desk is None:
             from sladeck.domain.actions import Desk
 
-            writer = Store(self.db_path, migrate=False)
+            writer = Store(self.db_path, migrate=False, expect=self.reader.identity)
             writer.adopt(self.policy)
             self._desk = Desk(writer, self.policy, self.clock, self.actor)
         return self._desk
@@ -417,9 +418,22 @@ class SladeckApp(App[int]):
         if not self.closing:
             self.refresh_from_store()
 
+    _store_problem = ""  # the last SQLite error the poll told, said once
+
     def refresh_from_store(self, force: bool = False) -> None:
-        if self.closing:
+        if self.closing or not self._same_file():
             return
+        try:
+            self._refresh(force)
+        except sqlite3.Error as exc:  # a damaged file, a full or failing disk: one line
+            error = self.reader.refusal(exc)  # and writers refuse a damaged file from now on
+            if error is None:
+                raise
+            if str(error) != self._store_problem:
+                self._store_problem = str(error)
+                self.notify(str(error), severity="error", timeout=30, markup=False)
+
+    def _refresh(self, force: bool) -> None:
         version = self.reader.data_version()
         if version == self.data_version and not force:
             return
@@ -445,6 +459,78 @@ class SladeckApp(App[int]):
                 screen.query_one("#form-error", Static).update(Text(
                     f"{newer.ref} was just changed by {visible(newer.updated_by)} "
                     f"({newer.last_change}); submitting will show what changed."))
+
+    # -- the file shown: replaced or removed under the dashboard ----------------------
+
+    _file_gone = False  # the path names no usable file: every action is refused
+    _refused_file: tuple[int, int] | None = None  # a replacement that could not be opened
+
+    def _same_file(self) -> bool:
+        """Whether the database path still names the file shown (a `stat`, about 1 µs).
+
+        A file replaced (a backup restored with `mv`) is opened and shown instead, with
+        one line saying so. A file removed or moved away stays shown (still read: its
+        folder may have moved with it), said to be gone, and every action is refused
+        until a file is back at the path: nothing ever acts on a file not shown, nor
+        on one the team no longer finds there.
+        """
+        found = self.reader.file_identity()
+        if found == self.reader.identity:
+            if self._file_gone:  # the same file back (moved away and back again)
+                self._file_gone = False
+                self.notify(f"{self.db_path} is back", markup=False)
+            return True
+        if found is None or found == self._refused_file:
+            if not self._file_gone:
+                self._file_gone = True
+                self._drop_writer()
+                self.notify(f"{self.db_path} was removed or moved away: still showing what "
+                            "it held; every action is refused until the file is back",
+                            severity="error", timeout=30, markup=False)
+            return True  # go on reading the file shown
+        try:
+            reader = Store(self.db_path)
+        except SladeckError as exc:
+            self._refused_file, self._file_gone = found, True
+            self._drop_writer()
+            self.notify(f"{self.db_path} was replaced and the new file cannot be used, so every "
+                        f"action is refused: {exc}", severity="error", timeout=30, markup=False)
+            return True  # go on reading the file shown
+        self._show_file(reader)
+        return False
+
+    def _show_file(self, reader: Store) -> None:
+        """Show the file `reader` opened instead of the one shown so far."""
+        old, self.reader = self.reader, reader
+        reader.adopt(self.policy)
+        reader.small_cache()
+        self._drop_writer()
+        old.close()
+        self._file_gone, self._refused_file = False, None
+        while len(self.screen_stack) > 1:  # details and forms of the old file's incidents
+            self.pop_screen()
+        self.queue = Queue(reader.policy, me=self.queue.me, filter=self.queue.filter)
+        view = self._queue_view()
+        if view is not None:
+            view.queue = self.queue
+        self.data_version = reader.data_version()
+        self.seq = reader.last_seq()
+        self.queue.load(reader.queue_items(LOADED_STATES), self.clock.now())
+        self._rows_changed()
+        # The watch is on the folder, by name: it goes on seeing the new file's writes.
+        self.notify(f"{self.db_path} was replaced by another file (a backup restored?): now "
+                    "showing the new file", severity="warning", timeout=15, markup=False)
+
+    def _drop_writer(self) -> None:
+        """Forget the actions' connection: the next action opens one on the file shown
+        (or is refused, with the file gone). One in use is left to its action, which its
+        own check refuses."""
+        desk, self._desk = self._desk, None
+        if desk is not None and self.write_lock.acquire(blocking=False):
+            try:
+                desk.store.close()
+            finally:
+                self.write_lock.release()
 
     def tick(self) -> None:
         """Once a second: no I/O, only rows whose risk may have moved, then repaint
@@ -545,10 +631,14 @@ class SladeckApp(App[int]):
         """Record the notices; then run this process's own notification command (never
         one from a policy stored in the database: SPEC §6), failures on the timeline."""
         with self.write_lock:
-            incidents = [i for i in map(self.writer.incident, incident_ids) if i is not None]
             from sladeck.domain.actions import record_notices
 
-            recorded = record_notices(self.desk, incidents)
+            try:
+                incidents = [i for i in map(self.writer.incident, incident_ids) if i is not None]
+                recorded = record_notices(self.desk, incidents)
+            except SladeckError as exc:  # the file is gone or replaced: said once already
+                log.warning("notices not recorded: %s", exc)
+                return
         if not self.run_hooks or not recorded:
             return
         from sladeck.hooks import deliver_notices
