@@ -12,8 +12,6 @@ Actions run in thread workers on their own connection.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import gc
 import inspect
 import logging
@@ -43,6 +41,7 @@ from sladeck.store import Store
 from sladeck.text import visible
 from sladeck.tui.cursors import steady_cursors
 from sladeck.tui.keys import INCIDENT_BINDINGS, QUEUE_BINDINGS
+from sladeck.tui.live import LiveUpdates
 from sladeck.tui.palette import CommandPalette
 from sladeck.tui.partial import display as display_cells
 from sladeck.tui.partial import install as write_only_changed_cells
@@ -55,7 +54,6 @@ if TYPE_CHECKING:
 
     from sladeck.domain.actions import Desk, Outcome
     from sladeck.tui.forms import ActionForm
-    from sladeck.tui.watch import DatabaseWatch
 
 # The detail screen, the forms and the help screen load when first opened: the
 # queue's first frame needs none of them. Until a module is loaded no screen of it
@@ -108,17 +106,13 @@ class SladeckApp(App[int]):
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses keep it
     TITLE = "sladeck"
     # With a poll interval, watch the database's folder instead of polling where the
-    # platform allows (watch.py). After a write event the store is checked every
-    # WATCH_STEP s until the commit shows, then every poll interval until writes
-    # have stopped for WATCH_QUIET s.
+    # platform allows (live.py, watch.py). After a write event the store is checked
+    # every WATCH_STEP s until the commit shows, then every poll interval until
+    # writes have stopped for WATCH_QUIET s.
     WATCH_FILES = True
     WATCH_STEP = 0.02
     WATCH_QUIET = 0.5
-    _watch: DatabaseWatch | None = None
-    _watch_tried = False
-    _quiet_at = 0.0  # event-loop time after which a check chain stops
-    _last_write = 0.0  # event-loop time of the last write event
-    _last_seen = 0.0  # ... and of the last check that saw a commit
+    live: LiveUpdates | None = None  # when to check the store: from the first frame on
     _heap_frozen = False
     BINDINGS = [
         Binding("q", "quit", "Quit", id="app.quit", tooltip="Leave the dashboard"),
@@ -155,7 +149,6 @@ class SladeckApp(App[int]):
         self.data_version = -1
         self.loaded = False
         self._keys_for: object = None  # what the footer's keys were last checked for
-        self._poll_handle: asyncio.TimerHandle | None = None
         self.closing = False  # set on unmount: a late poll or tick must not touch the store
 
     @property
@@ -221,100 +214,22 @@ class SladeckApp(App[int]):
     def _start_watching(self, force: bool = False) -> None:
         """Watch (or poll) from now on, then check once: a commit made before the watch
         began raised no event."""
-        self._arm_poll()
+        if self.live is None and self.poll_interval and not self.closing:
+            self.live = LiveUpdates(self.db_path, self.poll, interval=self.poll_interval,
+                                    on_error=self._handle_exception,
+                                    watch_files=self.WATCH_FILES, step=self.WATCH_STEP,
+                                    quiet=self.WATCH_QUIET)
+            self.live.start()
         self.refresh_from_store(force=force)
 
-    def _arm_poll(self) -> None:
-        """Start watching the database's folder, or else arm the next poll.
-
-        Polls are plain event-loop callbacks: a Textual timer costs about 10× more per
-        wake-up. A watch wakes the app only when the database is written to.
-        """
-        if not self.poll_interval or self.closing:
-            return
-        if self.WATCH_FILES and not self._watch_tried:
-            from sladeck.tui.watch import open_watch
-
-            self._watch_tried = True
-            watch = open_watch(self.db_path)
-            if watch is not None:
-                self._watch = watch
-                asyncio.get_running_loop().add_reader(watch.fd, self._watched)
-        if self._watch is None:
-            self._poll_handle = asyncio.get_running_loop().call_later(
-                self.poll_interval, self._polled)
-
-    def _watched(self) -> None:
-        """The database's folder changed: check the store soon, and again a few times."""
-        watch = self._watch
-        if watch is None:
-            return
-        touched = watch.read()
-        if watch.broken:  # the folder went away or moved: poll from now on
-            self._stop_watching()
-            self._polled()
-            return
-        if not touched or self.closing:
-            return
-        loop = asyncio.get_running_loop()
-        now = self._last_write = loop.time()
-        self._quiet_at = now + self.WATCH_QUIET
-        soon = now + self.WATCH_STEP / 4
-        handle = self._poll_handle
-        if handle is None:  # no chain of checks running: start one
-            self._poll_handle = loop.call_later(soon - now, self._checked)
-        elif handle.when() > soon and now - self._last_seen >= (self.poll_interval or 0.1):
-            # a new write in a slow chain, and no reload for a poll interval: check soon
-            handle.cancel()
-            self._poll_handle = loop.call_later(soon - now, self._checked)
-
-    def _checked(self) -> None:
-        """One check of a chain; the chain goes on while writes keep coming.
-
-        A write event comes before its commit is visible (the writer still syncs the
-        WAL, which can take tens of milliseconds, and updates its index), so checks
-        follow every WATCH_STEP until one sees a commit; after that, while writes
-        go on, every poll interval, as a poll would, so a long import is not
-        reloaded fifty times a second.
-        """
-        self._poll_handle = None
+    def poll(self) -> bool:
+        """Notice other processes' commits (about 4 µs when nothing changed); True if
+        one was seen."""
+        if self.closing:
+            return False
         version = self.data_version
-        try:
-            self.poll()
-        except Exception as error:
-            self._handle_exception(error)
-            return
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        if self.data_version != version:
-            self._last_seen = now
-        if self._watch is None or self.closing or now >= self._quiet_at:
-            return
-        waiting = self._last_write > self._last_seen  # a write not yet seen committed
-        delay = self.WATCH_STEP if waiting else self.poll_interval or 0.1
-        self._poll_handle = loop.call_later(delay, self._checked)
-
-    def _stop_watching(self) -> None:
-        watch, self._watch = self._watch, None
-        if watch is not None:
-            with contextlib.suppress(Exception):  # the loop may already be closed
-                asyncio.get_running_loop().remove_reader(watch.fd)
-            watch.close()
-        if self._poll_handle is not None:
-            self._poll_handle.cancel()
-
-    def _polled(self) -> None:
-        try:
-            self.poll()
-        except Exception as error:  # what a Textual timer would do with it
-            self._handle_exception(error)
-            return
-        self._arm_poll()
-
-    def poll(self) -> None:
-        """Notice other processes' commits (about 4 µs when nothing changed)."""
-        if not self.closing:
-            self.refresh_from_store()
+        self.refresh_from_store()
+        return self.data_version != version
 
     _store_problem = ""  # the last SQLite error the poll told, said once
 
@@ -437,7 +352,7 @@ class SladeckApp(App[int]):
             return
         if self.tick_interval and not self._heap_frozen:
             self._freeze_heap()
-        if self._watch is not None:
+        if self.live is not None and self.live.watching:
             self.poll()  # the watch's safety net: about 4 µs, and no wake-up of its own
         now = self.clock.now()
         transitions = self.queue.tick(now)
@@ -851,9 +766,8 @@ class SladeckApp(App[int]):
 
     def on_unmount(self) -> None:
         self.closing = True  # a poll or tick already scheduled now returns at once
-        self._stop_watching()
-        if self._poll_handle is not None:
-            self._poll_handle.cancel()
+        if self.live is not None:
+            self.live.stop()
         self.reader.close()
         with self.write_lock:
             if self._desk is not None:
