@@ -33,14 +33,14 @@ from textual.worker import Worker, WorkerState
 
 from sladeck.clock import Clock, SystemClock
 from sladeck.domain.clocks import to_us
-from sladeck.domain.model import ACKNOWLEDGED, ACTIVE_STATES, OPEN, RESOLVED, Actor, Incident
+from sladeck.domain.model import ACTIVE_STATES, RESOLVED, Actor, Incident
 from sladeck.domain.queue import Filter, Queue, QueueItem, Transition
 from sladeck.errors import Conflict, MissingFields, SladeckError
 from sladeck.policy import Policy
 from sladeck.store import Store
 from sladeck.text import visible
 from sladeck.tui.cursors import steady_cursors
-from sladeck.tui.keys import INCIDENT_BINDINGS, QUEUE_BINDINGS
+from sladeck.tui.keys import ACTIONS, INCIDENT_BINDINGS, QUEUE_BINDINGS
 from sladeck.tui.live import LiveUpdates
 from sladeck.tui.palette import CommandPalette
 from sladeck.tui.partial import display as display_cells
@@ -402,15 +402,7 @@ class SladeckApp(App[int]):
         if view is not None:
             view.rows_changed()
         self._update_summary(self.clock.now())
-        # The footer's keys depend on the screen and the current incident's state and
-        # level only: re-checking them recomposes the footer, so only when those change.
-        incident = self.current_incident()
-        keys = (id(self.screen), incident and (incident.id, incident.state, incident.level))
-        if keys != self._keys_for:
-            first = self._keys_for is None
-            self._keys_for = keys
-            if not first:  # the footer's first compose checks them anyway
-                self.refresh_bindings()
+        self._follow_keys()
 
     def _update_summary(self, now: datetime, out: list[str] | None = None) -> None:
         if not self.screen_stack or not isinstance(self.screen_stack[0], QueueScreen):
@@ -478,26 +470,51 @@ class SladeckApp(App[int]):
         return self._applies(action, self.screen)
 
     def _applies(self, action: str, screen: Screen[Any]) -> bool | None:
-        """True if `action` applies on `screen`; None shows its key dimmed."""
-        incident_actions = {"acknowledge", "escalate", "resolve", "comment", "severity",
-                            "assign", "review", "details"}
-        if action not in incident_actions:
+        """True if `action` applies on `screen`; None shows its key dimmed (and pressing
+        it says why, see `run_action`)."""
+        entry = ACTIONS.get(action)
+        if entry is None or not entry.needs_incident:
             return True
         if isinstance(screen, ModalScreen):
             return False
         incident = self.current_incident(screen)
         if incident is None:
             return None  # shown dimmed: nothing selected
-        policy = self.reader.policy(incident.policy_id)
-        allowed = {
-            "acknowledge": incident.state == OPEN,
-            "escalate": incident.active and policy.next_level(incident.level) is not None,
-            "resolve": incident.state in (OPEN, ACKNOWLEDGED),
-            "review": incident.state == RESOLVED,
-            "severity": incident.state != "closed",
-            "assign": incident.state != "closed",
-        }
-        return True if allowed.get(action, True) else None
+        return True if entry.is_available(incident, self.reader.policy(incident.policy_id)) \
+            else None
+
+    def _why_not(self, action: str) -> str | None:
+        """One line saying why the key of `action` does nothing here; None if it acts
+        (or is not one of the registry's, or a form covers it)."""
+        entry = ACTIONS.get(action)
+        if entry is None or not entry.needs_incident or isinstance(self.screen, ModalScreen):
+            return None
+        incident = self.current_incident()
+        if incident is None:
+            return "Select an incident first"
+        return entry.why_not(incident, self.reader.policy(incident.policy_id))
+
+    def _follow_keys(self) -> None:
+        """Re-check the footer's keys when what applies changed: the screen, or the
+        actions that apply to the current incident (re-checking recomposes the footer,
+        so a cursor moving between rows alike costs nothing)."""
+        incident = self.current_incident()
+        if incident is None:
+            applies: frozenset[str] | None = None
+        else:
+            policy = self.reader.policy(incident.policy_id)
+            applies = frozenset(a.name for a in ACTIONS.values() if a.is_available(incident,
+                                                                                   policy))
+        keys = (id(self.screen), applies)
+        if keys != self._keys_for:
+            first = self._keys_for is None
+            self._keys_for = keys
+            if not first:  # the footer's first compose checks them anyway
+                self.refresh_bindings()
+
+    def on_queue_view_selected(self, event: QueueView.Selected) -> None:
+        """The highlighted row changed: the footer follows it."""
+        self._follow_keys()
 
     # -- actions: keys, palette and forms all end here --------------------------
 
@@ -703,12 +720,10 @@ class SladeckApp(App[int]):
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         for command in super().get_system_commands(screen):
             yield command._replace(callback=self._contained(command.callback))
-        for binding in (*INCIDENT_BINDINGS, *QUEUE_BINDINGS):
-            name = binding.action.removeprefix("app.")
-            if self._applies(name, screen) is True:  # `screen` is under the palette
-                yield SystemCommand(f"{binding.description} ({binding.key})",
-                                    binding.tooltip or binding.description,
-                                    self._contained(getattr(self, f"action_{name}")))
+        for entry in ACTIONS.values():
+            if self._applies(entry.name, screen) is True:  # `screen` is under the palette
+                yield SystemCommand(f"{entry.label} ({entry.key})", entry.tooltip or entry.label,
+                                    self._contained(getattr(self, f"action_{entry.name}")))
 
     def action_command_palette(self) -> None:
         """Textual's palette, with its page keys guarded (palette.py)."""
@@ -729,8 +744,14 @@ class SladeckApp(App[int]):
                          namespaces: Mapping[str, DOMNode] | None = None) -> bool:
         """Every key binding (of any screen or widget) and every click on an action
         ends here: an action that fails is logged and told in one line, and the
-        dashboard goes on (Textual would end the app)."""
+        dashboard goes on (Textual would end the app). A key that does not apply here
+        (dimmed in the footer) says why in one line instead of doing nothing."""
         try:
+            if isinstance(action, str) and action.startswith("app."):
+                why = self._why_not(action[4:])
+                if why is not None:
+                    self.notify(visible(why), severity="warning", markup=False)
+                    return True
             return await super().run_action(action, default_namespace, namespaces)
         except Exception as error:
             self.unexpected(error)
