@@ -6,6 +6,7 @@ Pilot tests on the real app, a FixedClock and a temporary database (see test_tui
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -35,7 +36,7 @@ def footer(app: SladeckApp) -> dict[str, bool]:
 def open_above_acknowledged(app: SladeckApp) -> tuple[int, int]:
     """Two neighbouring rows: an open incident, then an acknowledged one."""
     rows = app.queue.visible
-    for upper, lower in zip(rows, rows[1:], strict=False):
+    for upper, lower in pairwise(rows):
         if upper.incident.state == "open" and lower.incident.state == "acknowledged":
             return upper.incident.id, lower.incident.id
     raise AssertionError("the demo has no open row above an acknowledged one")
@@ -89,7 +90,7 @@ async def test_the_footer_is_rechecked_only_when_what_applies_changes(
     app = make_app(demo_db, policy)
     async with app.run_test(size=(120, 36)) as pilot:
         rows = app.queue.visible
-        pair = next((a.incident.id, b.incident.id) for a, b in zip(rows, rows[1:], strict=False)
+        pair = next((a.incident.id, b.incident.id) for a, b in pairwise(rows)
                     if a.incident.state == b.incident.state == "open"
                     and a.incident.level == b.incident.level
                     and a.incident.policy_id == b.incident.policy_id)
