@@ -28,7 +28,7 @@ from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Footer, Input
 from textual.worker import Worker, WorkerState
 
 from sladeck.clock import Clock, SystemClock
@@ -42,6 +42,7 @@ from sladeck.text import visible
 from sladeck.tui.cursors import steady_cursors
 from sladeck.tui.keys import ACTIONS, INCIDENT_BINDINGS, QUEUE_BINDINGS
 from sladeck.tui.live import LiveUpdates
+from sladeck.tui.messages import ActionRefused, ActionRequested, StoreChanged
 from sladeck.tui.palette import CommandPalette
 from sladeck.tui.partial import display as display_cells
 from sladeck.tui.partial import install as write_only_changed_cells
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
 
     from sladeck.domain.actions import Desk, Outcome
     from sladeck.tui.forms import ActionForm
+    from sladeck.tui.requests import Request
 
 # The detail screen, the forms and the help screen load when first opened: the
 # queue's first frame needs none of them. Until a module is loaded no screen of it
@@ -258,20 +260,10 @@ class SladeckApp(App[int]):
         transitions = self.queue.merge(changed, self.clock.now())
         self._rows_changed()
         self._alert(transitions)
-        screen = self.screen
-        ids = {i.id for i in changed}
-        for s in self.screen_stack:
-            if _is(s, "detail", "DetailScreen") and s.incident.id in ids:  # type: ignore[attr-defined]
-                detail = self.reader.detail(s.incident.id)  # type: ignore[attr-defined]
-                if detail is not None:
-                    s.show(detail)  # type: ignore[attr-defined]
-        if _is(screen, "forms", "ActionForm") and screen.incident is not None \
-                and screen.incident.id in ids:
-            newer = self.reader.incident(screen.incident.id)
-            if newer is not None and newer.version != screen.expected_version:
-                screen.query_one("#form-error", Static).update(Text(
-                    f"{newer.ref} was just changed by {visible(newer.updated_by)} "
-                    f"({newer.last_change}); submitting will show what changed."))
+        if len(self.screen_stack) > 1:  # details and forms over the queue read what they show
+            ids = frozenset(i.id for i in changed)
+            for screen in self.screen_stack[1:]:
+                screen.post_message(StoreChanged(ids, self.reader))
 
     # -- the file shown: replaced or removed under the dashboard ----------------------
 
@@ -541,10 +533,9 @@ class SladeckApp(App[int]):
     def action_acknowledge(self) -> None:
         found = self._incident_and_policy()
         if found:
-            incident_id, version = found[0].id, found[2]
-            from sladeck.domain.actions import acknowledge
+            from sladeck.tui.requests import AcknowledgeRequest
 
-            self.perform(lambda desk: acknowledge(desk, incident_id, expected_version=version))
+            self.perform(AcknowledgeRequest(found[0].id, expected_version=found[2]))
 
     def action_escalate(self) -> None:
         from sladeck.tui.forms import EscalateForm
@@ -654,17 +645,16 @@ class SladeckApp(App[int]):
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
 
-    def tick_checklist(self, incident_id: int, checklist: str, item: str, done: bool) -> None:
-        from sladeck.domain.actions import tick
-
-        self.perform(lambda desk: tick(desk, incident_id, checklist, item, done=done))
+    def on_action_requested(self, event: ActionRequested) -> None:
+        """A form (or the detail screen's checklist) asks for an action."""
+        self.perform(event.request, event.form)
 
     @work(thread=True, exit_on_error=False, group="actions")
-    def perform(self, run: Callable[[Desk], Outcome], form: ActionForm | None = None) -> None:
-        """Run one action off the event loop; report back on the main thread."""
+    def perform(self, request: Request, form: Screen[Any] | None = None) -> None:
+        """Run one action off the event loop; answer `form` (or tell) on the main thread."""
         try:
             with self.write_lock:
-                outcome = run(self.desk)
+                outcome = request.run(self.desk)
         except MissingFields as exc:
             self.call_from_thread(self._refused, str(exc), form, exc.missing)
         except Conflict as exc:
@@ -674,28 +664,29 @@ class SladeckApp(App[int]):
         else:
             self.call_from_thread(self._performed, outcome, form)
 
-    def _refused(self, message: str, form: ActionForm | None, missing: list[str] | None
-                 ) -> None:
+    def _refused(self, message: str, form: Screen[Any] | None, missing: list[str] | None,
+                 newer: Incident | None = None) -> None:
         if form is not None and form.is_attached:
-            form.show_refusal(message, missing)
+            form.post_message(ActionRefused(message, missing, newer))
         else:
             self.notify(visible(message), severity="error", markup=False)
 
-    def _conflicted(self, message: str, form: ActionForm | None) -> None:
+    def _conflicted(self, message: str, form: Screen[Any] | None) -> None:
         """Someone else changed the incident: show the newer state and say what changed.
 
         A form stays open with everything typed, now aimed at the incident as it is,
         so a second submit is a decision taken knowing the change.
         """
         self.refresh_from_store()
-        if form is not None and form.is_attached and form.incident is not None:
-            newer = self.reader.incident(form.incident.id)
+        newer = None
+        incident = getattr(form, "incident", None)
+        if form is not None and form.is_attached and isinstance(incident, Incident):
+            newer = self.reader.incident(incident.id)
             if newer is not None:
-                form.incident, form.expected_version = newer, newer.version
                 message += " (submit again to act on it as it is now, or esc to leave)"
-        self._refused(message, form, None)
+        self._refused(message, form, None, newer)
 
-    def _performed(self, outcome: Outcome, form: ActionForm | None) -> None:
+    def _performed(self, outcome: Outcome, form: Screen[Any] | None) -> None:
         if form is not None and form.is_attached:
             form.dismiss(outcome)
         self.notify(visible(outcome.message), markup=False,
