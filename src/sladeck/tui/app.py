@@ -6,8 +6,10 @@ after it. Then two loops, never overlapping: a one-second tick that does no I/O 
 re-assesses only rows whose risk may have moved and repaints what is on screen), and
 a check of `PRAGMA data_version` that loads only incidents changed since the last
 event it saw. On Linux the check runs when an inotify watch reports a write to the
-database (see watch.py), and once a tick as a safety net; elsewhere it is a poll.
-Actions run in thread workers on their own connection.
+database (`LiveUpdates`, live.py), and once a tick as a safety net; elsewhere it
+is a poll. Keys, the palette and forms ask for actions through one registry
+(keys.py) and typed requests (requests.py, messages.py); the app runs each in a
+thread worker on its own connection and answers the form that asked.
 """
 
 from __future__ import annotations
