@@ -24,6 +24,7 @@ from sladeck.domain.model import Actor
 from sladeck.errors import FileReplaced
 from sladeck.policy import Policy
 from sladeck.store import Store
+from sladeck.tui.requests import AcknowledgeRequest
 from test_tui import make_app, select, settle, sync
 
 ALICE = Actor("alice")
@@ -216,7 +217,7 @@ async def test_a_file_found_damaged_by_the_poll_is_said_once_and_never_written(
         told = [n.message for n in app._notifications if "malformed" in n.message]
         assert len(told) == 1 and "sladeck verify" in told[0] and ".recover" in told[0]
         # an action on what is shown (the keys' own reads are the dashboard's guard's)
-        app.perform(lambda desk: actions.acknowledge(desk, 1))
+        app.perform(AcknowledgeRequest(1))
         await settle(pilot)
         assert any("will not write" in n.message for n in app._notifications)
     conn = sqlite3.connect(db)

@@ -1130,7 +1130,7 @@ async def test_the_poll_notices_a_commit_and_stops_when_the_app_closes(
             if app.queue.rows[target].incident.assignee == "polled":
                 break
         assert app.queue.rows[target].incident.assignee == "polled"
-    assert app.closing and app._poll_handle is not None and app._poll_handle.cancelled()
+    assert app.closing and app.live.handle is not None and app.live.handle.cancelled()
     await asyncio.sleep(0.05)  # no late poll on the closed connections
 
 
@@ -1344,16 +1344,16 @@ async def test_the_watch_shows_another_process_commit_and_never_polls_while_idle
     app = make_app(demo_db, policy, poll_interval=0.1)
     async with app.run_test(size=(120, 36)) as pilot:
         await pilot.pause()
-        assert app._watch is not None
-        assert app._poll_handle is None  # nothing written: no wake-up is even scheduled
+        assert app.live.watch is not None
+        assert app.live.handle is None  # nothing written: no wake-up is even scheduled
         target = app.queue.visible[2].incident
         await in_another_process(demo_db, "assign", str(target.id), "watched")
         await until(pilot, lambda: any("watched" in line for line in screen_lines(app)),
                     "the new assignee on screen")
         assert app.queue.rows[target.id].incident.assignee == "watched"
         # once the writes stop, the checks that followed them stop too
-        await until(pilot, lambda: app._poll_handle is None, "the checks to stop")
-    assert app._watch is None  # closed with the app
+        await until(pilot, lambda: app.live.handle is None, "the checks to stop")
+    assert app.live.watch is None  # closed with the app
 
 
 @linux_only
@@ -1379,7 +1379,7 @@ async def test_without_inotify_the_app_polls(demo_db: Path, policy: Policy, othe
     app = make_app(demo_db, policy, poll_interval=0.05)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
-        assert app._watch is None and app._poll_handle is not None  # polling
+        assert app.live.watch is None and app.live.handle is not None  # polling
         target = app.queue.visible[0].incident.id
         actions.assign(other, target, "polled")
         await until(pilot, lambda: app.queue.rows[target].incident.assignee == "polled",
@@ -1398,9 +1398,9 @@ async def test_when_the_watched_folder_moves_the_app_polls_instead(
     app = make_app(team / "sladeck.db", policy, poll_interval=0.05)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
-        assert app._watch is not None
+        assert app.live.watch is not None
         team.rename(tmp_path / "moved")  # the open connections follow the file
-        await until(pilot, lambda: app._watch is None and app._poll_handle is not None,
+        await until(pilot, lambda: app.live.watch is None and app.live.handle is not None,
                     "the app to fall back to polling")
         other = Store(tmp_path / "moved" / "sladeck.db")
         target = app.queue.visible[0].incident.id

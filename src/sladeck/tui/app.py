@@ -6,14 +6,14 @@ after it. Then two loops, never overlapping: a one-second tick that does no I/O 
 re-assesses only rows whose risk may have moved and repaints what is on screen), and
 a check of `PRAGMA data_version` that loads only incidents changed since the last
 event it saw. On Linux the check runs when an inotify watch reports a write to the
-database (see watch.py), and once a tick as a safety net; elsewhere it is a poll.
-Actions run in thread workers on their own connection.
+database (`LiveUpdates`, live.py), and once a tick as a safety net; elsewhere it
+is a poll. Keys, the palette and forms ask for actions through one registry
+(keys.py) and typed requests (requests.py, messages.py); the app runs each in a
+thread worker on its own connection and answers the form that asked.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import gc
 import inspect
 import logging
@@ -25,34 +25,31 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rich.cells import cell_len
-from rich.segment import Segment
-from rich.style import Style
 from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
-from textual.geometry import Region
 from textual.screen import ModalScreen, Screen
-from textual.strip import Strip
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Footer, Input
 from textual.worker import Worker, WorkerState
 
 from sladeck.clock import Clock, SystemClock
 from sladeck.domain.clocks import to_us
-from sladeck.domain.model import ACKNOWLEDGED, ACTIVE_STATES, OPEN, RESOLVED, Actor, Incident, zone_label
+from sladeck.domain.model import ACTIVE_STATES, RESOLVED, Actor, Incident
 from sladeck.domain.queue import Filter, Queue, QueueItem, Transition
 from sladeck.errors import Conflict, MissingFields, SladeckError
 from sladeck.policy import Policy
 from sladeck.store import Store
 from sladeck.text import visible
 from sladeck.tui.cursors import steady_cursors
-from sladeck.tui.keys import INCIDENT_BINDINGS, QUEUE_BINDINGS
+from sladeck.tui.keys import ACTIONS, INCIDENT_BINDINGS, QUEUE_BINDINGS
+from sladeck.tui.live import LiveUpdates
+from sladeck.tui.messages import ActionRefused, ActionRequested, StoreChanged
 from sladeck.tui.palette import CommandPalette
 from sladeck.tui.partial import display as display_cells
 from sladeck.tui.partial import install as write_only_changed_cells
-from sladeck.tui.partial import write_cells
-from sladeck.tui.queue import QueueHeader, QueueView, changed_span
+from sladeck.tui.queue import QueueHeader, QueueView
+from sladeck.tui.summary import SummaryLine, summary_text
 
 if TYPE_CHECKING:
     from textual.actions import ActionParseResult
@@ -60,7 +57,7 @@ if TYPE_CHECKING:
 
     from sladeck.domain.actions import Desk, Outcome
     from sladeck.tui.forms import ActionForm
-    from sladeck.tui.watch import DatabaseWatch
+    from sladeck.tui.requests import Request
 
 # The detail screen, the forms and the help screen load when first opened: the
 # queue's first frame needs none of them. Until a module is loaded no screen of it
@@ -79,103 +76,6 @@ def _is(screen: object, module: str, name: str) -> bool:
 log = logging.getLogger("sladeck.tui")
 LOADED_STATES = (*ACTIVE_STATES, RESOLVED)  # closed incidents never enter memory
 FIRST_ROWS = 100  # read before the first frame: more than a tall terminal shows
-
-
-def summary_text(queue: Queue, policy: Policy, now: datetime, width: int) -> Text:
-    """The top line; what matters most survives a narrow terminal (counts go first)."""
-    full, short = _summary_heads(queue, policy)
-    local = now.astimezone()
-    zoned = local.strftime("%H:%M:%S ") + zone_label(local)  # `UTC-14:00`, never a false name
-    clock = zoned
-    head, head_cells = full
-    if head_cells + 3 + cell_len(zoned) > width:
-        head, head_cells = short
-        if head_cells + 3 + cell_len(zoned) > width:
-            clock = local.strftime("%H:%M:%S")
-    text = head.copy()
-    text.append(f" │ {clock}")
-    return text
-
-
-_SUMMARY_HEADS: dict[tuple[object, ...], tuple[tuple[Text, int], tuple[Text, int]]] = {}
-
-
-def _summary_heads(queue: Queue, policy: Policy
-                   ) -> tuple[tuple[Text, int], tuple[Text, int]]:
-    """The top line before its clock, with and without the counts by severity, and
-    their widths; kept until the counts or the filter change (the clock ticks alone)."""
-    by_severity, by_risk = queue.summary()
-    shown = queue.filter.describe()
-    key = (tuple(policy.severities), tuple(by_severity.items()), tuple(by_risk.items()),
-           shown, len(queue.visible) if shown else 0)
-    heads = _SUMMARY_HEADS.get(key)
-    if heads is None:
-        total = sum(by_severity.values())
-        made = []
-        for full_counts in (True, False):
-            text = Text()
-            text.append(" sladeck ", style="reverse bold")
-            text.append(f" {total} open")
-            if full_counts:
-                text.append(" " + " ".join(f"{visible(k)}:{by_severity.get(k, 0)}"
-                                           for k in policy.severities))
-            text.append(" │ ")
-            text.append(f"✖{by_risk.get('breached', 0)} breached", style="bold red")
-            text.append(" ")
-            text.append(f"▲{by_risk.get('due', 0)} due", style="bold yellow")
-            text.append(f" ●{by_risk.get('warning', 0)} warn")
-            if shown:
-                text.append(f" │ {visible(shown)}: {len(queue.visible)} shown", style="bold")
-            made.append((text, text.cell_len))
-        if len(_SUMMARY_HEADS) >= 16:
-            _SUMMARY_HEADS.clear()
-        heads = _SUMMARY_HEADS[key] = (made[0], made[1])
-    return heads
-
-
-class SummaryLine(Static):
-    """The top line; a new text repaints only the cells that changed (mostly the clock).
-
-    The line is drawn here, not through Static's content pipeline: everything before
-    the clock is rendered once per change of counts, filter or width, and the clock
-    (the plain text after the last `│`) is appended as it is, each second.
-    """
-
-    shown: Text | None = None
-    _head: tuple[tuple[object, ...], list[Segment]] | None = None
-
-    def show(self, text: Text, out: list[str] | None = None) -> None:
-        """Show `text`; `out`: see `QueueView.refresh_changed`."""
-        old, self.shown = self.shown, text
-        if old is not None and old.plain == text.plain and old.spans == text.spans:
-            return
-        span = None
-        if old is not None and old.spans == text.spans and self.is_mounted:
-            span = changed_span(old.plain, text.plain)
-        width = self.size.width
-        if span is None or span[0] >= width:
-            self.update(text, layout=False)
-            return
-        # Static.update() repaints the whole line; set the content and refresh the span.
-        self._Static__content = text  # type: ignore[attr-defined]
-        self._Static__visual = None  # type: ignore[attr-defined]  # rebuilt on render
-        x2 = min(width, span[1])
-        if not write_cells(self, [(0, span[0], x2)], self.render_line, out):
-            self.refresh(Region(span[0], 0, x2 - span[0], 1))
-
-    def render_line(self, y: int) -> Strip:
-        text = self.shown
-        if y or text is None:
-            return super().render_line(y)
-        plain = text.plain
-        cut = plain.rfind(" │ ") + 3 if " │ " in plain else len(plain)
-        base = self.rich_style  # the widget's colours, under the text's own styles
-        key = (plain[:cut], tuple(text.spans), self.size.width, base)
-        if self._head is None or self._head[0] != key:
-            self._head = key, list(Segment.apply_style(text[:cut].render(self.app.console),
-                                                       base))
-        return Strip([*self._head[1], Segment(plain[cut:], base)]).adjust_cell_length(
-            self.size.width, Style(bgcolor=base.bgcolor))
 
 
 class QueueScreen(Screen[None]):
@@ -210,17 +110,13 @@ class SladeckApp(App[int]):
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses keep it
     TITLE = "sladeck"
     # With a poll interval, watch the database's folder instead of polling where the
-    # platform allows (watch.py). After a write event the store is checked every
-    # WATCH_STEP s until the commit shows, then every poll interval until writes
-    # have stopped for WATCH_QUIET s.
+    # platform allows (live.py, watch.py). After a write event the store is checked
+    # every WATCH_STEP s until the commit shows, then every poll interval until
+    # writes have stopped for WATCH_QUIET s.
     WATCH_FILES = True
     WATCH_STEP = 0.02
     WATCH_QUIET = 0.5
-    _watch: DatabaseWatch | None = None
-    _watch_tried = False
-    _quiet_at = 0.0  # event-loop time after which a check chain stops
-    _last_write = 0.0  # event-loop time of the last write event
-    _last_seen = 0.0  # ... and of the last check that saw a commit
+    live: LiveUpdates | None = None  # when to check the store: from the first frame on
     _heap_frozen = False
     BINDINGS = [
         Binding("q", "quit", "Quit", id="app.quit", tooltip="Leave the dashboard"),
@@ -257,7 +153,6 @@ class SladeckApp(App[int]):
         self.data_version = -1
         self.loaded = False
         self._keys_for: object = None  # what the footer's keys were last checked for
-        self._poll_handle: asyncio.TimerHandle | None = None
         self.closing = False  # set on unmount: a late poll or tick must not touch the store
 
     @property
@@ -323,100 +218,22 @@ class SladeckApp(App[int]):
     def _start_watching(self, force: bool = False) -> None:
         """Watch (or poll) from now on, then check once: a commit made before the watch
         began raised no event."""
-        self._arm_poll()
+        if self.live is None and self.poll_interval and not self.closing:
+            self.live = LiveUpdates(self.db_path, self.poll, interval=self.poll_interval,
+                                    on_error=self._handle_exception,
+                                    watch_files=self.WATCH_FILES, step=self.WATCH_STEP,
+                                    quiet=self.WATCH_QUIET)
+            self.live.start()
         self.refresh_from_store(force=force)
 
-    def _arm_poll(self) -> None:
-        """Start watching the database's folder, or else arm the next poll.
-
-        Polls are plain event-loop callbacks: a Textual timer costs about 10× more per
-        wake-up. A watch wakes the app only when the database is written to.
-        """
-        if not self.poll_interval or self.closing:
-            return
-        if self.WATCH_FILES and not self._watch_tried:
-            from sladeck.tui.watch import open_watch
-
-            self._watch_tried = True
-            watch = open_watch(self.db_path)
-            if watch is not None:
-                self._watch = watch
-                asyncio.get_running_loop().add_reader(watch.fd, self._watched)
-        if self._watch is None:
-            self._poll_handle = asyncio.get_running_loop().call_later(
-                self.poll_interval, self._polled)
-
-    def _watched(self) -> None:
-        """The database's folder changed: check the store soon, and again a few times."""
-        watch = self._watch
-        if watch is None:
-            return
-        touched = watch.read()
-        if watch.broken:  # the folder went away or moved: poll from now on
-            self._stop_watching()
-            self._polled()
-            return
-        if not touched or self.closing:
-            return
-        loop = asyncio.get_running_loop()
-        now = self._last_write = loop.time()
-        self._quiet_at = now + self.WATCH_QUIET
-        soon = now + self.WATCH_STEP / 4
-        handle = self._poll_handle
-        if handle is None:  # no chain of checks running: start one
-            self._poll_handle = loop.call_later(soon - now, self._checked)
-        elif handle.when() > soon and now - self._last_seen >= (self.poll_interval or 0.1):
-            # a new write in a slow chain, and no reload for a poll interval: check soon
-            handle.cancel()
-            self._poll_handle = loop.call_later(soon - now, self._checked)
-
-    def _checked(self) -> None:
-        """One check of a chain; the chain goes on while writes keep coming.
-
-        A write event comes before its commit is visible (the writer still syncs the
-        WAL, which can take tens of milliseconds, and updates its index), so checks
-        follow every WATCH_STEP until one sees a commit; after that, while writes
-        go on, every poll interval, as a poll would, so a long import is not
-        reloaded fifty times a second.
-        """
-        self._poll_handle = None
+    def poll(self) -> bool:
+        """Notice other processes' commits (about 4 µs when nothing changed); True if
+        one was seen."""
+        if self.closing:
+            return False
         version = self.data_version
-        try:
-            self.poll()
-        except Exception as error:
-            self._handle_exception(error)
-            return
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        if self.data_version != version:
-            self._last_seen = now
-        if self._watch is None or self.closing or now >= self._quiet_at:
-            return
-        waiting = self._last_write > self._last_seen  # a write not yet seen committed
-        delay = self.WATCH_STEP if waiting else self.poll_interval or 0.1
-        self._poll_handle = loop.call_later(delay, self._checked)
-
-    def _stop_watching(self) -> None:
-        watch, self._watch = self._watch, None
-        if watch is not None:
-            with contextlib.suppress(Exception):  # the loop may already be closed
-                asyncio.get_running_loop().remove_reader(watch.fd)
-            watch.close()
-        if self._poll_handle is not None:
-            self._poll_handle.cancel()
-
-    def _polled(self) -> None:
-        try:
-            self.poll()
-        except Exception as error:  # what a Textual timer would do with it
-            self._handle_exception(error)
-            return
-        self._arm_poll()
-
-    def poll(self) -> None:
-        """Notice other processes' commits (about 4 µs when nothing changed)."""
-        if not self.closing:
-            self.refresh_from_store()
+        self.refresh_from_store()
+        return self.data_version != version
 
     _store_problem = ""  # the last SQLite error the poll told, said once
 
@@ -445,20 +262,10 @@ class SladeckApp(App[int]):
         transitions = self.queue.merge(changed, self.clock.now())
         self._rows_changed()
         self._alert(transitions)
-        screen = self.screen
-        ids = {i.id for i in changed}
-        for s in self.screen_stack:
-            if _is(s, "detail", "DetailScreen") and s.incident.id in ids:  # type: ignore[attr-defined]
-                detail = self.reader.detail(s.incident.id)  # type: ignore[attr-defined]
-                if detail is not None:
-                    s.show(detail)  # type: ignore[attr-defined]
-        if _is(screen, "forms", "ActionForm") and screen.incident is not None \
-                and screen.incident.id in ids:
-            newer = self.reader.incident(screen.incident.id)
-            if newer is not None and newer.version != screen.expected_version:
-                screen.query_one("#form-error", Static).update(Text(
-                    f"{newer.ref} was just changed by {visible(newer.updated_by)} "
-                    f"({newer.last_change}); submitting will show what changed."))
+        if len(self.screen_stack) > 1:  # details and forms over the queue read what they show
+            ids = frozenset(i.id for i in changed)
+            for screen in self.screen_stack[1:]:
+                screen.post_message(StoreChanged(ids, self.reader))
 
     # -- the file shown: replaced or removed under the dashboard ----------------------
 
@@ -539,7 +346,7 @@ class SladeckApp(App[int]):
             return
         if self.tick_interval and not self._heap_frozen:
             self._freeze_heap()
-        if self._watch is not None:
+        if self.live is not None and self.live.watching:
             self.poll()  # the watch's safety net: about 4 µs, and no wake-up of its own
         now = self.clock.now()
         transitions = self.queue.tick(now)
@@ -589,15 +396,7 @@ class SladeckApp(App[int]):
         if view is not None:
             view.rows_changed()
         self._update_summary(self.clock.now())
-        # The footer's keys depend on the screen and the current incident's state and
-        # level only: re-checking them recomposes the footer, so only when those change.
-        incident = self.current_incident()
-        keys = (id(self.screen), incident and (incident.id, incident.state, incident.level))
-        if keys != self._keys_for:
-            first = self._keys_for is None
-            self._keys_for = keys
-            if not first:  # the footer's first compose checks them anyway
-                self.refresh_bindings()
+        self._follow_keys()
 
     def _update_summary(self, now: datetime, out: list[str] | None = None) -> None:
         if not self.screen_stack or not isinstance(self.screen_stack[0], QueueScreen):
@@ -665,26 +464,51 @@ class SladeckApp(App[int]):
         return self._applies(action, self.screen)
 
     def _applies(self, action: str, screen: Screen[Any]) -> bool | None:
-        """True if `action` applies on `screen`; None shows its key dimmed."""
-        incident_actions = {"acknowledge", "escalate", "resolve", "comment", "severity",
-                            "assign", "review", "details"}
-        if action not in incident_actions:
+        """True if `action` applies on `screen`; None shows its key dimmed (and pressing
+        it says why, see `run_action`)."""
+        entry = ACTIONS.get(action)
+        if entry is None or not entry.needs_incident:
             return True
         if isinstance(screen, ModalScreen):
             return False
         incident = self.current_incident(screen)
         if incident is None:
             return None  # shown dimmed: nothing selected
-        policy = self.reader.policy(incident.policy_id)
-        allowed = {
-            "acknowledge": incident.state == OPEN,
-            "escalate": incident.active and policy.next_level(incident.level) is not None,
-            "resolve": incident.state in (OPEN, ACKNOWLEDGED),
-            "review": incident.state == RESOLVED,
-            "severity": incident.state != "closed",
-            "assign": incident.state != "closed",
-        }
-        return True if allowed.get(action, True) else None
+        return True if entry.is_available(incident, self.reader.policy(incident.policy_id)) \
+            else None
+
+    def _why_not(self, action: str) -> str | None:
+        """One line saying why the key of `action` does nothing here; None if it acts
+        (or is not one of the registry's, or a form covers it)."""
+        entry = ACTIONS.get(action)
+        if entry is None or not entry.needs_incident or isinstance(self.screen, ModalScreen):
+            return None
+        incident = self.current_incident()
+        if incident is None:
+            return "Select an incident first"
+        return entry.why_not(incident, self.reader.policy(incident.policy_id))
+
+    def _follow_keys(self) -> None:
+        """Re-check the footer's keys when what applies changed: the screen, or the
+        actions that apply to the current incident (re-checking recomposes the footer,
+        so a cursor moving between rows alike costs nothing)."""
+        incident = self.current_incident()
+        if incident is None:
+            applies: frozenset[str] | None = None
+        else:
+            policy = self.reader.policy(incident.policy_id)
+            applies = frozenset(a.name for a in ACTIONS.values() if a.is_available(incident,
+                                                                                   policy))
+        keys = (id(self.screen), applies)
+        if keys != self._keys_for:
+            first = self._keys_for is None
+            self._keys_for = keys
+            if not first:  # the footer's first compose checks them anyway
+                self.refresh_bindings()
+
+    def on_queue_view_selected(self, event: QueueView.Selected) -> None:
+        """The highlighted row changed: the footer follows it."""
+        self._follow_keys()
 
     # -- actions: keys, palette and forms all end here --------------------------
 
@@ -711,10 +535,9 @@ class SladeckApp(App[int]):
     def action_acknowledge(self) -> None:
         found = self._incident_and_policy()
         if found:
-            incident_id, version = found[0].id, found[2]
-            from sladeck.domain.actions import acknowledge
+            from sladeck.tui.requests import AcknowledgeRequest
 
-            self.perform(lambda desk: acknowledge(desk, incident_id, expected_version=version))
+            self.perform(AcknowledgeRequest(found[0].id, expected_version=found[2]))
 
     def action_escalate(self) -> None:
         from sladeck.tui.forms import EscalateForm
@@ -824,17 +647,16 @@ class SladeckApp(App[int]):
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
 
-    def tick_checklist(self, incident_id: int, checklist: str, item: str, done: bool) -> None:
-        from sladeck.domain.actions import tick
-
-        self.perform(lambda desk: tick(desk, incident_id, checklist, item, done=done))
+    def on_action_requested(self, event: ActionRequested) -> None:
+        """A form (or the detail screen's checklist) asks for an action."""
+        self.perform(event.request, event.form)
 
     @work(thread=True, exit_on_error=False, group="actions")
-    def perform(self, run: Callable[[Desk], Outcome], form: ActionForm | None = None) -> None:
-        """Run one action off the event loop; report back on the main thread."""
+    def perform(self, request: Request, form: Screen[Any] | None = None) -> None:
+        """Run one action off the event loop; answer `form` (or tell) on the main thread."""
         try:
             with self.write_lock:
-                outcome = run(self.desk)
+                outcome = request.run(self.desk)
         except MissingFields as exc:
             self.call_from_thread(self._refused, str(exc), form, exc.missing)
         except Conflict as exc:
@@ -844,28 +666,29 @@ class SladeckApp(App[int]):
         else:
             self.call_from_thread(self._performed, outcome, form)
 
-    def _refused(self, message: str, form: ActionForm | None, missing: list[str] | None
-                 ) -> None:
+    def _refused(self, message: str, form: Screen[Any] | None, missing: list[str] | None,
+                 newer: Incident | None = None) -> None:
         if form is not None and form.is_attached:
-            form.show_refusal(message, missing)
+            form.post_message(ActionRefused(message, missing, newer))
         else:
             self.notify(visible(message), severity="error", markup=False)
 
-    def _conflicted(self, message: str, form: ActionForm | None) -> None:
+    def _conflicted(self, message: str, form: Screen[Any] | None) -> None:
         """Someone else changed the incident: show the newer state and say what changed.
 
         A form stays open with everything typed, now aimed at the incident as it is,
         so a second submit is a decision taken knowing the change.
         """
         self.refresh_from_store()
-        if form is not None and form.is_attached and form.incident is not None:
-            newer = self.reader.incident(form.incident.id)
+        newer = None
+        incident = getattr(form, "incident", None)
+        if form is not None and form.is_attached and isinstance(incident, Incident):
+            newer = self.reader.incident(incident.id)
             if newer is not None:
-                form.incident, form.expected_version = newer, newer.version
                 message += " (submit again to act on it as it is now, or esc to leave)"
-        self._refused(message, form, None)
+        self._refused(message, form, None, newer)
 
-    def _performed(self, outcome: Outcome, form: ActionForm | None) -> None:
+    def _performed(self, outcome: Outcome, form: Screen[Any] | None) -> None:
         if form is not None and form.is_attached:
             form.dismiss(outcome)
         self.notify(visible(outcome.message), markup=False,
@@ -890,12 +713,10 @@ class SladeckApp(App[int]):
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         for command in super().get_system_commands(screen):
             yield command._replace(callback=self._contained(command.callback))
-        for binding in (*INCIDENT_BINDINGS, *QUEUE_BINDINGS):
-            name = binding.action.removeprefix("app.")
-            if self._applies(name, screen) is True:  # `screen` is under the palette
-                yield SystemCommand(f"{binding.description} ({binding.key})",
-                                    binding.tooltip or binding.description,
-                                    self._contained(getattr(self, f"action_{name}")))
+        for entry in ACTIONS.values():
+            if self._applies(entry.name, screen) is True:  # `screen` is under the palette
+                yield SystemCommand(f"{entry.label} ({entry.key})", entry.tooltip or entry.label,
+                                    self._contained(getattr(self, f"action_{entry.name}")))
 
     def action_command_palette(self) -> None:
         """Textual's palette, with its page keys guarded (palette.py)."""
@@ -916,8 +737,14 @@ class SladeckApp(App[int]):
                          namespaces: Mapping[str, DOMNode] | None = None) -> bool:
         """Every key binding (of any screen or widget) and every click on an action
         ends here: an action that fails is logged and told in one line, and the
-        dashboard goes on (Textual would end the app)."""
+        dashboard goes on (Textual would end the app). A key that does not apply here
+        (dimmed in the footer) says why in one line instead of doing nothing."""
         try:
+            if isinstance(action, str) and action.startswith("app."):
+                why = self._why_not(action[4:])
+                if why is not None:
+                    self.notify(visible(why), severity="warning", markup=False)
+                    return True
             return await super().run_action(action, default_namespace, namespaces)
         except Exception as error:
             self.unexpected(error)
@@ -953,9 +780,8 @@ class SladeckApp(App[int]):
 
     def on_unmount(self) -> None:
         self.closing = True  # a poll or tick already scheduled now returns at once
-        self._stop_watching()
-        if self._poll_handle is not None:
-            self._poll_handle.cancel()
+        if self.live is not None:
+            self.live.stop()
         self.reader.close()
         with self.write_lock:
             if self._desk is not None:

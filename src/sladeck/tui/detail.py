@@ -24,6 +24,8 @@ from sladeck.policy import Policy
 from sladeck.text import visible
 from sladeck.tui.forms import contacts_text
 from sladeck.tui.keys import INCIDENT_BINDINGS
+from sladeck.tui.messages import ActionRequested, StoreChanged
+from sladeck.tui.requests import TickRequest
 
 CHECKLIST_PREFIX = {"internal": "Internal ", "external": ""}
 STATUS_WORD = {"running": "running", "met": "✔ met", "due": "▲ DUE", "breached": "✖ BREACHED"}
@@ -221,4 +223,10 @@ class DetailScreen(Screen[None]):
     @on(OptionList.OptionSelected, "#checklists")
     def _toggled(self, event: OptionList.OptionSelected) -> None:
         name, item, done = str(event.option.id).split("|")
-        self.app.tick_checklist(self.incident.id, name, item, done == "1")  # type: ignore[attr-defined]
+        self.post_message(ActionRequested(TickRequest(self.incident.id, name, item, done == "1")))
+
+    def on_store_changed(self, event: StoreChanged) -> None:
+        """Someone changed the incident shown: show it as it is now."""
+        detail = event.detail(self.incident.id)
+        if detail is not None:
+            self.show(detail)

@@ -1,8 +1,9 @@
 """Modal forms: escalate, resolve, review, note, new incident, severity, assign, filter.
 
-A form collects input and hands the app a callable that runs one domain action.
-The app runs it in a worker; on success the form closes, on refusal it stays open
-with the message shown and the refused fields marked — nothing typed is lost.
+A form collects input, builds a typed request (requests.py) and posts it
+(`ActionRequested`); the app runs it in a worker and answers: on success the form
+closes, on refusal (`ActionRefused`) it stays open with the message shown and the
+refused fields marked — nothing typed is lost.
 `esc` keeps what was typed as a draft, per incident and form, for the dashboard's
 life: the next time the same form opens on the same incident it comes back.
 """
@@ -10,7 +11,6 @@ life: the next time the same form opens on the same incident it comes back.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from weakref import WeakKeyDictionary
@@ -27,16 +27,25 @@ from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static, TextArea
 from textual.widgets.select import InvalidSelectValueError
 
-from sladeck.domain import actions
-from sladeck.domain.actions import OTHER, Desk, Outcome
+from sladeck.domain.actions import OTHER, Outcome
 from sladeck.domain.clocks import SEVERITY_LEVEL, assess
 from sladeck.domain.model import Incident
 from sladeck.domain.queue import DEFAULT_STATES, Filter
 from sladeck.policy import Policy
 from sladeck.text import visible
 from sladeck.tui.cursors import steady_cursors
+from sladeck.tui.messages import ActionRefused, ActionRequested, StoreChanged
+from sladeck.tui.requests import (
+    AssignRequest,
+    EscalateRequest,
+    NewIncidentRequest,
+    NoteRequest,
+    Request,
+    ResolveRequest,
+    ReviewRequest,
+    SeverityRequest,
+)
 
-Run = Callable[[Desk], Outcome]
 DraftKey = tuple[str, int | None]  # (form, incident id)
 Draft = dict[str, Any]  # field name → what it held
 
@@ -116,8 +125,8 @@ class ActionForm(ModalScreen[Outcome | None]):
     def fields(self) -> ComposeResult:
         yield from ()
 
-    def build(self) -> Run | None:
-        """The action to run, or None after showing why not."""
+    def build(self) -> Request | None:
+        """The action to ask for, or None after showing why not."""
         raise NotImplementedError
 
     class SubmitAfterKeys(Message):
@@ -139,11 +148,28 @@ class ActionForm(ModalScreen[Outcome | None]):
         self.submit_now()
 
     def submit_now(self) -> None:
-        """Build the action from the fields as they are and run it."""
-        run = self.build()
-        if run is not None:
+        """Build the request from the fields as they are and ask the app to run it."""
+        request = self.build()
+        if request is not None:
             self.query_one("#form-error", Static).update("Working…")
-            self.app.perform(run, form=self)  # type: ignore[attr-defined]
+            self.post_message(ActionRequested(request, form=self))
+
+    @on(ActionRefused)
+    def _refused(self, event: ActionRefused) -> None:
+        """The app's answer: refused. Aim at the newer incident if there is one, say why."""
+        if event.newer is not None:
+            self.incident, self.expected_version = event.newer, event.newer.version
+        self.show_refusal(event.message, event.missing)
+
+    def on_store_changed(self, event: StoreChanged) -> None:
+        """Someone changed the incident this form acts on: say so before the submit."""
+        if self.incident is None:
+            return
+        newer = event.incident(self.incident.id)
+        if newer is not None and newer.version != self.expected_version:
+            self.query_one("#form-error", Static).update(Text(
+                f"{newer.ref} was just changed by {visible(newer.updated_by)} "
+                f"({newer.last_change}); submitting will show what changed."))
 
     def action_cancel(self) -> None:
         """Close without acting; anything typed stays as a draft for the next opening."""
@@ -363,7 +389,7 @@ class EscalateForm(ActionForm):
             self.target = event.value
             await self._show_level(self.target)
 
-    def build(self) -> Run | None:
+    def build(self) -> Request | None:
         assert self.incident is not None
         self._remember_typed()
         trigger = self.query_one("#trigger", Select).value
@@ -371,10 +397,9 @@ class EscalateForm(ActionForm):
         fields = {a.name: a.text for a in self.query(".handoff")
                   if isinstance(a, TextArea) and a.name}
         reason = self.query_one("#reason", Input).value
-        incident_id, to, version = self.incident.id, self.target, self.expected_version
-        return lambda desk: actions.escalate(desk, incident_id, to=to, trigger=trigger_key,
-                                             fields=fields, reason=reason,
-                                             expected_version=version)
+        return EscalateRequest(self.incident.id, to=self.target, trigger=trigger_key,
+                               fields=fields, reason=reason,
+                               expected_version=self.expected_version)
 
 
 class ResolveForm(ActionForm):
@@ -388,14 +413,13 @@ class ResolveForm(ActionForm):
         for item in self.policy.checklists.get("resolution", ()):
             yield Tick(Text(visible(item.label)), name=item.key, classes="field check")
 
-    def build(self) -> Run | None:
+    def build(self) -> Request | None:
         assert self.incident is not None
         summary = self.query_one("#summary", TextArea).text
         checks = [c.name for c in self.query(".check") if isinstance(c, Checkbox) and c.value
                   and c.name]
-        incident_id, version = self.incident.id, self.expected_version
-        return lambda desk: actions.resolve(desk, incident_id, summary=summary, checks=checks,
-                                            expected_version=version)
+        return ResolveRequest(self.incident.id, summary=summary, checks=checks,
+                              expected_version=self.expected_version)
 
 
 class ReviewForm(ActionForm):
@@ -408,13 +432,11 @@ class ReviewForm(ActionForm):
             area.add_class("review")
             yield from self.labelled(item.label, item.help, area)
 
-    def build(self) -> Run | None:
+    def build(self) -> Request | None:
         assert self.incident is not None
         fields = {a.name: a.text for a in self.query(".review") if isinstance(a, TextArea)
                   and a.name}
-        incident_id, version = self.incident.id, self.expected_version
-        return lambda desk: actions.file_review(desk, incident_id, fields,
-                                                expected_version=version)
+        return ReviewRequest(self.incident.id, fields, expected_version=self.expected_version)
 
 
 class NoteForm(ActionForm):
@@ -423,10 +445,9 @@ class NoteForm(ActionForm):
     def fields(self) -> ComposeResult:
         yield from self.labelled("Note", "Added to the timeline", _area(name="note", id="note"))
 
-    def build(self) -> Run | None:
+    def build(self) -> Request | None:
         assert self.incident is not None
-        text, incident_id = self.query_one("#note", TextArea).text, self.incident.id
-        return lambda desk: actions.add_note(desk, incident_id, text)
+        return NoteRequest(self.incident.id, self.query_one("#note", TextArea).text)
 
 
 class NewIncidentForm(ActionForm):
@@ -446,7 +467,7 @@ class NewIncidentForm(ActionForm):
         yield from self.labelled("Description", "Optional",
                                  _area(name="description", id="description"))
 
-    def build(self) -> Run | None:
+    def build(self) -> Request | None:
         title = self.query_one("#title", Input).value
         severity = self.query_one("#severity", Select).value
         missing = [name for name, blank in (("title", not title.strip()),
@@ -457,8 +478,8 @@ class NewIncidentForm(ActionForm):
         assert isinstance(severity, str)
         service = self.query_one("#service", Input).value
         description = self.query_one("#description", TextArea).text
-        return lambda desk: actions.open_incident(desk, title=title, severity=severity,
-                                                  service=service, description=description)
+        return NewIncidentRequest(title=title, severity=severity, service=service,
+                                  description=description)
 
 
 class SeverityForm(ActionForm):
@@ -474,7 +495,7 @@ class SeverityForm(ActionForm):
         yield from self.labelled("Reason", "Why the severity changes",
                                  Input(id="reason", name="reason", compact=True))
 
-    def build(self) -> Run | None:
+    def build(self) -> Request | None:
         assert self.incident is not None
         severity = self.query_one("#severity", Select).value
         reason = self.query_one("#reason", Input).value
@@ -484,9 +505,8 @@ class SeverityForm(ActionForm):
             self.show_refusal("changing the severity needs: " + ", ".join(missing), missing)
             return None
         assert isinstance(severity, str)
-        incident_id, version = self.incident.id, self.expected_version
-        return lambda desk: actions.change_severity(desk, incident_id, severity, reason=reason,
-                                                    expected_version=version)
+        return SeverityRequest(self.incident.id, severity, reason=reason,
+                               expected_version=self.expected_version)
 
 
 class AssignForm(ActionForm):
@@ -507,11 +527,10 @@ class AssignForm(ActionForm):
                                        placeholder="" if safe else f"now: {visible(current)}",
                                        compact=True))
 
-    def build(self) -> Run | None:
+    def build(self) -> Request | None:
         assert self.incident is not None
-        name, incident_id = self.query_one("#assignee", Input).value, self.incident.id
-        version = self.expected_version
-        return lambda desk: actions.assign(desk, incident_id, name, expected_version=version)
+        return AssignRequest(self.incident.id, self.query_one("#assignee", Input).value,
+                             expected_version=self.expected_version)
 
 
 class FilterForm(ModalScreen[Filter | None]):

@@ -1,4 +1,4 @@
-"""`?`: every key the dashboard knows, from the same bindings the footer shows."""
+"""`?`: every key the dashboard knows, from the registry the footer and palette use."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
 from sladeck.tui.forms import FOCUS_BINDINGS, ActionForm, FilterForm
-from sladeck.tui.keys import INCIDENT_BINDINGS, QUEUE_BINDINGS
+from sladeck.tui.keys import INCIDENT_ACTIONS, QUEUE_ACTIONS
 from sladeck.tui.queue import QueueView
 
 APP_KEYS = [
@@ -21,16 +21,16 @@ APP_KEYS = [
 ]
 
 
-def _key(binding: Binding) -> str:
-    return binding.key.replace("question_mark", "?").replace("slash", "/")
+def _key(key: str) -> str:
+    return key.replace("question_mark", "?").replace("slash", "/")
 
 
 def help_table() -> Group:
     """One heading and one two-column table per section (headings never cut short)."""
     sections = [
-        ("Incident (queue row or detail screen)", [(_key(b), b.tooltip or b.description)
-                                                   for b in INCIDENT_BINDINGS]),
-        ("Queue", [(_key(b), b.tooltip or b.description) for b in QUEUE_BINDINGS]
+        ("Incident (queue row or detail screen)", [(_key(a.key), a.tooltip or a.label)
+                                                   for a in INCIDENT_ACTIONS]),
+        ("Queue", [(_key(a.key), a.tooltip or a.label) for a in QUEUE_ACTIONS]
          + [(b.key.replace(",", " / "), b.description) for b in QueueView.BINDINGS
             if isinstance(b, Binding)]),
         ("Details", [("enter / space", "Tick or untick the highlighted checklist item"),

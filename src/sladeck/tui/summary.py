@@ -1,0 +1,121 @@
+"""The summary line at the top of the queue: counts by severity and risk, the filter, the clock.
+
+`summary_text` is a pure function of the queue, the policy, the time and the width;
+`SummaryLine` shows it, repainting only the cells that changed (mostly the clock).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from rich.cells import cell_len
+from rich.segment import Segment
+from rich.style import Style
+from rich.text import Text
+from textual.geometry import Region
+from textual.strip import Strip
+from textual.widgets import Static
+
+from sladeck.domain.model import zone_label
+from sladeck.domain.queue import Queue
+from sladeck.policy import Policy
+from sladeck.text import visible
+from sladeck.tui.partial import write_cells
+from sladeck.tui.queue import changed_span
+
+
+def summary_text(queue: Queue, policy: Policy, now: datetime, width: int) -> Text:
+    """The top line; what matters most survives a narrow terminal (counts go first)."""
+    full, short = _summary_heads(queue, policy)
+    local = now.astimezone()
+    zoned = local.strftime("%H:%M:%S ") + zone_label(local)  # `UTC-14:00`, never a false name
+    clock = zoned
+    head, head_cells = full
+    if head_cells + 3 + cell_len(zoned) > width:
+        head, head_cells = short
+        if head_cells + 3 + cell_len(zoned) > width:
+            clock = local.strftime("%H:%M:%S")
+    text = head.copy()
+    text.append(f" │ {clock}")
+    return text
+
+
+_SUMMARY_HEADS: dict[tuple[object, ...], tuple[tuple[Text, int], tuple[Text, int]]] = {}
+
+
+def _summary_heads(queue: Queue, policy: Policy
+                   ) -> tuple[tuple[Text, int], tuple[Text, int]]:
+    """The top line before its clock, with and without the counts by severity, and
+    their widths; kept until the counts or the filter change (the clock ticks alone)."""
+    by_severity, by_risk = queue.summary()
+    shown = queue.filter.describe()
+    key = (tuple(policy.severities), tuple(by_severity.items()), tuple(by_risk.items()),
+           shown, len(queue.visible) if shown else 0)
+    heads = _SUMMARY_HEADS.get(key)
+    if heads is None:
+        total = sum(by_severity.values())
+        made = []
+        for full_counts in (True, False):
+            text = Text()
+            text.append(" sladeck ", style="reverse bold")
+            text.append(f" {total} open")
+            if full_counts:
+                text.append(" " + " ".join(f"{visible(k)}:{by_severity.get(k, 0)}"
+                                           for k in policy.severities))
+            text.append(" │ ")
+            text.append(f"✖{by_risk.get('breached', 0)} breached", style="bold red")
+            text.append(" ")
+            text.append(f"▲{by_risk.get('due', 0)} due", style="bold yellow")
+            text.append(f" ●{by_risk.get('warning', 0)} warn")
+            if shown:
+                text.append(f" │ {visible(shown)}: {len(queue.visible)} shown", style="bold")
+            made.append((text, text.cell_len))
+        if len(_SUMMARY_HEADS) >= 16:
+            _SUMMARY_HEADS.clear()
+        heads = _SUMMARY_HEADS[key] = (made[0], made[1])
+    return heads
+
+
+class SummaryLine(Static):
+    """The top line; a new text repaints only the cells that changed (mostly the clock).
+
+    The line is drawn here, not through Static's content pipeline: everything before
+    the clock is rendered once per change of counts, filter or width, and the clock
+    (the plain text after the last `│`) is appended as it is, each second.
+    """
+
+    shown: Text | None = None
+    _head: tuple[tuple[object, ...], list[Segment]] | None = None
+
+    def show(self, text: Text, out: list[str] | None = None) -> None:
+        """Show `text`; `out`: see `QueueView.refresh_changed`."""
+        old, self.shown = self.shown, text
+        if old is not None and old.plain == text.plain and old.spans == text.spans:
+            return
+        span = None
+        if old is not None and old.spans == text.spans and self.is_mounted:
+            span = changed_span(old.plain, text.plain)
+        width = self.size.width
+        if span is None or span[0] >= width:
+            self.update(text, layout=False)
+            return
+        # Static.update() repaints the whole line; set the content and refresh the span.
+        self._Static__content = text  # type: ignore[attr-defined]
+        self._Static__visual = None  # type: ignore[attr-defined]  # rebuilt on render
+        x2 = min(width, span[1])
+        if not write_cells(self, [(0, span[0], x2)], self.render_line, out):
+            self.refresh(Region(span[0], 0, x2 - span[0], 1))
+
+    def render_line(self, y: int) -> Strip:
+        text = self.shown
+        if y or text is None:
+            return super().render_line(y)
+        plain = text.plain
+        cut = plain.rfind(" │ ") + 3 if " │ " in plain else len(plain)
+        base = self.rich_style  # the widget's colours, under the text's own styles
+        key = (plain[:cut], tuple(text.spans), self.size.width, base)
+        if self._head is None or self._head[0] != key:
+            self._head = key, list(Segment.apply_style(text[:cut].render(self.app.console),
+                                                       base))
+        return Strip([*self._head[1], Segment(plain[cut:], base)]).adjust_cell_length(
+            self.size.width, Style(bgcolor=base.bgcolor))
