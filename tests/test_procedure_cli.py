@@ -226,6 +226,8 @@ def test_tick_refuses_what_is_not_a_checklist_item(db: str) -> None:
         "sladeck: error: unknown checklist 'bogus' (choose triage, internal, internal.L1, "
         "internal.L2, internal.L3, internal.L4, external.customer, external.vendor, "
         "external.public)")
+    assert refused("--db", db, "tick", "1", "tri\x1b[2Jage", "x").startswith(
+        "sladeck: error: unknown checklist 'tri\\x1b[2Jage' (choose triage, ")
     assert "triage has no item 'nope' (choose assess_severity, " in refused(
         "--db", db, "tick", "1", "triage", "nope")
     assert "sladeck resolve INC-1 --check KEY" in refused(

@@ -613,7 +613,7 @@ def tick_cmd(incident_id: int, checklist: str, item: str, undo: bool) -> None:
         raise Refused("the resolution checklist is ticked by `sladeck resolve "
                       f"{incident.ref} --check KEY`")
     if name not in choices:
-        raise Refused(f"unknown checklist {one_line(checklist, 60)!r} "
+        raise Refused(f"unknown checklist '{one_line(checklist, 60)}' "
                       f"(choose {', '.join(choices)})")
     lists = {"triage": policy.checklists.get("triage", ()),
              **{f"internal.{lv}": items for lv, items in policy.internal_communication.items()},
@@ -621,7 +621,7 @@ def tick_cmd(incident_id: int, checklist: str, item: str, undo: bool) -> None:
     keys = [i.key for i in lists.get(name, ())]
     key = item.strip().lower() if item.strip().lower() in keys else item
     if key not in keys:
-        raise Refused(f"{name} has no item {one_line(item, 60)!r} "
+        raise Refused(f"{name} has no item '{one_line(item, 60)}' "
                       f"(choose {', '.join(keys) or 'none: the list is empty'})")
     say(tick(s.desk, incident_id, name, key, done=not undo).message)
 
