@@ -637,7 +637,8 @@ def test_export_markdown(varied: Cli) -> None:
         "Business impact")]
     assert labels == sorted(labels)  # handoff fields in the policy's order
     closed = varied.ok("export", "4", "--format", "md").stdout
-    assert "- [x] " in closed and "- [ ] " not in closed
+    resolution = closed[closed.index("## Resolution checklist"):]  # triage is listed too
+    assert "- [x] " in resolution and "- [ ] " not in resolution
 
 
 # --- policy -----------------------------------------------------------------------------------

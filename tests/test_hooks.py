@@ -441,10 +441,11 @@ def test_policy_check_walks_a_good_command_folder_by_folder(safe_dir: Path) -> N
     assert (code, err) == (0, ""), err
     lines = out.splitlines()
     assert lines[0].startswith(f"{path}: ok (")
-    assert lines[1] == f"notifications.command: {script} --json"
-    walked = [line.split()[0] for line in lines[2:-1]]
+    assert "version 1.0.0 · owner Support Team" in lines[1]  # then the notification command
+    assert lines[2] == f"notifications.command: {script} --json"
+    walked = [line.split()[0] for line in lines[3:-1]]
     assert walked == ["/", *map(str, reversed(script.parents[:-1])), str(script)]
-    assert all(line.endswith("  ok") for line in lines[2:-1])
+    assert all(line.endswith("  ok") for line in lines[3:-1])
     me = pwd.getpwuid(os.geteuid()).pw_name
     assert f"{script}  {me}:" in out and "-rwxr-xr-x" in out
     assert lines[-1].startswith(f"  runs as {me}: no shell, in /, environment "

@@ -201,13 +201,24 @@ def policy_key(s: Session, incident_id: int, text: str, what: str) -> str:
     return policy.severity_key(text) if what == "severity" else policy.level_key(text)
 
 
-def known_key(lookup: Callable[[str], str], text: str) -> str:
-    """A filter's key as the current policy spells it, or as typed if it names none
-    (incidents opened under another policy keep their own keys)."""
+def wall_clock() -> Any:
+    """The clock of commands that read no database (tests replace it with a FixedClock)."""
+    from sladeck.clock import SystemClock
+
+    return SystemClock()
+
+
+def filter_key(s: Session, what: str, text: str) -> str:
+    """A `list` filter's key as the current policy spells it (in any case), or as typed
+    when incidents stored under another policy use it; otherwise refused, naming the
+    choices (a typo must not read as "no incidents")."""
+    lookup = s.policy.severity_key if what == "severity" else s.policy.level_key
     try:
         return lookup(text)
     except SladeckError:
-        return text
+        if s.store.incidents(None, **{what: text}):
+            return text
+        raise
 
 
 @command(cli, "open")
@@ -379,8 +390,8 @@ def list_cmd(show_all: bool, state: str | None, severity: str | None, level: str
         states = (state,) if state else None if show_all else ACTIVE_STATES
         now = s.clock.now()
         incidents = s.store.incidents(
-            states, severity=severity and known_key(s.policy.severity_key, severity),
-            level=level and known_key(s.policy.level_key, level))
+            states, severity=severity and filter_key(s, "severity", severity),
+            level=level and filter_key(s, "level", level))
         assessed = [(i, assess(i, s.policy_of(i), now)) for i in incidents]
         assessed.sort(key=lambda pair: pair[1].sort_key(pair[0], s.policy_of(pair[0])))
         if as_json:
@@ -486,8 +497,11 @@ def policy_group() -> None:
 def policy_check(path: str | None) -> None:
     """Validate a policy file (default: the one in use), and say whether its
     notification command would run, and why not."""
+    from dataclasses import replace
+
     from sladeck.hooks import check_report
     from sladeck.policy import default_policy_path, load_policy
+    from sladeck.policy_file import disagreements
     from sladeck.text import visible
 
     chosen = path or click.get_current_context().ensure_object(Settings).policy
@@ -495,9 +509,11 @@ def policy_check(path: str | None) -> None:
     shown = chosen or "built-in policy.yaml"
     report = check_report(policy.notifications, Path(chosen) if chosen else
                           default_policy_path(), shown, policy.source)
+    report = replace(report, errors=(*disagreements(policy, shown), *report.errors))
     click.echo(f"{visible(shown)}: {'refused' if report.errors else 'ok'} "
                f"({len(policy.severities)} severities, "
                f"{len(policy.tiers)} levels, digest {policy.digest[:12]})")
+    click.echo(_review_line(policy))
     for line in report.lines:
         click.echo(line)
     for warning in report.warnings:  # the policy stays valid: worth a look, not a refusal
@@ -506,6 +522,36 @@ def policy_check(path: str | None) -> None:
         say_error(error)
     if report.errors:
         raise click.exceptions.Exit(1)
+
+
+def _review_line(policy: Any) -> str:
+    """The policy's version, owner and next review, a warning once that date has passed
+    (on stdout with the rest of the report: the policy stays valid, exit 0)."""
+    from sladeck.procedure import review_status
+    from sladeck.text import one_line
+
+    today = wall_clock().now().date()
+    if policy.review_overdue(today):
+        return (f"warning: next review {policy.next_review} has passed "
+                f"({(today - policy.next_review_date()).days} days ago): review the "
+                f"procedure with its owner, then set next_review · version "
+                f"{one_line(policy.version) or '-'} · owner {one_line(policy.owner) or '-'}")
+    return review_status(policy, today)
+
+
+@command(policy_group, "show")
+@click.option("--severity", metavar="P", help="Only this severity (e.g. P1).")
+@click.option("--level", metavar="L", help="Only this level (e.g. L2).")
+def policy_show(severity: str | None, level: str | None) -> None:
+    """The escalation procedure as people read it: severities, levels, the response
+    matrix, checklists, review, contacts and tools."""
+    from sladeck.policy import load_policy
+    from sladeck.procedure import show_policy
+
+    policy = load_policy(click.get_current_context().ensure_object(Settings).policy)
+    click.echo(show_policy(policy, wall_clock().now().date(),
+                           severity=severity and policy.severity_key(severity),
+                           level=level and policy.level_key(level)))
 
 
 @command(policy_group, "apply")
@@ -517,6 +563,67 @@ def policy_apply() -> None:
     for out in outcomes:
         say(out.message)
     click.echo(f"{len(outcomes)} incident(s) re-based")
+
+
+@command(cli, "contacts")
+@click.option("--severity", metavar="P", help="Only management on call for this severity.")
+@click.option("--level", metavar="L", help="Only this level's contacts.")
+def contacts_cmd(severity: str | None, level: str | None) -> None:
+    """Who to call now: level contacts, management available now (business hours as
+    the policy sets them), vendors and professional services."""
+    from sladeck.policy import load_policy
+    from sladeck.procedure import show_contacts
+
+    policy = load_policy(click.get_current_context().ensure_object(Settings).policy)
+    click.echo(show_contacts(policy, wall_clock().now(),
+                             severity=severity and policy.severity_key(severity),
+                             level=level and policy.level_key(level)))
+
+
+@command(cli, "tick")
+@click.argument("incident_id", type=INCIDENT)
+@click.argument("checklist")
+@click.argument("item")
+@click.option("--undo", is_flag=True, help="Untick the item.")
+def tick_cmd(incident_id: int, checklist: str, item: str, undo: bool) -> None:
+    """Tick a triage or communication checklist item (CHECKLIST: triage, internal for
+    the current level, internal.LEVEL, or external.AUDIENCE; see `sladeck show ID`)."""
+    from sladeck.domain.actions import tick
+    from sladeck.errors import NotFound, Refused
+    from sladeck.text import one_line
+
+    s = session()
+    incident = s.store.incident(incident_id)
+    if incident is None:
+        raise NotFound(f"INC-{incident_id} does not exist")
+    policy = s.policy_of(incident)
+    name = checklist.strip()
+    kind, _, rest = name.partition(".")
+    kind = kind.lower()
+    if kind == "triage" and not rest:
+        name = "triage"
+    elif kind == "internal":
+        name = f"internal.{policy.level_key(rest) if rest else incident.level}"
+    elif kind == "external" and rest:
+        audience = {a.lower(): a for a in policy.external_communication}.get(rest.lower())
+        name = f"external.{audience or rest}"
+    choices = ["triage", "internal", *(f"internal.{lv}" for lv in policy.levels),
+               *(f"external.{a}" for a in policy.external_communication)]
+    if kind == "resolution" and not rest:
+        raise Refused("the resolution checklist is ticked by `sladeck resolve "
+                      f"{incident.ref} --check KEY`")
+    if name not in choices:
+        raise Refused(f"unknown checklist '{one_line(checklist, 60)}' "
+                      f"(choose {', '.join(choices)})")
+    lists = {"triage": policy.checklists.get("triage", ()),
+             **{f"internal.{lv}": items for lv, items in policy.internal_communication.items()},
+             **{f"external.{a}": items for a, items in policy.external_communication.items()}}
+    keys = [i.key for i in lists.get(name, ())]
+    key = item.strip().lower() if item.strip().lower() in keys else item
+    if key not in keys:
+        raise Refused(f"{name} has no item '{one_line(item, 60)}' "
+                      f"(choose {', '.join(keys) or 'none: the list is empty'})")
+    say(tick(s.desk, incident_id, name, key, done=not undo).message)
 
 
 class ChainHead(click.ParamType):

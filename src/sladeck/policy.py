@@ -12,7 +12,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
@@ -174,6 +174,7 @@ class Policy:
     notifications: Notifications
     source: str
     digest: str
+    next_review: str = ""  # YYYY-MM-DD (validated), or "" when the policy names none
 
     @property
     def levels(self) -> tuple[str, ...]:
@@ -202,6 +203,15 @@ class Policy:
 
     def needs_review(self, severity: str) -> bool:
         return severity in self.review_required_for
+
+    def next_review_date(self) -> date | None:
+        """When the procedure is due for review, if the policy says."""
+        return date.fromisoformat(self.next_review) if self.next_review else None
+
+    def review_overdue(self, today: date) -> bool:
+        """Whether the policy's next review date has passed on `today`."""
+        due = self.next_review_date()
+        return due is not None and today > due
 
     def management_available(self, severity: str, at: datetime) -> list[ManagementContact]:
         """The management contacts whose availability covers this severity at `at`."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Mapping
-from datetime import time, timedelta
+from datetime import date, time, timedelta
 from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -321,7 +321,7 @@ def _named(r: _Reader, node: yaml.Node, path: str) -> tuple[NamedContact, ...]:
 TOP_REQUIRED = ("name", "severities", "tiers", "response_matrix", "escalation", "checklists",
                 "communication", "review", "follow_up_kinds", "contacts", "business_hours",
                 "notifications")
-TOP_OPTIONAL = ("version", "owner", "warn_at", "close_on_resolve", "tools")
+TOP_OPTIONAL = ("version", "owner", "next_review", "warn_at", "close_on_resolve", "tools")
 
 
 # What a stored policy's aliases may expand to: a policy kept before aliases were
@@ -628,6 +628,17 @@ def _build(r: _Reader, top: dict[str, yaml.Node], source: str) -> Policy | None:
     def opt_text(name: str, default: str) -> str:
         return r.text(top[name], name) if name in top else default
 
+    next_review = opt_text("next_review", "").strip()
+    if next_review:
+        try:
+            date.fromisoformat(next_review)
+            if not re.fullmatch(r"\d{4}-\d\d-\d\d", next_review):
+                raise ValueError
+        except ValueError:
+            r.problem(top["next_review"], "next_review",
+                      f'"{visible(next_review[:40])}" is not a date (write 2026-05-22)')
+            next_review = ""
+
     return Policy(
         name=opt_text("name", "policy"),
         version=opt_text("version", ""),
@@ -654,6 +665,52 @@ def _build(r: _Reader, top: dict[str, yaml.Node], source: str) -> Policy | None:
         notifications=notifications,
         source=source,
         digest=hashlib.sha256(source.encode()).hexdigest(),
+        next_review=next_review,
     )
 
 
+def _node_at(node: yaml.Node | None, *keys: str) -> yaml.Node | None:
+    """The node at `keys` below `node` (mappings only), or None."""
+    for key in keys:
+        if not isinstance(node, yaml.MappingNode):
+            return None
+        node = next((v for k, v in node.value
+                     if isinstance(k, yaml.ScalarNode) and k.value == key), None)
+    return node
+
+
+def _said(d: timedelta | None) -> str:
+    return format_duration(d) if d is not None else "none"
+
+
+def disagreements(policy: Policy, filename: str) -> list[str]:
+    """What `policy check` refuses in a policy that loads: keys that repeat another and
+    disagree with it (`FILE:LINE: key.path: …`). Not a load error, so a policy edited in
+    one place (the matrix) still opens its incidents while `policy check` says what to
+    fix."""
+    r = _Reader(filename)
+    root = yaml.compose(policy.source, Loader=_NoTagsLoader)
+    top = r.mapping(root, "", any_keys=True) or {}
+    _cross_check(r, top, policy)
+    return r.problems
+
+
+def _cross_check(r: _Reader, top: dict[str, yaml.Node], policy: Policy) -> None:
+    """Keys that repeat another must agree with it: a severity's `response` is the
+    response matrix's first-level column, a tier's `resolution` its `escalate_after`
+    (the matrix and `escalate_after` are what the clocks run on)."""
+    first = policy.levels[0] if policy.levels else None
+    for sev in policy.severities.values():
+        cell = policy.response_matrix.get(sev.key, {}).get(first) if first else None
+        if cell is not None and sev.response != cell:
+            node = _node_at(top.get("severities"), sev.key, "response")
+            r.problem(node, f"severities.{sev.key}.response",
+                      f"{format_duration(sev.response)} disagrees with "
+                      f"response_matrix.{sev.key}.{first} ({format_duration(cell)}), which "
+                      "the clocks use")
+    for tier in policy.tiers.values():
+        node = _node_at(top.get("tiers"), tier.key, "resolution")
+        if node is not None and tier.resolution != tier.escalate_after:
+            r.problem(node, f"tiers.{tier.key}.resolution",
+                      f"{_said(tier.resolution)} disagrees with tiers.{tier.key}.escalate_after "
+                      f"({_said(tier.escalate_after)}), which the clocks use")

@@ -197,6 +197,7 @@ def incident_markdown(detail: IncidentDetail, policy: Policy, now: datetime) -> 
             what += ": " + one_line(text, 200)
         out.append(f"| {shown(e.at)} | {md(e.actor.display)} | {md(what)} |")
     out.append("")
+    out += _checklists_markdown(detail, policy)
     ticks = {(t.checklist, t.item): t for t in detail.ticks}
     out += ["## Resolution checklist", ""]
     for item in policy.checklists.get("resolution", ()):
@@ -227,6 +228,22 @@ def incident_markdown(detail: IncidentDetail, policy: Policy, now: datetime) -> 
                        f"{md(f.due) or '-'} | {shown(f.done_at)} |")
         out.append("")
     return "\n".join(out)
+
+
+def _checklists_markdown(detail: IncidentDetail, policy: Policy) -> list[str]:
+    """Triage and communication checklists with their ticks, every level the incident
+    has been at (`sladeck tick` or the detail screen ticks them)."""
+    from sladeck.procedure import incident_checklists
+
+    out = ["## Checklists", ""]
+    for title, name, entries in incident_checklists(detail, policy):
+        done = sum(1 for _, t in entries if t)
+        out += [f"### {md(title)} ({done}/{len(entries)}, {md(name)})", ""]
+        for item, t in entries:
+            out.append(f"- [{'x' if t else ' '}] {md(item.label)} ({md(item.key)})"
+                       + (f" ({shown(t.at)}, {md(t.actor)})" if t else ""))
+        out.append("")
+    return out
 
 
 def queue_line(incident: Incident, policy: Policy, now: datetime,
