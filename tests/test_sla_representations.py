@@ -43,10 +43,10 @@ US = timedelta(microseconds=1)
 
 
 @st.composite
-def incidents(draw: st.DrawFn, policy: Policy, max_size: int = 24) -> list[Incident]:
+def incidents(draw: st.DrawFn, severities: tuple[str, ...], levels: tuple[str, ...],
+              max_size: int = 24) -> list[Incident]:
     """Incidents in every state, level and severity, every event at or before T0 (at
     whole seconds, so deadlines often fall on the same instant)."""
-    levels = policy.levels
     out = []
     for n in range(draw(st.integers(1, max_size))):
         secs = st.integers(0, 20 * 3600).map(lambda s: timedelta(seconds=s))
@@ -65,7 +65,7 @@ def incidents(draw: st.DrawFn, policy: Policy, max_size: int = 24) -> list[Incid
             if resolved is not None:
                 acked = min(acked, resolved)
         out.append(Incident(
-            id=n + 1, title=f"t{n}", severity=draw(st.sampled_from(list(policy.severities))),
+            id=n + 1, title=f"t{n}", severity=draw(st.sampled_from(severities)),
             level=level, state=state, opened_at=opened, opened_by="x", level_entered_at=entered,
             policy_id=1, version=1, acknowledged_at=acked,
             acknowledged_by="x" if acked else None, resolved_at=resolved, reached=reached,
@@ -108,7 +108,7 @@ def test_every_representation_of_the_sla_rules_agrees(policy: Policy) -> None:
     @settings(max_examples=60, deadline=None)
     @given(st.data())
     def check(data: st.DataObject) -> None:
-        items = data.draw(incidents(policy))
+        items = data.draw(incidents(tuple(policy.severities), policy.levels))
         nows = _instants(data.draw, items, policy)
         with store.write() as tx:
             tx.conn.execute("DELETE FROM incidents")
@@ -190,7 +190,7 @@ def test_list_and_the_dashboard_queue_show_the_same_order(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """`sladeck list` (every state but closed with --all; open and acknowledged by
     default) lists incidents in the order the dashboard's queue shows them."""
-    items = data.draw(incidents(policy, max_size=16))
+    items = data.draw(incidents(tuple(policy.severities), policy.levels, max_size=16))
     now = data.draw(st.sampled_from(_instants(data.draw, items, policy)))
     db = tmp_path_factory.mktemp("list") / "desk.db"
     store = Store(db)
