@@ -545,7 +545,8 @@ def test_a_cache_kept_by_another_version_is_not_believed(
     from dataclasses import replace
 
     import sladeck
-    from sladeck.policy import _cache_file, _keep
+    from sladeck.policy_cache import cache_file as _cache_file
+    from sladeck.policy_cache import keep as _keep
 
     path = tmp_path / "policy.yaml"
     path.write_text(edit("\nname: ", "\nname: Versioned ", SHIPPED), encoding="utf-8")
@@ -596,7 +597,7 @@ def test_a_tampered_or_shared_cache_is_never_believed(tmp_path: Path) -> None:
     assert load_policy(path) == expected and not marker.exists()  # refused, parsed again
     from dataclasses import replace
 
-    from sladeck.policy import _keep
+    from sladeck.policy_cache import keep as _keep
 
     _keep(replace(expected, name="Forged"))  # a well-formed cache with another name
     assert load_policy(path).name == "Forged"  # private and ours: believed
@@ -806,7 +807,7 @@ def test_an_endless_pipe_is_read_no_further_than_the_cap(tmp_path: Path) -> None
 def test_a_stored_policy_is_parsed_once_per_process(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """However many stores (a dashboard, its refreshes, a report) hold its incidents."""
-    import sladeck.policy as policy_module
+    import sladeck.policy_cache as policy_module
     import sladeck.policy_file
     from sladeck.store import Store
 
@@ -823,7 +824,7 @@ def test_a_stored_policy_is_parsed_once_per_process(
         return real(source, filename, **kw)
 
     monkeypatch.setattr(sladeck.policy_file, "parse_policy", counting)
-    monkeypatch.setattr(policy_module, "_cached", lambda source: None)  # no cache on disk
+    monkeypatch.setattr(policy_module, "cached", lambda source: None)  # no cache on disk
     stores = [Store(tmp_path / "desk.db") for _ in range(3)]
     first = stores[0].policy(1)
     assert first.name.startswith("Stored once")
@@ -867,6 +868,61 @@ def test_the_cache_builds_nothing_but_policy_classes_named_one_by_one(tmp_path: 
 
     # protocol 4: module, name, STACK_GLOBAL, (command,), REDUCE, STOP
     cached.write_bytes(b"\x80\x04" + text("sladeck.policy") + text("os.system") + b"\x93"
+                       + text(f"touch {marker}") + b"\x85R.")
+    assert load_policy(path) == expected
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("module", ["policy", "policy_file", "policy_cache"])
+def test_the_cache_stamp_covers_every_module_that_parses_validates_or_keeps(
+        module: str) -> None:
+    """Touching any of them files the same text under a new stamp (and a new name)."""
+    import importlib
+    import os
+
+    from sladeck.policy_cache import cache_file
+
+    file = Path(importlib.import_module(f"sladeck.{module}").__file__ or "")
+    before_stat = file.stat()
+    before = cache_file(SHIPPED)
+    try:
+        os.utime(file, ns=(before_stat.st_atime_ns, before_stat.st_mtime_ns + 10**9))
+        after = cache_file(SHIPPED)
+    finally:
+        os.utime(file, ns=(before_stat.st_atime_ns, before_stat.st_mtime_ns))
+    assert before is not None and after is not None
+    assert after[1] != before[1] and after[0] != before[0]
+    assert cache_file(SHIPPED) == before
+
+
+def test_the_cache_admits_policy_classes_by_exact_name_only(tmp_path: Path) -> None:
+    """A dotted name under the cache module itself is refused as well, and every name
+    admitted is one a kept policy needs."""
+    import pickle
+
+    from sladeck.policy_cache import SAFE_GLOBALS
+
+    assert all("." not in name for _, name in SAFE_GLOBALS)
+    path = tmp_path / "policy.yaml"
+    path.write_text(edit("\nname: ", "\nname: Admitted ", SHIPPED), encoding="utf-8")
+    expected = load_policy(path)
+    [cached] = [f for f in _cache_files() if f.read_bytes().find(b"Admitted") >= 0]
+    needed: set[tuple[str, str]] = set()
+
+    class Recording(pickle.Unpickler):
+        def find_class(self, module: str, name: str):  # type: ignore[no-untyped-def]
+            needed.add((module, name))
+            return super().find_class(module, name)
+
+    with cached.open("rb") as f:
+        assert Recording(f).load()[1] == expected
+    assert needed == SAFE_GLOBALS
+    marker = tmp_path / "ran"
+
+    def text(s: str) -> bytes:  # SHORT_BINUNICODE
+        return b"\x8c" + bytes([len(s.encode())]) + s.encode()
+
+    cached.write_bytes(b"\x80\x04" + text("sladeck.policy_cache") + text("os.system") + b"\x93"
                        + text(f"touch {marker}") + b"\x85R.")
     assert load_policy(path) == expected
     assert not marker.exists()

@@ -2,8 +2,8 @@
 
 `policy_file` reads and validates the YAML (every problem at once, as
 `FILE:LINE: key.path: what is wrong`). A policy text read once is kept, parsed, in
-the user's cache folder, so the next start needs neither YAML nor validation: the
-policy is read at every start of every command.
+the user's cache folder (`policy_cache`), so the next start needs neither YAML nor
+validation: the policy is read at every start of every command.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from importlib import resources
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 from sladeck.errors import PolicyError, Refused
@@ -269,10 +268,12 @@ def load_policy(path: str | os.PathLike[str] | None = None) -> Policy:
     file = Path(path) if path else default_policy_path()
     shown = str(path) if path else "policy.yaml (built in)"
     source = _read(file, shown)
-    policy = _cached(source)
+    from sladeck import policy_cache
+
+    policy = policy_cache.cached(source)
     if policy is None:
         policy = parse_policy(source, shown)
-        _keep(policy)
+        policy_cache.keep(policy)
     return policy
 
 
@@ -284,10 +285,12 @@ def stored_policy(source: str, shown: str) -> Policy:
     of stores that hold it) and, like a file's, kept in the cache for the next one."""
     policy = _STORED.get(source)
     if policy is None:
-        policy = _cached(source)
+        from sladeck import policy_cache
+
+        policy = policy_cache.cached(source)
         if policy is None:
             policy = parse_policy(source, shown, stored=True)
-            _keep(policy)
+            policy_cache.keep(policy)
         _STORED[source] = policy
     return policy
 
@@ -333,113 +336,3 @@ def parse_policy(source: str, filename: str = "policy.yaml", *, stored: bool = F
     from sladeck.policy_file import parse_policy as parse
 
     return parse(source, filename, stored=stored)
-
-
-# -- the parsed-policy cache ----------------------------------------------------------
-# One file per policy text. Inside, the policy and a stamp: sladeck's version, the
-# files of every module that parses or validates (so a changed parser or validator
-# never reads an old result) and Python's version; the file is believed only if both
-# the stamp and the policy's own text equal today's exactly, so its name (a CRC of the
-# text and the stamp) need only find it: no cryptographic digest, and no OpenSSL
-# loaded (0.6 MiB) by a start. Written privately (0600 in a 0700 folder) and read only
-# when still private and ours, through an unpickler that builds nothing but the
-# classes named below. Anything unexpected means a normal parse: the cache can only
-# make a start faster.
-
-_VALIDATORS = ("policy.py", "policy_file.py")  # beside this file
-# Everything a pickled policy holds, by exact name: never a dotted path to elsewhere.
-_SAFE_GLOBALS = frozenset({("datetime", "time"), ("datetime", "timedelta")} | {
-    (__name__, name) for name in (
-        "Policy", "Severity", "Tier", "EscalationTarget", "Item", "LevelContact",
-        "Availability", "ManagementContact", "NamedContact", "BusinessHours",
-        "Notifications", "_proxy")})
-
-
-def _proxy(items: dict[str, Any]) -> MappingProxyType[str, Any]:
-    return MappingProxyType(items)
-
-
-def _cache_file(source: str) -> tuple[Path, tuple[str, ...]] | None:
-    """Where the parsed `source` is kept, and the stamp it is kept with."""
-    import sys
-    import zlib
-
-    import platformdirs
-
-    from sladeck import __version__
-
-    try:
-        here = Path(__file__).parent
-        files = [(here / name).stat() for name in _VALIDATORS]
-        stamp = (__version__, sys.version,
-                 *(f"{f.st_mtime_ns}:{f.st_size}" for f in files))
-        text = "\0".join((*stamp, source)).encode("utf-8", "surrogatepass")
-        folder = Path(platformdirs.user_cache_dir("sladeck"))
-    except (OSError, ValueError, RuntimeError):
-        return None
-    # No home to expand (an account without a passwd entry): no cache, rather than a
-    # folder named "~" wherever the command was started.
-    if not folder.is_absolute():
-        return None
-    name = f"policy-{zlib.crc32(text):08x}{zlib.adler32(text):08x}.pickle"
-    return folder / name, stamp
-
-
-def _private(path: Path) -> bool:
-    info = path.stat()
-    return info.st_uid == os.geteuid() and not info.st_mode & 0o022
-
-
-def _cached(source: str) -> Policy | None:
-    import pickle
-
-    class Unpickler(pickle.Unpickler):
-        def find_class(self, module: str, name: str) -> Any:
-            if (module, name) in _SAFE_GLOBALS:
-                return super().find_class(module, name)
-            raise pickle.UnpicklingError(f"{module}.{name} is not a policy object")
-
-    found = _cache_file(source)
-    if found is None:
-        return None
-    path, stamp = found
-    try:
-        if not (_private(path) and _private(path.parent)):
-            return None
-        with path.open("rb") as f:
-            kept_stamp, policy = Unpickler(f).load()
-    except Exception:  # missing, unreadable, old or foreign: parse instead
-        return None
-    if kept_stamp == stamp and isinstance(policy, Policy) and policy.source == source:
-        return policy
-    return None
-
-
-def _keep(policy: Policy) -> None:
-    import pickle
-    import tempfile
-
-    class Pickler(pickle.Pickler):
-        def reducer_override(self, obj: Any) -> Any:
-            if isinstance(obj, MappingProxyType):
-                return _proxy, (dict(obj),)
-            return NotImplemented
-
-    found = _cache_file(policy.source)
-    if found is None:
-        return
-    path, stamp = found
-    try:
-        path.parent.mkdir(parents=True, mode=0o700, exist_ok=True)
-        if not _private(path.parent):
-            return
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".policy-")  # 0600
-        try:
-            with os.fdopen(fd, "wb") as f:
-                Pickler(f, protocol=pickle.HIGHEST_PROTOCOL).dump((stamp, policy))
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
-    except Exception:  # a read-only home, a full disk: the next start parses again
-        return

@@ -21,6 +21,11 @@ from pathlib import Path
 from sys import intern as _intern
 from typing import TYPE_CHECKING, Any
 
+# `Schedule.at`'s risk (as its index in RISKS) and headline deadline over the stored
+# schedules at :now, generated beside the rules (a test compares every representation).
+from sladeck.domain.clocks import HEAD_SQL as _HEAD_SQL
+from sladeck.domain.clocks import NEVER as _NEVER
+from sladeck.domain.clocks import RISK_SQL as _RISK_SQL
 from sladeck.domain.clocks import RISKS, schedule
 from sladeck.domain.model import (
     ACTIVE_STATES,
@@ -193,16 +198,6 @@ WRITTEN_COLUMNS = INCIDENT_COLUMNS + SLA_COLUMNS
 _SELECT_INCIDENT = f"SELECT {', '.join(INCIDENT_COLUMNS)} FROM incidents"
 _OPEN_STATES = "state IN ('open', 'acknowledged')"  # matches incidents_open_dedup's WHERE
 _LOADED_STATES = "state IN ('open', 'acknowledged', 'resolved')"  # what the dashboard shows
-# `Schedule.at`'s risk (as its index in RISKS) and headline deadline, over the stored
-# schedules at :now; a test checks both against the Python for random incidents.
-_NEVER = 2**62  # no deadline: after every real one
-_RISK_SQL = ("CASE WHEN sla_breached OR sla_breach_at <= :now THEN 0 "
-             "WHEN sla_active AND sla_due_at <= :now THEN 1 "
-             "WHEN sla_active AND sla_warn_at <= :now THEN 2 ELSE 3 END")
-_HEAD_SQL = ("CASE WHEN NOT sla_active THEN :never "
-             "WHEN sla_breach_at <= :now THEN sla_breach_at "
-             "WHEN sla_due_at <= :now THEN sla_due_at "
-             "ELSE min(coalesce(sla_breach_at, :never), coalesce(sla_due_at, :never)) END")
 
 
 def _markers(prefix: str, values: Sequence[Any]) -> str:

@@ -2,11 +2,15 @@
 
 Everything here is a pure function of an incident's derived state (itself a
 replay of its timeline), its policy and an instant: nothing is stored as truth.
+This is the one home of the SLA rules: the store's schedule columns, its SQL risk and
+headline expressions and the queue's order (`sladeck list` and the dashboard alike)
+are generated here from the same constants, and tests/test_sla_representations.py
+drives every representation on random incidents and compares them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -57,10 +61,11 @@ class Assessment:
     nearest: SlaClock | None  # the headline deadline: worst status, then soonest
     changes_at: datetime | None  # next instant at which risk or any status changes
 
-    def sort_key(self, incident: Incident, policy: Policy) -> tuple:
-        """Risk, then headline deadline, then severity: stable until `changes_at`."""
-        due = self.nearest.due_at.timestamp() if self.nearest else float("inf")
-        return (RISKS.index(self.risk), due, policy.severity_rank(incident.severity), incident.id)
+    def sort_key(self, incident: Incident, policy: Policy) -> int:
+        """The queue's `order_key`: risk, headline deadline, severity, id; stable until
+        `changes_at`."""
+        return order_key(self.risk, to_us(self.nearest.due_at) if self.nearest else None,
+                         policy.severity_rank(incident.severity), incident.id)
 
 
 def _clock(kind: str, start: datetime, due: datetime, stop: datetime | None, now: datetime,
@@ -254,6 +259,50 @@ def headline(incident: Incident, policy: Policy, now: datetime
     risk, kind, due, changes = schedule(incident, policy).at(to_us(now))
     return (risk, kind, from_us(due) if due is not None else None,
             from_us(changes) if changes is not None else None)
+
+
+# -- the same rules as SQL columns and expressions, and as the queue's order ------------
+
+RISK_RANK = {risk: n for n, risk in enumerate(RISKS)}  # worst first
+NEVER = (1 << 62) - 1  # the headline deadline of an incident with none: after every real one
+# The store keeps a `Schedule` beside each incident, field for field, in these columns.
+SLA_COLUMNS = tuple(f"sla_{f.name}" for f in fields(Schedule))
+
+
+def _sla_sql() -> tuple[str, str]:
+    """`Schedule.at`'s risk (as its RISK_RANK) and headline deadline (NEVER for none),
+    written over the stored SLA_COLUMNS at the parameter `:now` (and `:never`): the
+    store orders and counts the queue's incidents with these without reading them."""
+    c = dict(zip((f.name for f in fields(Schedule)), SLA_COLUMNS, strict=True))
+    active, breached, breach, due, warn = (c["active"], c["breached"], c["breach_at"],
+                                           c["due_at"], c["warn_at"])
+    risk = (f"CASE WHEN {breached} OR {breach} <= :now THEN {RISK_RANK[BREACHED]} "
+            f"WHEN {active} AND {due} <= :now THEN {RISK_RANK[DUE]} "
+            f"WHEN {active} AND {warn} <= :now THEN {RISK_RANK[WARNING]} "
+            f"ELSE {RISK_RANK[OK]} END")
+    head = (f"CASE WHEN NOT {active} THEN :never "
+            f"WHEN {breach} <= :now THEN {breach} "
+            f"WHEN {due} <= :now THEN {due} "
+            f"ELSE min(coalesce({breach}, :never), coalesce({due}, :never)) END")
+    return risk, head
+
+
+RISK_SQL, HEAD_SQL = _sla_sql()
+
+ID_LIMIT = 1 << 40  # incident ids below this (a trillion) pack into order keys
+SEVERITY_LIMIT = 1 << 6  # severity ranks below this pack into order keys
+_DUE_OFFSET = -to_us(datetime.min.replace(tzinfo=UTC))  # any instant's `to_us` + this >= 0
+
+
+def order_key(risk: str, due_us: int | None, severity_rank: int, incident_id: int) -> int:
+    """The queue's order, the one `sladeck list` and the dashboard share: risk (worst
+    first), then the headline deadline (`to_us`; soonest first, none last), then
+    severity (its rank in the policy), then id. Packed into one int that sorts like
+    that tuple, in a third of its memory, and compares faster (ids below ID_LIMIT,
+    ranks below SEVERITY_LIMIT). The store's first-frame `ORDER BY` is RISK_SQL,
+    HEAD_SQL, severity rank, id: the same order (a test compares them)."""
+    due = NEVER if due_us is None else due_us + _DUE_OFFSET
+    return ((RISK_RANK[risk] << 62 | due) << 6 | severity_rank) * ID_LIMIT + incident_id
 
 
 def format_countdown(delta: timedelta) -> str:

@@ -21,14 +21,21 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from sys import intern
 
-from sladeck.domain.clocks import BREACHED, DUE, RISKS, Schedule, from_us, schedule, to_us
+from sladeck.domain.clocks import (
+    BREACHED,
+    DUE,
+    ID_LIMIT,
+    Schedule,
+    from_us,
+    order_key,
+    schedule,
+    to_us,
+)
 from sladeck.domain.model import ACKNOWLEDGED, CLOSED, OPEN, Incident, format_ref
 from sladeck.policy import Policy
 
 DEFAULT_STATES = frozenset({OPEN, ACKNOWLEDGED})
-_RISK_RANK = {risk: n for n, risk in enumerate(RISKS)}
-_NEVER = (1 << 62) - 1  # no deadline: after every real one
-_ID = 1 << 40  # incident ids below this (a trillion) pack into sort keys and heap entries
+_ID = ID_LIMIT  # incident ids below this (a trillion) pack into sort keys and heap entries
 BULK = 256  # merging more rows than this re-sorts once instead of moving each row
 
 
@@ -100,7 +107,7 @@ class Row:
     kind: str | None  # the headline deadline's clock kind, None when nothing ticks
     due_us: int | None  # ... and when it falls due (`to_us` microseconds)
     changes_at: int | None  # when risk or the headline next changes (microseconds)
-    key: int = 0  # the queue's order: see Queue._row
+    key: int = 0  # the queue's order: `clocks.order_key`
     haystack: str | None = None  # the search text: see `_hay`
 
     @property
@@ -155,11 +162,7 @@ class Queue:
         if ranks is None:
             policy = self.policy_for(item.policy_id)
             ranks = self._ranks[item.policy_id] = {s: n for n, s in enumerate(policy.severities)}
-        # The same order as Assessment.sort_key: risk, headline deadline, severity, id.
-        # Risk, headline deadline, severity, id packed into one int: sorts like the
-        # tuple, in a third of its memory, and compares faster.
-        key = (((_RISK_RANK[risk] << 62 | (max(due, 0) if due is not None else _NEVER)) << 6
-                | ranks[item.severity]) * _ID + item.id)
+        key = order_key(risk, due, ranks[item.severity], item.id)  # as `sladeck list`
         if changes is not None:
             heapq.heappush(self._heap, changes * _ID + item.id)
         return Row(item, risk, kind, due, changes, key, haystack)
