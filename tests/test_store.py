@@ -462,7 +462,7 @@ def test_incident_rows_are_inserted_many_to_a_statement_all_or_nothing(
 
 
 def test_append_events_continues_the_chain_or_refuses(desk: Desk, store: Store) -> None:
-    from sladeck.store import GENESIS, event_hash
+    from sladeck.domain.chain import GENESIS, event_hash
 
     actions.open_incident(desk, title="A", severity="P1")
     last = store.events()[-1]
@@ -502,7 +502,7 @@ def test_event_hash_hashes_the_json_text_it_always_did() -> None:
     from hypothesis import given
     from hypothesis import strategies as st
 
-    from sladeck.store import event_hash
+    from sladeck.domain.chain import event_hash
 
     def reference(*fields) -> str:
         return hashlib.sha256(json.dumps(list(fields), ensure_ascii=True,

@@ -16,11 +16,11 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from itertools import chain
-from json.encoder import encode_basestring_ascii as _ascii
 from pathlib import Path
 from sys import intern as _intern
 from typing import TYPE_CHECKING, Any
 
+from sladeck.domain.chain import GENESIS, canonical_json, chain_hasher, event_hash
 from sladeck.domain.clocks import RISKS, schedule
 from sladeck.domain.model import (
     ACTIVE_STATES,
@@ -45,7 +45,6 @@ if TYPE_CHECKING:
     import sqlite_utils
 
 BUSY_TIMEOUT_MS = 30_000
-GENESIS = "0" * 64
 BATCH = 500  # parameters per IN (...) lookup, well under SQLite's limit
 BULK_CACHE_KIB = 32 * 1024  # page cache of a bulk write (`Store.write(bulk=True)`)
 MULTI_ROW = 500  # rows per INSERT of `insert_incident_rows`
@@ -314,37 +313,6 @@ def _event(row: sqlite3.Row | tuple) -> Event:
     v["at"] = _time(v["at"])
     v["payload"] = json.loads(v["payload"])
     return Event(**v)
-
-
-# Built once: `json.dumps` with options builds a new encoder per call (same output).
-_HASH_TEXT = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
-_PAYLOAD_TEXT = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode
-
-
-def event_hash(prev_hash: str, event_id: int, incident_id: int, version: int, at: str,
-               account: str, name: str | None, kind: str, payload: str) -> str:
-    """The chain link: each event's hash covers its content and the previous hash.
-
-    The text hashed is `json.dumps([prev_hash, event_id, ..., payload], ensure_ascii=True,
-    separators=(",", ":"))`; for the usual types it is put together here from the same
-    string encoder json uses (half the time, which a 100,000-line import notices)."""
-    if type(event_id) is int and type(incident_id) is int and type(version) is int and \
-            type(prev_hash) is str and type(at) is str and type(account) is str and \
-            type(kind) is str and type(payload) is str and (name is None or type(name) is str):
-        text = (f"[{_ascii(prev_hash)},{event_id},{incident_id},{version},{_ascii(at)},"
-                f"{_ascii(account)},{'null' if name is None else _ascii(name)},{_ascii(kind)},"
-                f"{_ascii(payload)}]")
-    else:
-        text = _HASH_TEXT([prev_hash, event_id, incident_id, version, at, account, name, kind,
-                           payload])
-    from hashlib import sha256  # only writers hash: the dashboard's reader loads no OpenSSL
-
-    return sha256(text.encode()).hexdigest()
-
-
-def _dumps(value: Any) -> str:
-    """Canonical JSON (sorted keys, no spaces) as payloads are stored and hashed."""
-    return _PAYLOAD_TEXT(value)
 
 
 def _lstat(path: Path) -> os.stat_result | None:
@@ -1027,7 +995,7 @@ class Transaction:
         event_id = self.next_event_id()
         assert self._last is not None
         prev_hash = self._last[1]
-        at_text, payload_text = to_iso(at), _dumps(payload)
+        at_text, payload_text = to_iso(at), canonical_json(payload)
         digest = event_hash(prev_hash, event_id, incident_id, version, at_text, actor.account,
                             actor.name, kind, payload_text)
         self.conn.execute(
@@ -1044,38 +1012,20 @@ class Transaction:
         """`append_event` for many events by one actor, in one `executemany`: each is
         (id, incident_id, version, at as `to_iso` text, kind, payload), and the ids must
         continue the chain (the caller pre-assigns them from `next_event_id`). A payload
-        is a dict, or already its `_dumps` text. Returns each event's (prev_hash, hash),
+        is a dict, or already its `canonical_json` text. Returns each event's (prev_hash, hash),
         linked exactly as `append_event` links them."""
         self.next_event_id()
         assert self._last is not None
         last_id, prev_hash = self._last
         account, name = actor.account, actor.name
-        # `event_hash`'s text, with the parts most events share encoded once.
-        who = f"{_ascii(account)},{'null' if name is None else _ascii(name)}" \
-            if type(account) is str and (name is None or type(name) is str) else None
-        texts: dict[str, str] = {}  # at or kind → its JSON string
-        from hashlib import sha256
+        link = chain_hasher(account, name)
         rows, links = [], []
         for event_id, incident_id, version, at_text, kind, payload in events:
             last_id += 1
             if event_id != last_id:
                 raise StoreError(f"event {event_id} does not continue the chain at {last_id}")
-            payload_text = payload if type(payload) is str else _dumps(payload)
-            if who is not None and type(event_id) is int and type(incident_id) is int and \
-                    type(version) is int and type(at_text) is str and type(kind) is str and \
-                    type(prev_hash) is str:
-                at_json = texts.get(at_text)
-                if at_json is None:
-                    at_json = texts[at_text] = _ascii(at_text)
-                kind_json = texts.get(kind)
-                if kind_json is None:
-                    kind_json = texts[kind] = _ascii(kind)
-                digest = sha256(f"[{_ascii(prev_hash)},{event_id},{incident_id},{version},"
-                                f"{at_json},{who},{kind_json},{_ascii(payload_text)}]"
-                                .encode()).hexdigest()
-            else:
-                digest = event_hash(prev_hash, event_id, incident_id, version, at_text,
-                                    account, name, kind, payload_text)
+            payload_text = payload if type(payload) is str else canonical_json(payload)
+            digest = link(prev_hash, event_id, incident_id, version, at_text, kind, payload_text)
             rows.append((event_id, incident_id, version, at_text, account, name, kind,
                          payload_text, prev_hash, digest))
             links.append((prev_hash, digest))
@@ -1090,7 +1040,7 @@ class Transaction:
         self.conn.execute(
             "INSERT INTO handoffs (incident_id, event_id, from_level, to_level, trigger, reason, "
             "fields) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (incident_id, event_id, from_level, to_level, trigger, reason, _dumps(fields)))
+            (incident_id, event_id, from_level, to_level, trigger, reason, canonical_json(fields)))
 
     def ticks(self, incident_id: int) -> set[tuple[str, str]]:
         return set(self.conn.execute(
@@ -1108,7 +1058,7 @@ class Transaction:
 
     def add_review(self, incident_id: int, event_id: int, fields: dict[str, str]) -> None:
         self.conn.execute("INSERT OR REPLACE INTO reviews VALUES (?, ?, ?)",
-                          (incident_id, event_id, _dumps(fields)))
+                          (incident_id, event_id, canonical_json(fields)))
 
     def add_follow_up(self, incident_id: int, event_id: int, kind: str, description: str,
                       owner: str, due: str | None) -> int:

@@ -268,7 +268,7 @@ def _opened_payload(incident_id: int, title: str, severity: str, level: str,
                     description: str, service: str, dedup_key: str | None,
                     external_ref: str | None, policy_id: int, opened_at: str | None,
                     source: str) -> str:
-    """The `opened` payload's canonical text (`store._dumps`: sorted keys, no spaces,
+    """The `opened` payload's canonical text (`chain.canonical_json`: sorted keys, no spaces,
     not ASCII-escaped), put together from json's own string encoder: the values are
     str (checked by `parse_line`), int, or None."""
     return (f'{{"dedup_key":{"null" if dedup_key is None else _json_text(dedup_key)},'
@@ -289,7 +289,7 @@ def _write_records(desk: Desk, tx: Transaction, records: list[tuple[int, dict[st
     late repeat, `_Writer.record`) one at a time, built in memory: we hold the write
     lock, so incident and event ids are assigned here; existing incidents are looked up
     by dedup key a batch at a time; a repeat's state comes from `apply_event`; a new
-    incident's row and payload are built directly as `apply_event` and `_dumps` would
+    incident's row and payload are built directly as `apply_event` and `canonical_json` would
     make them (its `Incident` is made only if a later line repeats it); rows and
     events are written with one `executemany` each.
     """
