@@ -377,7 +377,8 @@ def test_verify_reports_an_edited_or_stale_sla_schedule(desk: Desk, store: Store
 
 def test_dedup_lookups_use_an_index_not_a_table_scan(store) -> None:
     """Importing N alerts must not cost N table scans (10,000 lines took 10 s that way)."""
-    from sladeck.store import _OPEN_STATES, _SELECT_INCIDENT
+    from sladeck.store.rows import SELECT_INCIDENT as _SELECT_INCIDENT
+    from sladeck.store.sqlite import _OPEN_STATES
 
     for sql in (f"{_SELECT_INCIDENT} WHERE dedup_key = ? AND {_OPEN_STATES}",
                 f"{_SELECT_INCIDENT} WHERE dedup_key = ? AND dedup_key IS NOT NULL "
@@ -406,7 +407,9 @@ def test_noticing_a_change_reads_by_index_whatever_the_table_size(desk: Desk, st
 # -- bulk writes (the import's path) ------------------------------------------------------
 
 def test_bulk_rows_equal_single_rows(desk: Desk, store: Store, clock) -> None:
-    from sladeck.store import WRITTEN_COLUMNS, _incident_row, _incident_rows
+    from sladeck.store.rows import WRITTEN_COLUMNS
+    from sladeck.store.rows import incident_row as _incident_row
+    from sladeck.store.rows import incident_rows as _incident_rows
 
     actions.open_incident(desk, title="A", severity="P1", service="web", dedup_key="a")
     actions.open_incident(desk, title="B", severity="P2")
@@ -487,7 +490,7 @@ def test_stored_times_read_back_exactly(store: Store) -> None:
     from datetime import UTC, datetime
 
     from sladeck.domain.model import to_iso
-    from sladeck.store import _time
+    from sladeck.store.rows import _time
 
     at = datetime(2026, 11, 26, 15, 0, 0, 123456, tzinfo=UTC)
     assert _time(to_iso(at)) == at and _time(to_iso(at)).tzinfo is UTC
