@@ -227,7 +227,6 @@ _WRITERS: dict[type, Callable[..., tuple[Any, ...]]] = {Incident: _writer(Incide
                                                         Opening: _writer(Opening)}
 
 
-
 # -- many rows ---------------------------------------------------------------------------
 
 def sla_values(incident: Incident, policy: Policy) -> tuple[Any, ...]:
