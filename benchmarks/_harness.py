@@ -80,7 +80,8 @@ def build_db(path: Path, open_count: int, closed_count: int, *, horizon_minutes:
     from sladeck.domain.clocks import assess
     from sladeck.domain.model import ACKNOWLEDGED, CLOSED, OPEN, Actor, Incident, to_iso
     from sladeck.policy import load_policy
-    from sladeck.store import INCIDENT_COLUMNS, WRITTEN_COLUMNS, Store, _incident, _sla_values
+    from sladeck.store import INCIDENT_COLUMNS, WRITTEN_COLUMNS, Store
+    from sladeck.store.rows import incident_from_row, sla_values
 
     started = time.perf_counter()
     rng = random.Random(seed)
@@ -102,7 +103,7 @@ def build_db(path: Path, open_count: int, closed_count: int, *, horizon_minutes:
     def with_schedule(row: dict[str, Any]) -> tuple[Any, ...]:
         """The row in WRITTEN_COLUMNS' order: its columns, then its stored SLA schedule."""
         values = tuple(row[c] for c in INCIDENT_COLUMNS)
-        return (*values, *_sla_values(_incident(values), policy))
+        return (*values, *sla_values(incident_from_row(values), policy))
 
     def title() -> str:
         return " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 7))).capitalize()

@@ -288,7 +288,7 @@ def migrate(db: str, log: str, barrier: str, hang: str | None) -> None:
     With `hang`, step 2 does its work, signals by creating that file, and sleeps until
     killed: a process dying in the middle of a migration.
     """
-    from sladeck import store as store_module
+    from sladeck.store import schema as store_module
 
     real = store_module.MIGRATIONS[1]
 

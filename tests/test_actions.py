@@ -829,8 +829,8 @@ def test_an_opened_payload_is_the_text_dumps_makes() -> None:
     from hypothesis import given
     from hypothesis import strategies as st
 
+    from sladeck.domain.chain import canonical_json as _dumps
     from sladeck.domain.ingest import _opened_payload
-    from sladeck.store import _dumps
 
     text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)))
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from conftest import call_cli
-from sladeck.store import GENESIS, event_hash
+from sladeck.domain.chain import GENESIS, event_hash
 
 SLADECK = Path(sys.executable).with_name("sladeck")
 ME = pwd.getpwuid(os.getuid()).pw_name

@@ -377,7 +377,8 @@ def test_verify_reports_an_edited_or_stale_sla_schedule(desk: Desk, store: Store
 
 def test_dedup_lookups_use_an_index_not_a_table_scan(store) -> None:
     """Importing N alerts must not cost N table scans (10,000 lines took 10 s that way)."""
-    from sladeck.store import _OPEN_STATES, _SELECT_INCIDENT
+    from sladeck.store.rows import SELECT_INCIDENT as _SELECT_INCIDENT
+    from sladeck.store.sqlite import _OPEN_STATES
 
     for sql in (f"{_SELECT_INCIDENT} WHERE dedup_key = ? AND {_OPEN_STATES}",
                 f"{_SELECT_INCIDENT} WHERE dedup_key = ? AND dedup_key IS NOT NULL "
@@ -406,7 +407,9 @@ def test_noticing_a_change_reads_by_index_whatever_the_table_size(desk: Desk, st
 # -- bulk writes (the import's path) ------------------------------------------------------
 
 def test_bulk_rows_equal_single_rows(desk: Desk, store: Store, clock) -> None:
-    from sladeck.store import WRITTEN_COLUMNS, _incident_row, _incident_rows
+    from sladeck.store.rows import WRITTEN_COLUMNS
+    from sladeck.store.rows import incident_row as _incident_row
+    from sladeck.store.rows import incident_rows as _incident_rows
 
     actions.open_incident(desk, title="A", severity="P1", service="web", dedup_key="a")
     actions.open_incident(desk, title="B", severity="P2")
@@ -462,7 +465,7 @@ def test_incident_rows_are_inserted_many_to_a_statement_all_or_nothing(
 
 
 def test_append_events_continues_the_chain_or_refuses(desk: Desk, store: Store) -> None:
-    from sladeck.store import GENESIS, event_hash
+    from sladeck.domain.chain import GENESIS, event_hash
 
     actions.open_incident(desk, title="A", severity="P1")
     last = store.events()[-1]
@@ -487,7 +490,7 @@ def test_stored_times_read_back_exactly(store: Store) -> None:
     from datetime import UTC, datetime
 
     from sladeck.domain.model import to_iso
-    from sladeck.store import _time
+    from sladeck.store.rows import _time
 
     at = datetime(2026, 11, 26, 15, 0, 0, 123456, tzinfo=UTC)
     assert _time(to_iso(at)) == at and _time(to_iso(at)).tzinfo is UTC
@@ -502,7 +505,7 @@ def test_event_hash_hashes_the_json_text_it_always_did() -> None:
     from hypothesis import given
     from hypothesis import strategies as st
 
-    from sladeck.store import event_hash
+    from sladeck.domain.chain import event_hash
 
     def reference(*fields) -> str:
         return hashlib.sha256(json.dumps(list(fields), ensure_ascii=True,

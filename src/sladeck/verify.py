@@ -16,10 +16,11 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
+from sladeck.domain.chain import GENESIS, canonical_json, event_hash
 from sladeck.domain.clocks import schedule
 from sladeck.domain.model import Incident, to_iso
 from sladeck.domain.timeline import apply_event
-from sladeck.store import GENESIS, SCHEDULES_SINCE, Store, _dumps, event_hash
+from sladeck.store import SCHEDULES_SINCE, Store
 
 COMPARED = ("title", "description", "service", "severity", "level", "state", "assignee",
             "external_ref", "dedup_key", "opened_at", "level_entered_at", "acknowledged_at",
@@ -125,7 +126,7 @@ def _verify(store: Store, expect: Head | None) -> Verdict:
             tell(f"{where}: does not follow the event before it (chain broken)")
         expected = event_hash(event.prev_hash, event.id, event.incident_id, event.version,
                               to_iso(event.at), event.account,
-                              event.name, event.kind, _dumps(event.payload))
+                              event.name, event.kind, canonical_json(event.payload))
         if expected != event.hash:
             tell(f"{where}: its content does not match its hash (edited)")
         if expect is not None and event.hash == expect.hash:

@@ -27,10 +27,10 @@ from sladeck.domain.model import (
     local_time,
     to_iso,
 )
+from sladeck.domain.ports import Storage, WriteTransaction
 from sladeck.domain.timeline import STATE_EVENTS, apply_event, describe
 from sladeck.errors import Conflict, MissingFields, NotFound, Refused
 from sladeck.policy import Policy
-from sladeck.store import Store, Transaction
 
 OTHER = "other"
 MAX_TITLE = 1_000
@@ -41,7 +41,7 @@ MAX_TEXT = 200_000
 class Desk:
     """Everything an action needs: where, under which policy, when, and who."""
 
-    store: Store
+    store: Storage  # a `sladeck.store.Store`, or any other implementation of the port
     policy: Policy  # the current policy; new incidents are opened under it
     clock: Clock
     actor: Actor
@@ -91,7 +91,7 @@ def clean_text(value: Any, what: str, *, required: bool = True, limit: int = MAX
 class _Writer:
     """Helpers shared by the actions inside one transaction."""
 
-    def __init__(self, desk: Desk, tx: Transaction) -> None:
+    def __init__(self, desk: Desk, tx: WriteTransaction) -> None:
         self.desk, self.tx = desk, tx
         self.now = desk.clock.now()
 

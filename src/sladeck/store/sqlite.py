@@ -1,10 +1,12 @@
-"""The only module that speaks SQL: schema, migrations, transactions, change detection.
+"""The SQLite store: one connection (`Store`) and its write transaction (`Transaction`),
+reads, the queue's ordered reads and change detection.
 
 Every write runs inside `BEGIN IMMEDIATE` (a deferred `BEGIN` that reads then
 writes fails at once with "database is locked" when another process committed in
 between). Reads are fetched into lists so no read transaction outlives a call:
 an open one would freeze `PRAGMA data_version` and stop WAL checkpoints.
-Rows never leave this module: they become domain objects here.
+Rows never leave the store: `rows` turns them into domain objects. `Store` is the
+domain's `Storage` port and `Transaction` its `ImportTransaction` (`domain/ports.py`).
 """
 
 from __future__ import annotations
@@ -12,21 +14,17 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from datetime import UTC, datetime
-from itertools import chain
-from json.encoder import encode_basestring_ascii as _ascii
+from datetime import datetime
 from pathlib import Path
-from sys import intern as _intern
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-# `Schedule.at`'s risk (as its index in RISKS) and headline deadline over the stored
-# schedules at :now, generated beside the rules (a test compares every representation).
+from sladeck.domain.chain import GENESIS, canonical_json, event_hash
 from sladeck.domain.clocks import HEAD_SQL as _HEAD_SQL
 from sladeck.domain.clocks import NEVER as _NEVER
 from sladeck.domain.clocks import RISK_SQL as _RISK_SQL
-from sladeck.domain.clocks import RISKS, schedule
+from sladeck.domain.clocks import RISKS
 from sladeck.domain.model import (
     ACTIVE_STATES,
     Actor,
@@ -41,163 +39,30 @@ from sladeck.domain.model import (
     from_iso,
     to_iso,
 )
+from sladeck.domain.ports import ImportPlan
 from sladeck.domain.queue import QueueItem
 from sladeck.errors import Damaged, FileReplaced, ReadOnly, Refused, StoreError
-from sladeck.permissions import check_planted, check_sharing, is_shared_folder, resolve_links
+from sladeck.permissions import is_shared_folder
 from sladeck.policy import Policy
-
-if TYPE_CHECKING:
-    import sqlite_utils
+from sladeck.store import bulk, schema
+from sladeck.store.files import file_identity, prepare_file, read_only_reason
+from sladeck.store.rows import (
+    EVENT_COLUMNS,
+    SELECT_INCIDENT,
+    SELECT_ITEM,
+    WRITTEN_COLUMNS,
+    event_from_row,
+    incident_from_row,
+    incident_row,
+    incident_rows,
+    item_from_row,
+)
 
 BUSY_TIMEOUT_MS = 30_000
-GENESIS = "0" * 64
 BATCH = 500  # parameters per IN (...) lookup, well under SQLite's limit
 BULK_CACHE_KIB = 32 * 1024  # page cache of a bulk write (`Store.write(bulk=True)`)
-MULTI_ROW = 500  # rows per INSERT of `insert_incident_rows`
-_fromisoformat = datetime.fromisoformat
 
-
-def _v1(db: sqlite_utils.Database) -> None:
-    db["policies"].create(
-        {"id": int, "digest": str, "name": str, "source": str, "added_at": str},
-        pk="id", not_null={"digest", "source", "added_at"})
-    db["policies"].create_index(["digest"], unique=True)
-    db.execute("""
-        CREATE TABLE incidents (
-            id INTEGER PRIMARY KEY,
-            title TEXT NOT NULL,
-            description TEXT NOT NULL DEFAULT '',
-            service TEXT NOT NULL DEFAULT '',
-            severity TEXT NOT NULL,
-            level TEXT NOT NULL,
-            state TEXT NOT NULL CHECK (state IN ('open', 'acknowledged', 'resolved', 'closed')),
-            assignee TEXT,
-            external_ref TEXT,
-            dedup_key TEXT,
-            opened_at TEXT NOT NULL,
-            opened_by TEXT NOT NULL,
-            level_entered_at TEXT NOT NULL,
-            acknowledged_at TEXT,
-            acknowledged_by TEXT,
-            resolved_at TEXT,
-            closed_at TEXT,
-            reached TEXT NOT NULL,
-            repeats INTEGER NOT NULL DEFAULT 0,
-            policy_id INTEGER NOT NULL REFERENCES policies(id),
-            version INTEGER NOT NULL,
-            changed_seq INTEGER NOT NULL,
-            updated_at TEXT NOT NULL,
-            updated_by TEXT NOT NULL,
-            last_change TEXT NOT NULL
-        )""")
-    # One open incident per dedup key, enforced by the database, not by app code.
-    db.execute("""CREATE UNIQUE INDEX incidents_open_dedup ON incidents(dedup_key)
-                  WHERE dedup_key IS NOT NULL AND state IN ('open', 'acknowledged')""")
-    db.execute("CREATE INDEX incidents_state ON incidents(state)")
-    db.execute("CREATE INDEX incidents_changed ON incidents(changed_seq)")
-    db.execute("""
-        CREATE TABLE events (
-            id INTEGER PRIMARY KEY,
-            incident_id INTEGER NOT NULL REFERENCES incidents(id),
-            version INTEGER NOT NULL,
-            at TEXT NOT NULL,
-            account TEXT NOT NULL,
-            name TEXT,
-            kind TEXT NOT NULL,
-            payload TEXT NOT NULL,
-            prev_hash TEXT NOT NULL,
-            hash TEXT NOT NULL UNIQUE
-        )""")
-    db.execute("CREATE INDEX events_incident ON events(incident_id, id)")
-    for verb in ("UPDATE", "DELETE"):
-        db.execute(f"""CREATE TRIGGER events_no_{verb.lower()} BEFORE {verb} ON events
-                       BEGIN SELECT RAISE(ABORT, 'events are append-only'); END""")
-    db["handoffs"].create(
-        {"id": int, "incident_id": int, "event_id": int, "from_level": str, "to_level": str,
-         "trigger": str, "reason": str, "fields": str},
-        pk="id", foreign_keys=[("incident_id", "incidents", "id"), ("event_id", "events", "id")])
-    db["handoffs"].create_index(["incident_id"])
-    db["checklist_ticks"].create(
-        {"incident_id": int, "checklist": str, "item": str, "event_id": int},
-        pk=("incident_id", "checklist", "item"),
-        foreign_keys=[("incident_id", "incidents", "id"), ("event_id", "events", "id")])
-    db["reviews"].create(
-        {"incident_id": int, "event_id": int, "fields": str}, pk="incident_id",
-        foreign_keys=[("incident_id", "incidents", "id"), ("event_id", "events", "id")])
-    db["follow_ups"].create(
-        {"id": int, "incident_id": int, "kind": str, "description": str, "owner": str,
-         "due": str, "event_id": int, "done_event_id": int},
-        pk="id", foreign_keys=[("incident_id", "incidents", "id"), ("event_id", "events", "id")])
-    db["follow_ups"].create_index(["incident_id"])
-    # An automatic notice (escalation due, SLA breached) is recorded once per deadline,
-    # however many dashboards see it pass.
-    db["notices"].create(
-        {"incident_id": int, "clock": str, "due_at": str, "status": str, "event_id": int},
-        pk=("incident_id", "clock", "due_at", "status"),
-        foreign_keys=[("incident_id", "incidents", "id")])
-
-
-def _v2(db: sqlite_utils.Database) -> None:
-    """Find an alert's earlier incidents by dedup key without scanning the table
-    (the unique index covers open incidents only)."""
-    db.execute("CREATE INDEX incidents_dedup_key ON incidents(dedup_key) "
-               "WHERE dedup_key IS NOT NULL")
-
-
-def _v3(db: sqlite_utils.Database) -> None:
-    """Each incident's SLA schedule beside it, so the queue's worst rows are one
-    `ORDER BY … LIMIT` away and the dashboard never needs every incident's clocks."""
-    from sladeck.policy import parse_policy
-
-    conn = db.conn
-    for column in SLA_COLUMNS:
-        kind = "TEXT" if column.endswith("_kind") else "INTEGER"
-        conn.execute(f"ALTER TABLE incidents ADD COLUMN {column} {kind}")
-    policies = {pid: parse_policy(source, f"stored policy {pid}")
-                for pid, source in conn.execute("SELECT id, source FROM policies")}
-    after = 0
-    while True:
-        rows = conn.execute(f"{_SELECT_INCIDENT} WHERE id > ? ORDER BY id LIMIT 2000",
-                            (after,)).fetchall()
-        if not rows:
-            break
-        incidents = [_incident(row) for row in rows]
-        conn.executemany(
-            f"UPDATE incidents SET {', '.join(f'{c} = ?' for c in SLA_COLUMNS)} WHERE id = ?",
-            [(*_sla_values(i, policies[i.policy_id]), i.id) for i in incidents])
-        after = incidents[-1].id
-
-
-# What the first frame reads of every queued incident: its state, severity and schedule.
-_QUEUE_INDEX = ("state", "severity", "sla_breached", "sla_active", "sla_breach_at",
-                "sla_due_at", "sla_warn_at")
-
-
-def _v4(db: sqlite_utils.Database) -> None:
-    """The queue's columns in one index, state first: the first frame's worst rows and
-    its counts are read from the index alone, not from every open incident's row
-    (spread among all the closed ones). It replaces the index on state alone."""
-    db.execute(f"CREATE INDEX incidents_queue ON incidents({', '.join(_QUEUE_INDEX)})")
-    db.execute("DROP INDEX incidents_state")
-
-
-MIGRATIONS = (_v1, _v2, _v3, _v4)
-SCHEDULES_SINCE = 3  # the schema version that stores SLA schedules
-SCHEMA_VERSION = len(MIGRATIONS)
-
-SLA_COLUMNS = ("sla_active", "sla_breached", "sla_breach_at", "sla_breach_kind", "sla_due_at",
-               "sla_due_kind", "sla_warn_at")  # a clocks.Schedule, field for field
-INCIDENT_COLUMNS = (
-    "id", "title", "description", "service", "severity", "level", "state", "assignee",
-    "external_ref", "dedup_key", "opened_at", "opened_by", "level_entered_at",
-    "acknowledged_at", "acknowledged_by", "resolved_at", "closed_at", "reached", "repeats",
-    "policy_id", "version", "changed_seq", "updated_at", "updated_by", "last_change")
-_TIME_COLUMNS = {"opened_at", "level_entered_at", "acknowledged_at", "resolved_at",
-                 "closed_at", "updated_at"}
-WRITTEN_COLUMNS = INCIDENT_COLUMNS + SLA_COLUMNS
-_SELECT_INCIDENT = f"SELECT {', '.join(INCIDENT_COLUMNS)} FROM incidents"
 _OPEN_STATES = "state IN ('open', 'acknowledged')"  # matches incidents_open_dedup's WHERE
-_LOADED_STATES = "state IN ('open', 'acknowledged', 'resolved')"  # what the dashboard shows
 
 
 def _markers(prefix: str, values: Sequence[Any]) -> str:
@@ -206,211 +71,6 @@ def _markers(prefix: str, values: Sequence[Any]) -> str:
 
 def _named(prefix: str, values: Sequence[Any]) -> dict[str, Any]:
     return {f"{prefix}{n}": v for n, v in enumerate(values)}
-
-
-_SELECT_ITEM = (f"SELECT {', '.join(SLA_COLUMNS)}, id, title, service, assignee, severity, "
-                "level, state, policy_id, version, changed_seq FROM incidents")
-
-
-def _time(text: str) -> datetime:
-    """A stored time (`to_iso` text, always UTC with `Z`): the direct parse, which is
-    2-3× cheaper than `from_iso`, with `from_iso` for any other form."""
-    at = _fromisoformat(text)
-    return at if at.tzinfo is UTC else from_iso(text)
-
-
-def _incident(row: sqlite3.Row | tuple) -> Incident:
-    (id_, title, description, service, severity, level, state, assignee, external_ref,
-     dedup_key, opened_at, opened_by, level_entered_at, acknowledged_at, acknowledged_by,
-     resolved_at, closed_at, reached, repeats, policy_id, version, changed_seq, updated_at,
-     updated_by, last_change) = row  # INCIDENT_COLUMNS' order
-    return Incident(
-        id=id_, title=title, description=description or "", service=service or "",
-        severity=severity, level=level, state=state, assignee=assignee,
-        external_ref=external_ref, dedup_key=dedup_key, opened_at=_time(opened_at),
-        opened_by=opened_by, level_entered_at=_time(level_entered_at),
-        acknowledged_at=_time(acknowledged_at) if acknowledged_at is not None else None,
-        acknowledged_by=acknowledged_by,
-        resolved_at=_time(resolved_at) if resolved_at is not None else None,
-        closed_at=_time(closed_at) if closed_at is not None else None,
-        reached={k: _time(v) for k, v in json.loads(reached).items()}, repeats=repeats,
-        policy_id=policy_id, version=version, changed_seq=changed_seq,
-        updated_at=_time(updated_at) if updated_at is not None else None,
-        updated_by=updated_by, last_change=last_change)
-
-
-def _sla_values(incident: Incident, policy: Policy) -> tuple[Any, ...]:
-    """The SLA_COLUMNS of an incident as it stands."""
-    return schedule(incident, policy).values()
-
-
-def _item(row: tuple[Any, ...]) -> QueueItem:
-    """A `_SELECT_ITEM` row; repeated short strings are shared, not copied per row."""
-    (active, breached, breach_at, breach_kind, due_at, due_kind, warn_at, id_, title, service,
-     assignee, severity, level, state, policy_id, version, changed_seq) = row
-    return QueueItem(bool(active), bool(breached), breach_at,
-                     breach_kind and _intern(breach_kind), due_at, due_kind and _intern(due_kind),
-                     warn_at, id_, title, _intern(service), _intern(assignee) if assignee else None,
-                     _intern(severity), _intern(level), _intern(state), policy_id, version,
-                     changed_seq)
-
-
-def _incident_row(incident: Incident, policy: Policy) -> dict[str, Any]:
-    row = {column: getattr(incident, column) for column in INCIDENT_COLUMNS}  # not asdict: it deep-copies
-    for key in _TIME_COLUMNS:
-        if row[key] is not None:
-            row[key] = to_iso(row[key])
-    row["reached"] = json.dumps({k: to_iso(v) for k, v in incident.reached.items()})
-    row.update(zip(SLA_COLUMNS, _sla_values(incident, policy), strict=True))
-    return row
-
-
-def _incident_rows(incidents: Iterable[Incident], policy_for: Callable[[int], Policy]
-                   ) -> list[tuple[Any, ...]]:
-    """`_incident_row` for many incidents, as tuples in WRITTEN_COLUMNS' order: each
-    distinct time is formatted once (a bulk import shares `now` across every row)."""
-    texts: dict[datetime, str] = {}
-    reached_texts: dict[tuple[tuple[str, datetime], ...], str] = {}
-
-    def t(at: datetime | None) -> str | None:
-        if at is None:
-            return None
-        text = texts.get(at)
-        if text is None:
-            text = texts[at] = to_iso(at)
-        return text
-
-    rows = []
-    for i in incidents:
-        key = tuple(i.reached.items())
-        reached = reached_texts.get(key)
-        if reached is None:
-            reached = reached_texts[key] = json.dumps({k: t(v) for k, v in key})
-        rows.append((
-            i.id, i.title, i.description, i.service, i.severity, i.level, i.state, i.assignee,
-            i.external_ref, i.dedup_key, t(i.opened_at), i.opened_by, t(i.level_entered_at),
-            t(i.acknowledged_at), i.acknowledged_by, t(i.resolved_at), t(i.closed_at),
-            reached, i.repeats, i.policy_id, i.version, i.changed_seq, t(i.updated_at),
-            i.updated_by, i.last_change, *_sla_values(i, policy_for(i.policy_id))))
-    return rows
-
-
-def incident_values(incident: Incident, policy: Policy) -> tuple[Any, ...]:
-    """One incident as `insert_incident_rows` takes it: its `_incident_rows` tuple."""
-    return _incident_rows((incident,), lambda _: policy)[0]
-
-
-EVENT_COLUMNS = ("id", "incident_id", "version", "at", "account", "name", "kind", "payload",
-                 "prev_hash", "hash")
-
-
-def _event(row: sqlite3.Row | tuple) -> Event:
-    v = dict(zip(EVENT_COLUMNS, row, strict=True))
-    v["at"] = _time(v["at"])
-    v["payload"] = json.loads(v["payload"])
-    return Event(**v)
-
-
-# Built once: `json.dumps` with options builds a new encoder per call (same output).
-_HASH_TEXT = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
-_PAYLOAD_TEXT = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode
-
-
-def event_hash(prev_hash: str, event_id: int, incident_id: int, version: int, at: str,
-               account: str, name: str | None, kind: str, payload: str) -> str:
-    """The chain link: each event's hash covers its content and the previous hash.
-
-    The text hashed is `json.dumps([prev_hash, event_id, ..., payload], ensure_ascii=True,
-    separators=(",", ":"))`; for the usual types it is put together here from the same
-    string encoder json uses (half the time, which a 100,000-line import notices)."""
-    if type(event_id) is int and type(incident_id) is int and type(version) is int and \
-            type(prev_hash) is str and type(at) is str and type(account) is str and \
-            type(kind) is str and type(payload) is str and (name is None or type(name) is str):
-        text = (f"[{_ascii(prev_hash)},{event_id},{incident_id},{version},{_ascii(at)},"
-                f"{_ascii(account)},{'null' if name is None else _ascii(name)},{_ascii(kind)},"
-                f"{_ascii(payload)}]")
-    else:
-        text = _HASH_TEXT([prev_hash, event_id, incident_id, version, at, account, name, kind,
-                           payload])
-    from hashlib import sha256  # only writers hash: the dashboard's reader loads no OpenSSL
-
-    return sha256(text.encode()).hexdigest()
-
-
-def _dumps(value: Any) -> str:
-    """Canonical JSON (sorted keys, no spaces) as payloads are stored and hashed."""
-    return _PAYLOAD_TEXT(value)
-
-
-def _lstat(path: Path) -> os.stat_result | None:
-    try:
-        return path.lstat()
-    except FileNotFoundError:
-        return None
-
-
-def prepare_file(path: Path) -> bool:
-    """Create the database file without world access, or refuse an unsafe one; True
-    when it can only be read (a read-only mount, or a file or folder you cannot write
-    outside a team folder: an archived backup).
-
-    0660 when its folder is group-shared (setgid), else 0600. SQLite gives the
-    `-wal` and `-shm` files the main file's permissions. A new file is created with
-    O_EXCL|O_NOFOLLOW, never through a symbolic link; a link someone else made, a
-    dangling one, and another user's file outside a team folder are refused. A
-    missing database beside a `-wal` that holds data is refused too: starting afresh
-    would throw that data away.
-    """
-    path = resolve_links(path)
-    folder = path.parent
-    if not folder.exists():
-        try:
-            folder.mkdir(parents=True, mode=0o700)
-        except OSError as exc:
-            raise StoreError(f"cannot create the folder {exc.filename or folder}: "
-                             f"{exc.strerror}") from None
-    check_planted(path)
-    if _lstat(path) is None:
-        wal = Path(f"{path}-wal")
-        wal_info = _lstat(wal)
-        if wal_info is not None and wal_info.st_size > 0:
-            raise StoreError(f"{path} is missing but {wal} holds its last committed changes "
-                             f"({wal_info.st_size} bytes); put {path} back (moved or deleted?) "
-                             f"and run again, or move {wal} and {path}-shm away to start an "
-                             f"empty database")
-        mode = 0o660 if is_shared_folder(folder.stat()) else 0o600
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, mode)
-        except FileExistsError:
-            check_planted(resolve_links(path))  # someone made it meanwhile: look again
-        except OSError as exc:
-            raise StoreError(f"cannot create {path}: {exc.strerror}") from None
-        else:
-            os.fchmod(fd, mode)
-            os.close(fd)
-    if read_only_reason(path):
-        return True
-    check_sharing(path)  # world-writable, unwritable, wrong group, 0644 in a team folder
-    return False
-
-
-def read_only_reason(path: Path) -> str | None:
-    """Why `path` can only be read, or None. In a team folder a file the team cannot
-    write is a sharing problem with its fix (`check_sharing`), not a read-only file."""
-    try:
-        if os.statvfs(path).f_flag & os.ST_RDONLY:
-            return "on a read-only file system"
-        folder = path.parent
-        if is_shared_folder(folder.stat()):
-            return None
-        if not os.access(path, os.W_OK):
-            return "the file is read-only to you"
-        sidecars = [Path(f"{path}-wal"), Path(f"{path}-shm")]
-        if not all(f.exists() for f in sidecars) and not os.access(folder, os.W_OK | os.X_OK):
-            return f"its folder {folder} is read-only to you"
-    except OSError:
-        return None  # check_sharing names what cannot be used
-    return None
 
 
 # SQLite's result codes people can act on, as one plain line each: (what, next step).
@@ -521,11 +181,7 @@ class Store:
 
     def file_identity(self) -> tuple[int, int] | None:
         """(device, inode) of the file the path names now, or None if it names none."""
-        try:
-            info = os.stat(self.path)
-        except OSError:
-            return None
-        return info.st_dev, info.st_ino
+        return file_identity(self.path)
 
     def same_file(self) -> bool:
         """Whether the path still names the file this Store opened."""
@@ -555,9 +211,9 @@ class Store:
     def migrate(self) -> None:
         """Bring the schema up to date; concurrent starters wait, one migrates."""
         current = self.schema_version()
-        if current == SCHEMA_VERSION:
+        if current == schema.SCHEMA_VERSION:
             return
-        if current > SCHEMA_VERSION:
+        if current > schema.SCHEMA_VERSION:
             raise StoreError(f"{self.path} was written by a newer sladeck "
                              f"(schema {current}); upgrade sladeck")
         if self.read_only:
@@ -566,13 +222,13 @@ class Store:
                            f"you can write and open the copy")
         with self._immediate():
             current = self.schema_version()
-            if current > SCHEMA_VERSION:
+            if current > schema.SCHEMA_VERSION:
                 raise StoreError(f"{self.path} was written by a newer sladeck "
                                  f"(schema {current}); upgrade sladeck")
             import sqlite_utils  # only migrations need it; keeps start-up fast
 
             db = sqlite_utils.Database(self.conn)
-            for number, step in enumerate(MIGRATIONS[current:], start=current + 1):
+            for number, step in enumerate(schema.MIGRATIONS[current:], start=current + 1):
                 step(db)
                 self.conn.execute(f"PRAGMA user_version={number}")
 
@@ -659,8 +315,8 @@ class Store:
         return self.conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
 
     def incident(self, incident_id: int) -> Incident | None:
-        row = self.conn.execute(f"{_SELECT_INCIDENT} WHERE id = ?", (incident_id,)).fetchone()
-        return _incident(row) if row else None
+        row = self.conn.execute(f"{SELECT_INCIDENT} WHERE id = ?", (incident_id,)).fetchone()
+        return incident_from_row(row) if row else None
 
     def incidents(self, states: Iterable[str] | None = ACTIVE_STATES, *,
                   severity: str | None = None, level: str | None = None) -> list[Incident]:
@@ -673,8 +329,8 @@ class Store:
             if value:
                 where.append(f"{column} = ?")
                 params.append(value)
-        sql = _SELECT_INCIDENT + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY id"
-        return [_incident(row) for row in self.conn.execute(sql, params).fetchall()]
+        sql = SELECT_INCIDENT + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY id"
+        return [incident_from_row(row) for row in self.conn.execute(sql, params).fetchall()]
 
     def queue_items(self, states: Sequence[str], *, worst: int | None = None, now: int = 0,
                     severities: Sequence[str] = ()) -> list[QueueItem]:
@@ -683,18 +339,18 @@ class Store:
         rule of `Schedule.at` and the queue's order (risk, headline deadline, severity in
         the order `severities` lists them, id), evaluated by SQLite over the stored
         schedules, so the first screen needs no other row read or assessed."""
-        sql = f"{_SELECT_ITEM} WHERE state IN ({', '.join('?' * len(states))})"
+        sql = f"{SELECT_ITEM} WHERE state IN ({', '.join('?' * len(states))})"
         params: Any = list(states)
         if worst is not None:
             # The inner query orders from the queue index alone; only `worst` rows are read.
             rank = "CASE severity " + " ".join(
                 f"WHEN :sev{n} THEN {n}" for n in range(len(severities))) + " ELSE 99 END"
             order = f"ORDER BY {_RISK_SQL}, {_HEAD_SQL}, {rank}, id"
-            sql = (f"{_SELECT_ITEM} WHERE id IN (SELECT id FROM incidents "
+            sql = (f"{SELECT_ITEM} WHERE id IN (SELECT id FROM incidents "
                    f"WHERE state IN ({_markers('st', states)}) {order} LIMIT :worst) {order}")
             params = {"now": now, "never": _NEVER, "worst": worst, **_named("st", states),
                       **_named("sev", severities)}
-        return [_item(row) for row in self.conn.execute(sql, params)]
+        return [item_from_row(row) for row in self.conn.execute(sql, params)]
 
     def queue_counts(self, states: Sequence[str], now: int
                      ) -> tuple[dict[str, int], dict[str, int]]:
@@ -713,8 +369,8 @@ class Store:
     def changed_since(self, seq: int) -> list[QueueItem]:
         """Incidents changed by events after `seq`, as the queue keeps them (cheap: an
         index range scan; `+id` keeps SQLite from walking the whole table in id order)."""
-        return [_item(row) for row in self.conn.execute(
-            f"{_SELECT_ITEM} WHERE changed_seq > ? ORDER BY +id", (seq,)).fetchall()]
+        return [item_from_row(row) for row in self.conn.execute(
+            f"{SELECT_ITEM} WHERE changed_seq > ? ORDER BY +id", (seq,)).fetchall()]
 
     def events(self, incident_id: int | None = None, *, after: int = 0) -> list[Event]:
         sql = f"SELECT {', '.join(EVENT_COLUMNS)} FROM events WHERE id > ?"
@@ -722,7 +378,7 @@ class Store:
         if incident_id is not None:
             sql += " AND incident_id = ?"
             params.append(incident_id)
-        return [_event(row) for row in self.conn.execute(sql + " ORDER BY id", params).fetchall()]
+        return [event_from_row(row) for row in self.conn.execute(sql + " ORDER BY id", params).fetchall()]
 
     def iter_events(self, batch: int = 5000) -> Iterator[Event]:
         """Every event in chain order, in batches (no read transaction held between)."""
@@ -732,7 +388,7 @@ class Store:
                                      "WHERE id > ? ORDER BY id LIMIT ?", (after, batch)).fetchall()
             if not rows:
                 return
-            chunk = [_event(row) for row in rows]
+            chunk = [event_from_row(row) for row in rows]
             yield from chunk
             after = chunk[-1].id
 
@@ -865,14 +521,14 @@ class Transaction:
     def open_by_dedup(self, key: str) -> Incident | None:
         # The states are literals so the planner sees this query implies the partial
         # unique index's WHERE and uses it (with parameters it scans the whole table).
-        row = self.conn.execute(f"{_SELECT_INCIDENT} WHERE dedup_key = ? AND {_OPEN_STATES}",
+        row = self.conn.execute(f"{SELECT_INCIDENT} WHERE dedup_key = ? AND {_OPEN_STATES}",
                                 (key,)).fetchone()
-        return _incident(row) if row else None
+        return incident_from_row(row) if row else None
 
     def latest_by_dedup(self, key: str) -> Incident | None:
-        row = self.conn.execute(f"{_SELECT_INCIDENT} WHERE dedup_key = ? AND dedup_key IS NOT NULL "
+        row = self.conn.execute(f"{SELECT_INCIDENT} WHERE dedup_key = ? AND dedup_key IS NOT NULL "
                                 "ORDER BY id DESC LIMIT 1", (key,)).fetchone()
-        return _incident(row) if row else None
+        return incident_from_row(row) if row else None
 
     def _batched(self, sql: str, values: Iterable[Any]) -> list[tuple[Any, ...]]:
         """Rows of `sql` (one `{}` for the IN list's markers) over `values`, BATCH at a time."""
@@ -887,15 +543,15 @@ class Transaction:
         """`open_by_dedup` for many keys at once: the open incident of each key that has one."""
         # INDEXED BY: with a long IN list the planner prefers incidents_queue and scans
         # every open incident once per batch (100,000 repeats took 8 s instead of 0.2 s).
-        rows = self._batched(f"{_SELECT_INCIDENT} INDEXED BY incidents_open_dedup "
+        rows = self._batched(f"{SELECT_INCIDENT} INDEXED BY incidents_open_dedup "
                              f"WHERE dedup_key IN ({{}}) AND {_OPEN_STATES}", keys)
-        return {i.dedup_key: i for i in map(_incident, rows) if i.dedup_key is not None}
+        return {i.dedup_key: i for i in map(incident_from_row, rows) if i.dedup_key is not None}
 
     def latest_by_dedup_keys(self, keys: Iterable[str]) -> dict[str, Incident]:
         """`latest_by_dedup` for many keys at once: each key's newest incident, if any."""
-        rows = self._batched(f"{_SELECT_INCIDENT} WHERE id IN (SELECT max(id) FROM incidents "
+        rows = self._batched(f"{SELECT_INCIDENT} WHERE id IN (SELECT max(id) FROM incidents "
                              "WHERE dedup_key IN ({}) GROUP BY dedup_key)", keys)
-        return {i.dedup_key: i for i in map(_incident, rows) if i.dedup_key is not None}
+        return {i.dedup_key: i for i in map(incident_from_row, rows) if i.dedup_key is not None}
 
     def last_events_at(self, incident_ids: Iterable[int]) -> dict[int, datetime]:
         """`last_event_at` for many incidents at once (those without events are left out)."""
@@ -907,7 +563,7 @@ class Transaction:
         rows = self.conn.execute(
             f"SELECT {', '.join(EVENT_COLUMNS)} FROM events WHERE incident_id = ? AND version > ? "
             "ORDER BY id", (incident_id, version)).fetchall()
-        return [_event(r) for r in rows]
+        return [event_from_row(r) for r in rows]
 
     def last_event_at(self, incident_id: int) -> datetime | None:
         """When the incident's latest event happened (its timeline never runs back)."""
@@ -944,55 +600,26 @@ class Transaction:
             raise
 
     def insert_incident(self, incident: Incident) -> None:
-        row = _incident_row(incident, self.store.policy(incident.policy_id))
+        row = incident_row(incident, self.store.policy(incident.policy_id))
         self._write_row(f"INSERT INTO incidents ({', '.join(WRITTEN_COLUMNS)}) "
                         f"VALUES ({', '.join('?' * len(WRITTEN_COLUMNS))})",
                         [row[c] for c in WRITTEN_COLUMNS], incident)
 
     def insert_incidents(self, incidents: list[Incident]) -> None:
         """`insert_incident` for many new incidents, in one `executemany`."""
-        self.insert_incident_rows(_incident_rows(incidents, self.store.policy))
+        self.insert_incident_rows(incident_rows(incidents, self.store.policy))
 
     def insert_incident_rows(self, rows: list[tuple[Any, ...]]) -> None:
         """`insert_incidents` for rows already made: tuples in WRITTEN_COLUMNS' order,
-        times as `to_iso` text and `reached` as its JSON, exactly as `incident_values`
-        makes them (a bulk import builds an opened incident's row without the
-        `Incident`).
-
-        Written as multi-row INSERTs, up to MULTI_ROW rows each: SQLite evaluates the
-        `state` CHECK's IN list through a temporary b-tree it builds once per statement,
-        so one single-row INSERT per row rebuilt it every row (~2 µs, a quarter of
-        what SQLite spent on each incident row)."""
-        columns = len(WRITTEN_COLUMNS)
-        per = max(1, min(MULTI_ROW, self.conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-                         // columns,
-                         self.conn.getlimit(sqlite3.SQLITE_LIMIT_COMPOUND_SELECT)))
-        one = f"({', '.join('?' * columns)})"
-
-        def sql(count: int) -> str:
-            return f"INSERT INTO incidents ({', '.join(WRITTEN_COLUMNS)}) VALUES " + \
-                ", ".join([one] * count)
-
-        whole = len(rows) - len(rows) % per
-        flat = chain.from_iterable
-        try:
-            if whole:
-                self.conn.executemany(sql(per), (tuple(flat(rows[start:start + per]))
-                                                 for start in range(0, whole, per)))
-            if whole < len(rows):
-                self.conn.execute(sql(len(rows) - whole), tuple(flat(rows[whole:])))
-        except sqlite3.IntegrityError as exc:
-            if "dedup_key" in str(exc):
-                raise Refused("another open incident has the dedup key of one of these "
-                              "incidents") from None
-            raise
+        exactly as `rows.incident_values` makes them (`bulk.insert_incident_rows`)."""
+        bulk.insert_incident_rows(self.conn, rows)
 
     def update_incidents(self, changes: list[tuple[Incident, int]]) -> None:
         """`update_incident` for many (incident, expected_version) pairs at once."""
         if not changes:
             return
         columns = [c for c in WRITTEN_COLUMNS if c != "id"]
-        rows = _incident_rows((incident for incident, _ in changes), self.store.policy)
+        rows = incident_rows((incident for incident, _ in changes), self.store.policy)
         cursor = self.conn.executemany(
             f"UPDATE incidents SET {', '.join(f'{c} = ?' for c in columns)} "
             "WHERE id = ? AND version = ?",
@@ -1001,7 +628,7 @@ class Transaction:
             raise StoreError("incidents changed during the transaction")
 
     def update_incident(self, incident: Incident, expected_version: int) -> None:
-        row = _incident_row(incident, self.store.policy(incident.policy_id))
+        row = incident_row(incident, self.store.policy(incident.policy_id))
         columns = [c for c in WRITTEN_COLUMNS if c != "id"]
         cursor = self._write_row(
             f"UPDATE incidents SET {', '.join(f'{c} = ?' for c in columns)} "
@@ -1022,7 +649,7 @@ class Transaction:
         event_id = self.next_event_id()
         assert self._last is not None
         prev_hash = self._last[1]
-        at_text, payload_text = to_iso(at), _dumps(payload)
+        at_text, payload_text = to_iso(at), canonical_json(payload)
         digest = event_hash(prev_hash, event_id, incident_id, version, at_text, actor.account,
                             actor.name, kind, payload_text)
         self.conn.execute(
@@ -1039,53 +666,23 @@ class Transaction:
         """`append_event` for many events by one actor, in one `executemany`: each is
         (id, incident_id, version, at as `to_iso` text, kind, payload), and the ids must
         continue the chain (the caller pre-assigns them from `next_event_id`). A payload
-        is a dict, or already its `_dumps` text. Returns each event's (prev_hash, hash),
-        linked exactly as `append_event` links them."""
+        is a dict, or already its `canonical_json` text. Returns each event's (prev_hash,
+        hash), linked exactly as `append_event` links them."""
         self.next_event_id()
         assert self._last is not None
-        last_id, prev_hash = self._last
-        account, name = actor.account, actor.name
-        # `event_hash`'s text, with the parts most events share encoded once.
-        who = f"{_ascii(account)},{'null' if name is None else _ascii(name)}" \
-            if type(account) is str and (name is None or type(name) is str) else None
-        texts: dict[str, str] = {}  # at or kind → its JSON string
-        from hashlib import sha256
-        rows, links = [], []
-        for event_id, incident_id, version, at_text, kind, payload in events:
-            last_id += 1
-            if event_id != last_id:
-                raise StoreError(f"event {event_id} does not continue the chain at {last_id}")
-            payload_text = payload if type(payload) is str else _dumps(payload)
-            if who is not None and type(event_id) is int and type(incident_id) is int and \
-                    type(version) is int and type(at_text) is str and type(kind) is str and \
-                    type(prev_hash) is str:
-                at_json = texts.get(at_text)
-                if at_json is None:
-                    at_json = texts[at_text] = _ascii(at_text)
-                kind_json = texts.get(kind)
-                if kind_json is None:
-                    kind_json = texts[kind] = _ascii(kind)
-                digest = sha256(f"[{_ascii(prev_hash)},{event_id},{incident_id},{version},"
-                                f"{at_json},{who},{kind_json},{_ascii(payload_text)}]"
-                                .encode()).hexdigest()
-            else:
-                digest = event_hash(prev_hash, event_id, incident_id, version, at_text,
-                                    account, name, kind, payload_text)
-            rows.append((event_id, incident_id, version, at_text, account, name, kind,
-                         payload_text, prev_hash, digest))
-            links.append((prev_hash, digest))
-            prev_hash = digest
-        self.conn.executemany(f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
-                              "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-        self._last = (last_id, prev_hash)
+        links, self._last = bulk.append_events(self.conn, self._last, actor, events)
         return links
+
+    def write_import(self, plan: ImportPlan) -> list[tuple[str, str]]:
+        """`ImportTransaction.write_import` (`bulk.write_import`)."""
+        return bulk.write_import(self, plan)
 
     def add_handoff(self, incident_id: int, event_id: int, from_level: str, to_level: str,
                     trigger: str, reason: str, fields: dict[str, str]) -> None:
         self.conn.execute(
             "INSERT INTO handoffs (incident_id, event_id, from_level, to_level, trigger, reason, "
             "fields) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (incident_id, event_id, from_level, to_level, trigger, reason, _dumps(fields)))
+            (incident_id, event_id, from_level, to_level, trigger, reason, canonical_json(fields)))
 
     def ticks(self, incident_id: int) -> set[tuple[str, str]]:
         return set(self.conn.execute(
@@ -1103,7 +700,7 @@ class Transaction:
 
     def add_review(self, incident_id: int, event_id: int, fields: dict[str, str]) -> None:
         self.conn.execute("INSERT OR REPLACE INTO reviews VALUES (?, ?, ?)",
-                          (incident_id, event_id, _dumps(fields)))
+                          (incident_id, event_id, canonical_json(fields)))
 
     def add_follow_up(self, incident_id: int, event_id: int, kind: str, description: str,
                       owner: str, due: str | None) -> int:

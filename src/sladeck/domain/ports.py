@@ -1,0 +1,236 @@
+"""What the domain needs from storage, declared by the domain: the store's port.
+
+`actions`, `ingest` and the notices depend on these Protocols, never on a storage class;
+`sladeck.store.Store` (SQLite) is the one implementation. The records an import hands
+the store (`ImportPlan`) are defined here too: the domain decides every id, event and
+row value, the store only writes them.
+
+Errors every write may raise, from `Storage.write` or any method of a transaction:
+`StoreError` (the database cannot be used safely), with its kinds `FileReplaced` (the
+path names another file, or none, since it was opened: nothing was written),
+`ReadOnly` and `Damaged`. A transaction that raises is rolled back whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from sladeck.domain.clocks import Schedule
+from sladeck.domain.model import OPEN, Actor, Event, Incident
+from sladeck.policy import Policy
+
+
+@runtime_checkable
+class PolicySource(Protocol):
+    def policy(self, policy_id: int) -> Policy:
+        """The policy stored under `policy_id` (parsed once per process). Raises
+        `StoreError` when no policy has that id."""
+        ...
+
+
+@runtime_checkable
+class Storage(PolicySource, Protocol):
+    """A place incidents are kept: read outside a transaction, written inside one."""
+
+    def incidents(self, states: Iterable[str] | None = ...) -> list[Incident]:
+        """The incidents in `states` (every state when None), by id; read in one
+        statement, no transaction left open."""
+        ...
+
+    def write(self, *, bulk: bool = False) -> AbstractContextManager[ImportTransaction]:
+        """One write transaction: it holds the write lock from the start (no one else
+        writes until it ends), commits when the block ends, rolls back when it raises.
+        `bulk` only tunes it for many rows. Raises `ReadOnly`, `Damaged`, `FileReplaced`
+        (checked holding the lock, before anything is written) or `StoreError` (locked
+        past the busy timeout, disk full ...); nothing is written then."""
+        ...
+
+
+@runtime_checkable
+class WriteTransaction(Protocol):
+    """Everything one action does inside its transaction. Reads see this transaction's
+    own writes; ids are assigned here, under the write lock, so they never collide."""
+
+    # -- incidents ------------------------------------------------------------------------
+    def incident(self, incident_id: int) -> Incident | None:
+        """The incident as stored now, or None."""
+        ...
+
+    def open_by_dedup(self, key: str) -> Incident | None:
+        """The open or acknowledged incident with dedup key `key`, or None."""
+        ...
+
+    def next_incident_id(self) -> int:
+        """The id the next inserted incident takes."""
+        ...
+
+    def policy_id(self, policy: Policy, now: datetime) -> int:
+        """The stored id of `policy`, storing its text (once per distinct text) if new."""
+        ...
+
+    def insert_incident(self, incident: Incident) -> None:
+        """Store a new incident (and its SLA schedule). Raises `Refused` when another
+        open incident has its dedup key (the store enforces one open per key)."""
+        ...
+
+    def update_incident(self, incident: Incident, expected_version: int) -> None:
+        """Store the incident's new state, if the stored one is still at
+        `expected_version`; raises `StoreError` otherwise (under the write lock that
+        means a bug: the caller read it in this transaction), or `Refused` on a dedup
+        key clash. A version seen before the transaction is checked by the caller,
+        which raises `Conflict` itself."""
+        ...
+
+    # -- the timeline -----------------------------------------------------------------------
+    def events_after(self, incident_id: int, version: int) -> list[Event]:
+        """The incident's events after `version`, in chain order (for a `Conflict`'s
+        message: who changed what since the person looked)."""
+        ...
+
+    def last_event_at(self, incident_id: int) -> datetime | None:
+        """When the incident's latest event happened, or None."""
+        ...
+
+    def next_event_id(self) -> int:
+        """The id the next appended event takes."""
+        ...
+
+    def append_event(self, incident_id: int, version: int, at: datetime, actor: Actor,
+                     kind: str, payload: dict[str, Any]) -> Event:
+        """Append one event to the hash chain (`chain.event_hash` over the previous
+        event's hash) and return it as stored."""
+        ...
+
+    # -- what an event leaves beside the incident -------------------------------------------
+    def add_handoff(self, incident_id: int, event_id: int, from_level: str, to_level: str,
+                    trigger: str, reason: str, fields: dict[str, str]) -> None:
+        """Record an escalation's handoff, made by event `event_id`."""
+        ...
+
+    def ticks(self, incident_id: int) -> set[tuple[str, str]]:
+        """The (checklist, item) pairs ticked on the incident."""
+        ...
+
+    def set_tick(self, incident_id: int, checklist: str, item: str,
+                 event_id: int | None) -> None:
+        """Tick an item (by event `event_id`), or untick it (None)."""
+        ...
+
+    def add_review(self, incident_id: int, event_id: int, fields: dict[str, str]) -> None:
+        """Record the incident's post-incident review (replacing an earlier one)."""
+        ...
+
+    def add_follow_up(self, incident_id: int, event_id: int, kind: str, description: str,
+                      owner: str, due: str | None) -> int:
+        """Record a follow-up; returns its id."""
+        ...
+
+    def follow_up(self, follow_up_id: int) -> tuple[int, int | None] | None:
+        """(incident id, event id that finished it or None) of a follow-up, or None."""
+        ...
+
+    def finish_follow_up(self, follow_up_id: int, event_id: int) -> None:
+        """Mark a follow-up done by event `event_id`."""
+        ...
+
+    # -- notices: each SLA deadline is told once, whichever process sees it first ---------------
+    def claim_notice(self, incident_id: int, clock: str, due_at: datetime, status: str) -> bool:
+        """True for the one transaction that claims this notice first, False for every
+        later one (in any process)."""
+        ...
+
+    def link_notice(self, incident_id: int, clock: str, due_at: datetime, status: str,
+                    event_id: int) -> None:
+        """Record which event told a claimed notice."""
+        ...
+
+
+@runtime_checkable
+class ImportTransaction(WriteTransaction, Protocol):
+    """A write transaction that also takes a whole import: lookups a batch at a time,
+    and the plan written at once."""
+
+    def open_by_dedup_keys(self, keys: Iterable[str]) -> dict[str, Incident]:
+        """`open_by_dedup` for many keys: the open incident of each key that has one."""
+        ...
+
+    def latest_by_dedup_keys(self, keys: Iterable[str]) -> dict[str, Incident]:
+        """Each key's newest incident in any state, for the keys that have one."""
+        ...
+
+    def last_events_at(self, incident_ids: Iterable[int]) -> dict[int, datetime]:
+        """`last_event_at` for many incidents (those without events are left out)."""
+        ...
+
+    def write_import(self, plan: ImportPlan) -> list[tuple[str, str]]:
+        """Write the plan: its new incidents, its events (their ids must continue the
+        chain from `next_event_id`, else `StoreError`), and its changed incidents (each
+        still at the version the plan says, else `StoreError`). Raises `Refused` when a
+        new incident's dedup key is already open. Returns each event's (prev_hash,
+        hash), in order."""
+        ...
+
+
+# -- what an import hands the store ----------------------------------------------------------
+
+@dataclass(slots=True)
+class NewEvent:
+    """One event to append; `payload` is a dict, or already its `chain.canonical_json`."""
+
+    id: int
+    incident_id: int
+    version: int
+    at: datetime
+    kind: str
+    payload: dict[str, Any] | str
+
+
+@dataclass(slots=True)
+class Opening:
+    """A new incident exactly as `apply_event` opens it from its `opened` event, made
+    without an `Incident` (a frozen 25-field Incident per line was an import's largest
+    cost). It reads like one: the class constants below are what every opening sets,
+    and `schedule` is its SLA schedule, already worked out."""
+
+    id: int
+    title: str
+    description: str
+    service: str
+    severity: str
+    level: str
+    external_ref: str | None
+    dedup_key: str | None
+    opened_at: datetime
+    opened_by: str
+    level_entered_at: datetime  # = opened_at
+    reached: dict[str, datetime]  # {level: opened_at}
+    policy_id: int
+    changed_seq: int  # its opening event's id
+    updated_at: datetime  # when its opening event was recorded
+    updated_by: str  # = opened_by
+    schedule: Schedule
+    state: ClassVar[str] = OPEN
+    assignee: ClassVar[None] = None
+    acknowledged_at: ClassVar[None] = None
+    acknowledged_by: ClassVar[None] = None
+    resolved_at: ClassVar[None] = None
+    closed_at: ClassVar[None] = None
+    repeats: ClassVar[int] = 0
+    version: ClassVar[int] = 1
+    last_change: ClassVar[str] = "opened"
+
+
+@dataclass(slots=True)
+class ImportPlan:
+    """What one import writes, every decision made: incidents to insert (in id order;
+    an `Incident` when later lines of the same file changed it), events in chain order,
+    and the existing incidents it changed, each with the version it had."""
+
+    actor: Actor
+    new: list[Opening | Incident] = field(default_factory=list)
+    events: list[NewEvent] = field(default_factory=list)
+    changed: list[tuple[Incident, int]] = field(default_factory=list)

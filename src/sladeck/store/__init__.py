@@ -1,0 +1,40 @@
+"""The only package that speaks SQL. Its modules, by job:
+
+- `schema`: the migrations, in order, and SCHEMA_VERSION;
+- `rows`: the incident and event columns, declared once, and the conversions between
+  rows and domain objects (the only place that knows column order);
+- `sqlite`: `Store` (one connection: reads, the queue's reads, change detection) and
+  `Transaction` (one `BEGIN IMMEDIATE`);
+- `files`: preparing the database file, its identity, when it is read-only;
+- `bulk`: the import's write path (many rows and events to a statement).
+
+`Store` implements the domain's `Storage` port and `Transaction` its
+`ImportTransaction` (`sladeck.domain.ports`): the domain never imports this package.
+"""
+
+from sladeck.store.bulk import MULTI_ROW
+from sladeck.store.files import file_identity, prepare_file, read_only_reason
+from sladeck.store.rows import (
+    EVENT_COLUMNS,
+    INCIDENT_COLUMNS,
+    SLA_COLUMNS,
+    WRITTEN_COLUMNS,
+    incident_values,
+)
+from sladeck.store.schema import MIGRATIONS, SCHEDULES_SINCE, SCHEMA_VERSION
+from sladeck.store.sqlite import (
+    BATCH,
+    BULK_CACHE_KIB,
+    BUSY_TIMEOUT_MS,
+    Store,
+    Transaction,
+    damaged_text,
+    plain_error,
+)
+
+__all__ = [
+    "BATCH", "BULK_CACHE_KIB", "BUSY_TIMEOUT_MS", "EVENT_COLUMNS", "INCIDENT_COLUMNS",
+    "MIGRATIONS", "MULTI_ROW", "SCHEDULES_SINCE", "SCHEMA_VERSION", "SLA_COLUMNS",
+    "WRITTEN_COLUMNS", "Store", "Transaction", "damaged_text", "file_identity",
+    "incident_values", "plain_error", "prepare_file", "read_only_reason",
+]
