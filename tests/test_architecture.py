@@ -65,7 +65,6 @@ def test_the_domain_imports_neither_the_dashboard_nor_sqlite() -> None:
     assert offenders("domain", ("textual", "sqlite3", "sqlite_utils")) == {}
 
 
-@pytest.mark.xfail(strict=False, reason="storage port lands in the storage helper's branch")
 def test_the_domain_does_not_import_the_store() -> None:
     assert offenders("domain", ("sladeck.store",)) == {}
 

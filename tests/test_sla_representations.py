@@ -278,9 +278,10 @@ def test_the_sql_is_generated_from_the_schedule_and_the_ranks() -> None:
     """A Schedule field renamed, a risk reordered or the sentinel changed reaches the
     store's SQL: the store holds no copy of its own."""
     import sladeck.store as store_module
+    import sladeck.store.sqlite as sqlite_store
 
     assert store_module.SLA_COLUMNS == SLA_COLUMNS
-    assert (store_module._RISK_SQL, store_module._HEAD_SQL, store_module._NEVER) == \
+    assert (sqlite_store._RISK_SQL, sqlite_store._HEAD_SQL, sqlite_store._NEVER) == \
         (RISK_SQL, HEAD_SQL, NEVER)
     for column in SLA_COLUMNS:
         if column not in ("sla_breach_kind", "sla_due_kind"):  # kinds are not ordered on

@@ -58,6 +58,7 @@ from sladeck.store.rows import (
     item_from_row,
 )
 
+BackendError = sqlite3.Error  # what a read may raise: `Store.refusal` turns it into one line
 BUSY_TIMEOUT_MS = 30_000
 BATCH = 500  # parameters per IN (...) lookup, well under SQLite's limit
 BULK_CACHE_KIB = 32 * 1024  # page cache of a bulk write (`Store.write(bulk=True)`)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import gc
 import inspect
 import logging
-import sqlite3
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -39,7 +38,7 @@ from sladeck.domain.model import ACTIVE_STATES, RESOLVED, Actor, Incident
 from sladeck.domain.queue import Filter, Queue, QueueItem, Transition
 from sladeck.errors import Conflict, MissingFields, SladeckError
 from sladeck.policy import Policy
-from sladeck.store import Store
+from sladeck.store import BackendError, Store
 from sladeck.text import visible
 from sladeck.tui.cursors import steady_cursors
 from sladeck.tui.keys import ACTIONS, INCIDENT_BINDINGS, QUEUE_BINDINGS
@@ -242,7 +241,7 @@ class SladeckApp(App[int]):
             return
         try:
             self._refresh(force)
-        except sqlite3.Error as exc:  # a damaged file, a full or failing disk: one line
+        except BackendError as exc:  # a damaged file, a full or failing disk: one line
             error = self.reader.refusal(exc)  # and writers refuse a damaged file from now on
             if error is None:
                 raise
