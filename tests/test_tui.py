@@ -1104,7 +1104,7 @@ def test_a_partial_update_writes_only_its_own_cells() -> None:
     from textual._compositor import ChopsUpdate
     from textual.strip import Strip
 
-    from sladeck.tui.partial import install, render_segments
+    from sladeck.tui.compat import install, render_segments
 
     assert install()  # the Textual version this was checked against
     console = Console(color_system=None, force_terminal=True, width=20)
@@ -1205,7 +1205,7 @@ async def test_the_queue_draws_what_textuals_own_line_cache_draws(demo_db: Path,
         await pilot.pause()
         queue_view = view(app)
         crop = queue_view.size.region
-        assert type(queue_view._styles_cache).__name__ == "_PlainStylesCache"
+        assert type(queue_view._styles_cache).__name__ == "PlainStylesCache"
         assert drawn(queue_view._styles_cache.render_widget(queue_view, crop)) == \
             drawn(StylesCache().render_widget(queue_view, crop))
         assert queue_view._styles_cache._plain
@@ -1280,7 +1280,7 @@ def test_a_partial_update_writes_the_cells_textual_would_and_no_more() -> None:
     from textual._compositor import ChopsUpdate
     from textual.strip import Strip
 
-    from sladeck.tui.partial import TEXTUAL_RENDER_SEGMENTS, render_segments
+    from sladeck.tui.compat import render_segments, textual_render_segments
 
     console = Console(color_system="truecolor", force_terminal=True, width=40)
     rng = random.Random(7)
@@ -1301,7 +1301,7 @@ def test_a_partial_update_writes_the_cells_textual_would_and_no_more() -> None:
         full: dict[tuple[int, int], tuple[str, str]] = {}
         paint(Strip.join(chops.values()).render(console), full)  # the screen before
         theirs, ours = dict(full), dict(full)
-        theirs_written = paint(TEXTUAL_RENDER_SEGMENTS(update, console), theirs)
+        theirs_written = paint(textual_render_segments()(update, console), theirs)
         ours_written = paint(render_segments(update, console), ours)
         assert ours == theirs, (chops, spans)  # the same screen as Textual leaves
         assert ours_written <= theirs_written

@@ -46,12 +46,12 @@ from sladeck.errors import Conflict, MissingFields, SladeckError
 from sladeck.policy import Policy
 from sladeck.store import Store
 from sladeck.text import visible
+from sladeck.tui import compat
+from sladeck.tui.compat import display as display_cells
+from sladeck.tui.compat import write_cells
 from sladeck.tui.cursors import steady_cursors
 from sladeck.tui.keys import INCIDENT_BINDINGS, QUEUE_BINDINGS
 from sladeck.tui.palette import CommandPalette
-from sladeck.tui.partial import display as display_cells
-from sladeck.tui.partial import install as write_only_changed_cells
-from sladeck.tui.partial import write_cells
 from sladeck.tui.queue import QueueHeader, QueueView, changed_span
 
 if TYPE_CHECKING:
@@ -153,12 +153,10 @@ class SummaryLine(Static):
         if old is not None and old.spans == text.spans and self.is_mounted:
             span = changed_span(old.plain, text.plain)
         width = self.size.width
-        if span is None or span[0] >= width:
+        # Static.update() repaints the whole line; set the content and refresh the span.
+        if span is None or span[0] >= width or not compat.set_static_content(self, text):
             self.update(text, layout=False)
             return
-        # Static.update() repaints the whole line; set the content and refresh the span.
-        self._Static__content = text  # type: ignore[attr-defined]
-        self._Static__visual = None  # type: ignore[attr-defined]  # rebuilt on render
         x2 = min(width, span[1])
         if not write_cells(self, [(0, span[0], x2)], self.render_line, out):
             self.refresh(Region(span[0], 0, x2 - span[0], 1))
@@ -232,9 +230,14 @@ class SladeckApp(App[int]):
                  tick_interval: float | None = 1.0, bell: bool = True,
                  log_file: Path | None = None, run_hooks: bool = True,
                  cursor_blink: bool = True, reader: Store | None = None,
-                 policy_file: str | Path | None = None) -> None:
+                 policy_file: str | Path | None = None, fast_paths: bool = True) -> None:
         super().__init__()
-        write_only_changed_cells()  # partial updates write their own cells, not whole lines
+        # Textual's private API for the fast paths (tui/compat.py), for this process;
+        # `fast_paths=False`: public Textual only.
+        if fast_paths:
+            compat.install()
+        else:
+            compat.uninstall()
         self.cursor_blink = cursor_blink  # off for snapshots and screenshots
         self.db_path = Path(db_path)
         self.policy = policy
@@ -543,7 +546,7 @@ class SladeckApp(App[int]):
             self.poll()  # the watch's safety net: about 4 µs, and no wake-up of its own
         now = self.clock.now()
         transitions = self.queue.tick(now)
-        out: list[str] = []  # cells written straight, in one write (partial.write_cells)
+        out: list[str] = []  # cells written straight, in one write (compat.write_cells)
         if transitions:
             self._rows_changed()
             self._alert(transitions)

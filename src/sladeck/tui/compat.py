@@ -1,29 +1,31 @@
-"""Write only the changed cells of a partial screen update.
+"""Every use of Textual's private API, in one place, and only once installed.
 
-Textual 8 turns a refreshed region into "spans" (line, x1, x2), but its
-`ChopsUpdate.render_segments` writes each span from the left edge of the widget
-that holds it, up to x2: a queue line whose countdown's last digit changed is
-rewritten from column 0. The dashboard repaints only a few cells a second, so it
-installs this version, which starts at x1 as the span says. Where starting at x1
-would split a double-width character it starts at the widget's edge as before.
-Installed only on the Textual versions it was checked against; full updates are
-untouched. A span is cut straight from the strip's segments, without building the
-cropped Strips Textual would (each carries seven caches): at one changed countdown
-a line, a second's update is mostly spans.
+The dashboard's fast paths reach inside Textual. They are fenced in here: nothing else
+in sladeck imports `textual._…` or touches a private attribute of Textual's
+(tests/test_fenced.py checks). `install()` turns them on, and only on a Textual
+version they were checked against (`CHECKED`); `run_dashboard` and `SladeckApp` call
+it as the dashboard starts. Not installed, or on any other version, every function
+here answers "no" and sladeck does what public Textual does (the frames are the same:
+tests/test_compat.py runs the dashboard both ways and compares them).
 
-The one-second tick goes further: `write_cells` writes the changed countdown and
-clock cells itself, in one partial update, when nothing covers them or is about to
-move them; otherwise the caller refreshes the regions through Textual as before.
-A Textual refresh of those ~35 one-line regions cost more than the bare ticker's
-whole second (an idle message, the screen's update timer, every widget their union
-crosses rendered and each line cut into chops); the direct write is a few µs a line.
+What it touches in Textual 8.2.8:
+
+- `textual._compositor.ChopsUpdate.render_segments`: replaced (`render_segments`).
+- `textual._compositor.CompositorUpdate`: subclassed (`CellsUpdate`), handed to
+  `App._display`.
+- `Screen._compositor.visible_widgets`, `Screen._layout_required`,
+  `Screen._scroll_required`, `App._batch_count`, `App._driver`,
+  `Widget._layout_required`, `Widget._repaint_required`, `Widget._repaint_regions`:
+  read by `write_cells` to tell when writing cells straight is safe.
+- `Widget._styles_cache.set_dirty`: `write_cells` tells Textual's line cache.
+- `Static._Static__content`, `Static._Static__visual`: set by `set_static_content`.
 """
 
 from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import textual
 from rich.cells import cell_len
@@ -31,22 +33,26 @@ from rich.color import ColorSystem
 from rich.console import Console
 from rich.control import Control
 from rich.segment import Segment
-from textual._compositor import ChopsUpdate, CompositorUpdate
 from textual.geometry import Region
 from textual.strip import Strip
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
 
+    from textual._compositor import ChopsUpdate
     from textual.app import App
+    from textual.visual import VisualType
     from textual.widget import Widget
+    from textual.widgets import Static
 
 CHECKED = ("8.2.8",)
+_installed = False
+_textual: dict[str, Any] = {}  # what `install` replaced or uses, by name
 
 
 @cache
 def checked() -> bool:
-    """Whether the installed Textual is one these replacements were checked against.
+    """Whether the installed Textual is one these fast paths were checked against.
 
     Its version from the distribution's folder name when it has one (what
     `textual.__version__` computes through importlib.metadata, which took ~10 ms of
@@ -59,8 +65,51 @@ def checked() -> bool:
     return textual.__version__ in CHECKED
 
 
-TEXTUAL_RENDER_SEGMENTS = ChopsUpdate.render_segments  # Textual's own, for comparison
+def install() -> bool:
+    """Turn the fast paths on; False (and nothing touched) on a Textual not `CHECKED`."""
+    global _installed
+    if _installed:
+        return True
+    if not checked():
+        return False
+    from textual._compositor import ChopsUpdate, CompositorUpdate
 
+    class CellsUpdate(CompositorUpdate):
+        """Terminal data already rendered, displayed as Textual displays a partial
+        update (inside a synchronized update, the cursor put back after it)."""
+
+        def __init__(self, data: str) -> None:
+            self.data = data
+
+        def render_segments(self, console: Console) -> str:
+            return self.data
+
+    _textual["render_segments"] = ChopsUpdate.render_segments
+    _textual["CellsUpdate"] = CellsUpdate
+    ChopsUpdate.render_segments = render_segments  # type: ignore[method-assign]
+    _installed = True
+    return True
+
+
+def uninstall() -> None:
+    """Public Textual only from now on (what any other Textual version gets)."""
+    global _installed
+    if _installed:
+        from textual._compositor import ChopsUpdate
+
+        ChopsUpdate.render_segments = _textual["render_segments"]  # type: ignore[method-assign]
+        _installed = False
+
+
+def installed() -> bool:
+    return _installed
+
+
+def textual_render_segments() -> Callable[..., str]:
+    """Textual's own `ChopsUpdate.render_segments`, installed or not (for comparison)."""
+    from textual._compositor import ChopsUpdate
+
+    return _textual.get("render_segments", ChopsUpdate.render_segments)  # type: ignore[no-any-return]
 
 def _cut(segments: Iterable[Segment], start: int, stop: int) -> list[Segment] | None:
     """The segments of cells [start, stop), cut where a segment straddles an end; None
@@ -140,14 +189,6 @@ def render_segments(self: ChopsUpdate, console: Console) -> str:
     return "".join(sequences)
 
 
-def install() -> bool:
-    """Use `render_segments` above for partial updates; False where not checked."""
-    if not checked():
-        return False
-    ChopsUpdate.render_segments = render_segments  # type: ignore[method-assign]
-    return True
-
-
 def is_plain(widget: Widget) -> bool:
     """Whether Textual draws `widget`'s lines as its content lines, unchanged: no border,
     padding, outline, hatch, tint or opacity (the queue and summary as app.tcss styles
@@ -159,17 +200,6 @@ def is_plain(widget: Widget) -> bool:
             and not any(edge for edge, _ in styles.border)
             and not any(edge for edge, _ in styles.outline)
             and not (styles.has_rule("hatch") and styles.hatch != "none"))
-
-
-class CellsUpdate(CompositorUpdate):
-    """Terminal data already rendered, displayed as Textual displays a partial update
-    (inside a synchronized update, the cursor put back after it)."""
-
-    def __init__(self, data: str) -> None:
-        self.data = data
-
-    def render_segments(self, console: Console) -> str:
-        return self.data
 
 
 def write_cells(widget: Widget, lines: Sequence[tuple[int, int, int]],
@@ -188,9 +218,9 @@ def write_cells(widget: Widget, lines: Sequence[tuple[int, int, int]],
     visible part and no widget in front of it (a toast, a tooltip, a scroll bar)
     overlaps them. Textual's line cache is told the lines changed, so any later
     repaint draws them anew. With `out`, the data is appended to it for `display`.
-    Used only on the Textual versions `CHECKED` names.
+    Used only once installed.
     """
-    if not lines or not checked():
+    if not lines or not _installed:
         return False
     app = widget.app
     screen = widget.screen
@@ -242,5 +272,54 @@ def write_cells(widget: Widget, lines: Sequence[tuple[int, int, int]],
 
 def display(app: App[object], data: Sequence[str]) -> None:
     """Write what `write_cells` rendered, as one partial update of the screen shown."""
-    if data:
-        app._display(app.screen, CellsUpdate("".join(data)))
+    if data and _installed:
+        app._display(app.screen, _textual["CellsUpdate"]("".join(data)))
+
+
+def set_static_content(widget: Static, content: VisualType) -> bool:
+    """Give `widget` its new content without `Static.update`'s refresh of the whole
+    widget (the caller refreshes the cells that changed); False where not installed:
+    the caller updates it as public Textual does."""
+    if not _installed:
+        return False
+    widget._Static__content = content  # type: ignore[attr-defined]
+    widget._Static__visual = None  # type: ignore[attr-defined]  # rebuilt on render
+    return True
+
+
+def use_plain_line_cache(widget: Widget) -> None:
+    """Where installed, `widget`'s lines skip Textual's per-line style work when it is
+    drawn with no border, padding, outline, hatch, tint or opacity.
+
+    For such a widget Textual's `StylesCache.render_line` returns the content line
+    unchanged in a new Strip, after a dozen style look-ups; this returns the content
+    line itself, so a tick's changed lines each cost one Strip fewer. Any decoration
+    takes Textual's own path.
+    """
+    if not _installed:
+        return
+    cls = _textual.get("PlainStylesCache")
+    if cls is None:
+        from textual._styles_cache import StylesCache
+
+        class PlainStylesCache(StylesCache):
+            _plain = False
+
+            def render_widget(self, widget: Widget, crop: Region) -> list[Strip]:
+                self._plain = is_plain(widget)
+                return super().render_widget(widget, crop)
+
+            def render_line(self, styles, y, size, content_size, padding,  # type: ignore[no-untyped-def]
+                            base_background, background, render_content_line, *args):
+                if not self._plain:
+                    return super().render_line(styles, y, size, content_size, padding,
+                                               base_background, background,
+                                               render_content_line, *args)
+                inner = self.get_inner_outer(base_background, background)[0].rich_style
+                width = content_size.width
+                if y < content_size.height:
+                    return render_content_line(y).adjust_cell_length(width, inner)
+                return Strip.blank(width, inner)
+
+        cls = _textual["PlainStylesCache"] = PlainStylesCache
+    widget._styles_cache = cls()
