@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import inspect
 import logging
 import sqlite3
@@ -44,6 +43,7 @@ from sladeck.domain.model import ACKNOWLEDGED, ACTIVE_STATES, OPEN, RESOLVED, Ac
 from sladeck.domain.queue import Filter, Queue, QueueItem, Transition
 from sladeck.errors import Conflict, MissingFields, SladeckError
 from sladeck.policy import Policy
+from sladeck.runtime import collector_back, freeze_heap
 from sladeck.store import Store
 from sladeck.text import visible
 from sladeck.tui import compat
@@ -309,7 +309,7 @@ class SladeckApp(App[int]):
         """After the first frame: the cycle collector back on (`sladeck.launch` keeps it
         off for start-up), the rest of the rows, then watching for changes (and one
         check then, for a commit made before the watch began)."""
-        gc.enable()
+        collector_back()
         if complete:
             self._start_watching()
         else:
@@ -573,8 +573,7 @@ class SladeckApp(App[int]):
         only cycles among them are never collected (start-up's were, just before).
         """
         self._heap_frozen = True
-        gc.collect()
-        gc.freeze()
+        freeze_heap()
 
     def _queue_view(self) -> QueueView | None:
         if not self.screen_stack:
