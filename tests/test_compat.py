@@ -121,27 +121,39 @@ def test_the_compat_layer_changes_no_frame(db_path: Path, policy: Policy,
         assert ours == theirs, f"the screen differs after step {step}"
 
 
-def test_not_installed_means_public_textual() -> None:
-    from textual._compositor import ChopsUpdate
+async def fast_paths_taken(db: Path, policy: Policy) -> tuple[bool, bool]:
+    """(whether the summary's content was set in place, whether cells were written
+    straight) on a dashboard made before the compat layer's state was changed."""
+    from rich.text import Text
 
-    compat.uninstall()
+    from sladeck.tui.app import SummaryLine
+
+    app = SladeckApp(db, policy, ME, clock=FixedClock(T0), poll_interval=None,
+                     tick_interval=None, bell=False, run_hooks=False, cursor_blink=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        summary = app.screen.query_one(SummaryLine)
+        compat.uninstall()
+        set_in_place = compat.set_static_content(summary, Text("x"))
+        written = compat.write_cells(summary, [(0, 0, 1)], summary.render_line, [])
+    return set_in_place, written
+
+
+def test_not_installed_means_public_textual(db_path: Path, policy: Policy) -> None:
+    Store(db_path).close()
     try:
-        assert ChopsUpdate.render_segments is compat.textual_render_segments()
+        assert asyncio.run(fast_paths_taken(db_path, policy)) == (False, False)
         assert not compat.installed()
     finally:
         assert compat.install()  # Textual 8.2.8, the version it was checked against
-    assert ChopsUpdate.render_segments is compat.render_segments
 
 
 def test_another_textual_version_gets_public_textual(monkeypatch: pytest.MonkeyPatch) -> None:
-    from textual._compositor import ChopsUpdate
-
     compat.uninstall()
     monkeypatch.setattr(compat, "CHECKED", ("0.0.1",))
     compat.checked.cache_clear()
     try:
         assert not compat.install() and not compat.installed()
-        assert ChopsUpdate.render_segments is compat.textual_render_segments()
     finally:
         monkeypatch.undo()
         compat.checked.cache_clear()

@@ -33,7 +33,7 @@ from sladeck.domain.clocks import KIND_LABEL, format_countdown
 from sladeck.domain.model import format_ref
 from sladeck.domain.queue import Queue, Row
 from sladeck.text import one_line
-from sladeck.tui.compat import use_plain_line_cache, write_cells
+from sladeck.tui.compat import write_cells
 
 RISK_WORD = {"breached": "✖ BREACH", "due": "▲ DUE", "warning": "● WARN", "ok": "· ok"}
 STATE_WORD = {"open": "open", "acknowledged": "ack", "resolved": "res", "closed": "clsd"}
@@ -215,7 +215,6 @@ class QueueView(ScrollView, can_focus=True):
         self._heads: dict[int, tuple[Row, str]] = {}  # y → the head text at `now`
         self._styles: dict[object, Style] = {}
         self._tails: dict[int, _Tail] = {}  # incident id → its kept tail
-        use_plain_line_cache(self)
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
