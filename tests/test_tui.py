@@ -1098,24 +1098,6 @@ def test_the_search_text_is_made_when_a_filter_first_needs_it(demo_db: Path) -> 
     assert some.id in [r.incident.id for r in queue.visible]
 
 
-def test_a_partial_update_writes_only_its_own_cells() -> None:
-    from rich.console import Console
-    from rich.segment import Segment
-    from textual._compositor import ChopsUpdate
-    from textual.strip import Strip
-
-    from sladeck.tui.partial import install, render_segments
-
-    assert install()  # the Textual version this was checked against
-    console = Console(color_system=None, force_terminal=True, width=20)
-    line = Strip([Segment("✖ BREACH "), Segment("ACK  4m12s ")])
-    update = ChopsUpdate([{0: line}], [(0, 17, 19)], [[20]])
-    assert render_segments(update, console) == "\x1b[1;18H2s"  # not from column 0
-    wide = Strip([Segment("日本 "), Segment("ab")])  # x=1 is inside 日: start at the edge
-    update = ChopsUpdate([{0: wide}], [(0, 1, 3)], [[7]])
-    assert render_segments(update, console) == "\x1b[1;1H日 "
-
-
 @sync
 async def test_the_poll_notices_a_commit_and_stops_when_the_app_closes(
         demo_db: Path, policy: Policy, other: Desk) -> None:
@@ -1191,32 +1173,6 @@ async def test_the_cycle_collector_is_back_on_once_the_first_frame_is_drawn(
 # -- what a line costs: the same cells, built cheaper ----------------------------------
 
 
-@sync
-async def test_the_queue_draws_what_textuals_own_line_cache_draws(demo_db: Path,
-                                                                 policy: Policy) -> None:
-    from rich.segment import Segment
-    from textual._styles_cache import StylesCache
-
-    def drawn(strips: list) -> list[list[Segment]]:  # type: ignore[type-arg]
-        return [list(Segment.simplify(strip)) for strip in strips]
-
-    app = make_app(demo_db, policy)
-    async with app.run_test(size=(120, 36)) as pilot:
-        await pilot.pause()
-        queue_view = view(app)
-        crop = queue_view.size.region
-        assert type(queue_view._styles_cache).__name__ == "_PlainStylesCache"
-        assert drawn(queue_view._styles_cache.render_widget(queue_view, crop)) == \
-            drawn(StylesCache().render_widget(queue_view, crop))
-        assert queue_view._styles_cache._plain
-        queue_view.styles.padding = (0, 2)  # a decorated queue takes Textual's own path
-        queue_view.styles.border = ("round", "red")
-        await pilot.pause()
-        assert drawn(queue_view._styles_cache.render_widget(queue_view, crop)) == \
-            drawn(StylesCache().render_widget(queue_view, crop))
-        assert not queue_view._styles_cache._plain
-
-
 @pytest.mark.parametrize("width", [120, 100, 80, 60, 52, 30, 21, 15])
 @sync
 async def test_each_line_shows_its_cells_cut_to_the_width(demo_db: Path, policy: Policy,
@@ -1269,44 +1225,6 @@ def paint(data: str, screen: dict[tuple[int, int], tuple[str, str]],
             x += cell_len(m.group(4))
             written += 1
     return written
-
-
-def test_a_partial_update_writes_the_cells_textual_would_and_no_more() -> None:
-    import random
-
-    from rich.console import Console
-    from rich.segment import Segment
-    from rich.style import Style
-    from textual._compositor import ChopsUpdate
-    from textual.strip import Strip
-
-    from sladeck.tui.partial import TEXTUAL_RENDER_SEGMENTS, render_segments
-
-    console = Console(color_system="truecolor", force_terminal=True, width=40)
-    rng = random.Random(7)
-    styles = [None, Style(bold=True), Style(color="red", bgcolor="black")]
-    for _ in range(400):
-        chops, ends = {}, []
-        x = 0
-        while x < 40:  # a line of chops (widgets side by side), each of a few segments
-            segments = [Segment(rng.choice(["ab ", "4m12s", "日本", "x", "·●▲"]),
-                                rng.choice(styles)) for _ in range(rng.randint(1, 4))]
-            strip = Strip(segments)
-            chops[x] = strip
-            x += strip.cell_length
-            ends.append(x)
-        x1 = rng.randrange(0, x)
-        spans = [(0, x1, rng.randint(x1 + 1, x))]
-        update = ChopsUpdate([chops], spans, [ends])
-        full: dict[tuple[int, int], tuple[str, str]] = {}
-        paint(Strip.join(chops.values()).render(console), full)  # the screen before
-        theirs, ours = dict(full), dict(full)
-        theirs_written = paint(TEXTUAL_RENDER_SEGMENTS(update, console), theirs)
-        ours_written = paint(render_segments(update, console), ours)
-        assert ours == theirs, (chops, spans)  # the same screen as Textual leaves
-        assert ours_written <= theirs_written
-        if all(len(s.text) == s.cell_length for s in chops.values()):
-            assert ours_written == spans[0][2] - spans[0][1]  # the span's cells, no more
 
 
 # -- noticing other processes' commits without polling (Linux inotify) -----------------

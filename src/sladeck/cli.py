@@ -8,11 +8,9 @@ Importing this module never imports Textual: only the dashboard does.
 from __future__ import annotations
 
 import contextlib
-import gc
 import json
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ import click
 
 from sladeck import __version__
 from sladeck.errors import SladeckError
+from sladeck.runtime import collector_back, collector_paused
 from sladeck.session import (
     ENV_DB,
     ENV_POLICY,
@@ -91,20 +90,6 @@ class IncidentRef(click.ParamType):
 
 MAX_ID = 2**63 - 1  # SQLite's largest integer: anything above cannot be looked up
 INCIDENT = IncidentRef()
-
-
-@contextmanager
-def paused_gc() -> Iterator[None]:
-    """While a command builds and prints thousands of rows: those objects are acyclic,
-    and cyclic collections walking them again and again cost ~8 % of `list --json`
-    at 10,000 open."""
-    paused = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if paused:
-            gc.enable()
 
 
 def emit_json(value: Any) -> None:
@@ -187,7 +172,7 @@ def cli(ctx: click.Context) -> None:
     """
     ctx.ensure_object(Settings)
     if ctx.invoked_subcommand is not None:
-        gc.enable()  # off for start-up only (launch.py); an import may run for minutes
+        collector_back()  # off for start-up only (launch.py); an import may run for minutes
     else:
         open_dashboard(ctx.ensure_object(Settings))
 
@@ -385,7 +370,7 @@ def list_cmd(show_all: bool, state: str | None, severity: str | None, level: str
     from sladeck.domain.model import ACTIVE_STATES
     from sladeck.report import incident_json, queue_line
 
-    with paused_gc():
+    with collector_paused():  # thousands of acyclic rows built
         s = session()
         states = (state,) if state else None if show_all else ACTIVE_STATES
         now = s.clock.now()
@@ -435,7 +420,7 @@ def import_cmd(file: str, skip_invalid: bool) -> None:
     except OSError as exc:
         raise SladeckError(f"{file}: cannot read: {exc.strerror}") from None
     s = session()
-    with stream if file != "-" else contextlib.nullcontext(stream):
+    with stream if file != "-" else contextlib.nullcontext(stream), collector_paused():
         report = import_ndjson(s.desk, stream, "-" if file == "-" else file,
                                skip_invalid=skip_invalid)
     for problem in report.problems:
@@ -462,7 +447,7 @@ def export_cmd(incident_id: int | None, fmt: str, show_all: bool) -> None:
         incidents_markdown,
     )
 
-    with paused_gc():
+    with collector_paused():  # thousands of acyclic rows built
         s = session()
         now = s.clock.now()
         if incident_id is not None:

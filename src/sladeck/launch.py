@@ -18,11 +18,11 @@ Two things make the dashboard's start cheaper, neither visible to anyone:
 
 from __future__ import annotations
 
-import gc
 import os
 import sys
 from collections.abc import Mapping, Sequence
 
+from sladeck.runtime import collector_off_for_startup
 from sladeck.session import ENV_DB, ENV_POLICY, ENV_USER, Settings
 
 _OPTIONS = {"--db": ("db", ENV_DB), "--policy": ("policy", ENV_POLICY),
@@ -50,7 +50,7 @@ def dashboard_settings(args: Sequence[str], environ: Mapping[str, str]) -> Setti
 
 
 def main() -> None:
-    gc.disable()
+    collector_off_for_startup()
     settings = dashboard_settings(sys.argv[1:], os.environ)
     if settings is None:
         from sladeck.cli import main as cli_main

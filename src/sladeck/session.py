@@ -7,17 +7,16 @@ opens the dashboard, so the dashboard's start needs no click.
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import sys
-import threading
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sladeck.errors import MissingFields, PolicyError, SladeckError
+from sladeck.runtime import collector_back_after
 
 ENV_DB, ENV_POLICY, ENV_USER = "SLADECK_DB", "SLADECK_POLICY", "SLADECK_USER"
 COLLECTOR_GRACE = 5.0  # seconds the dashboard's start may keep the cycle collector off
@@ -85,11 +84,9 @@ def open_dashboard(settings: Settings) -> None:
     if problem:
         raise SladeckError(f"{problem}: the dashboard cannot draw here; "
                            "use `sladeck list` and `sladeck show ID` instead")
-    if not gc.isenabled():  # `launch` keeps it off until the first frame: should that
-        # never settle, it comes back anyway (the first frame takes ~0.4 s at 10,000 open)
-        collector_back = threading.Timer(COLLECTOR_GRACE, gc.enable)
-        collector_back.daemon = True
-        collector_back.start()
+    # `launch` keeps the collector off until the first frame: should that never settle,
+    # it comes back anyway (the first frame takes ~0.4 s at 10,000 open)
+    collector_back_after(COLLECTOR_GRACE)
     s = Session(settings)
     from sladeck.policy import default_policy_path
     from sladeck.tui.app import run_dashboard

@@ -14,7 +14,6 @@ thread worker on its own connection and answers the form that asked.
 
 from __future__ import annotations
 
-import gc
 import inspect
 import logging
 import sys
@@ -38,15 +37,16 @@ from sladeck.domain.model import ACTIVE_STATES, RESOLVED, Actor, Incident
 from sladeck.domain.queue import Filter, Queue, QueueItem, Transition
 from sladeck.errors import Conflict, MissingFields, SladeckError
 from sladeck.policy import Policy
+from sladeck.runtime import collector_back, freeze_heap
 from sladeck.store import BackendError, Store
 from sladeck.text import visible
+from sladeck.tui import compat
+from sladeck.tui.compat import display as display_cells
 from sladeck.tui.cursors import steady_cursors
 from sladeck.tui.keys import ACTIONS, INCIDENT_BINDINGS, QUEUE_BINDINGS
 from sladeck.tui.live import LiveUpdates
 from sladeck.tui.messages import ActionRefused, ActionRequested, StoreChanged
 from sladeck.tui.palette import CommandPalette
-from sladeck.tui.partial import display as display_cells
-from sladeck.tui.partial import install as write_only_changed_cells
 from sladeck.tui.queue import QueueHeader, QueueView
 from sladeck.tui.summary import SummaryLine, summary_text
 
@@ -127,9 +127,14 @@ class SladeckApp(App[int]):
                  tick_interval: float | None = 1.0, bell: bool = True,
                  log_file: Path | None = None, run_hooks: bool = True,
                  cursor_blink: bool = True, reader: Store | None = None,
-                 policy_file: str | Path | None = None) -> None:
+                 policy_file: str | Path | None = None, fast_paths: bool = True) -> None:
         super().__init__()
-        write_only_changed_cells()  # partial updates write their own cells, not whole lines
+        # Textual's private API for the fast paths (tui/compat.py), for this process;
+        # `fast_paths=False`: public Textual only.
+        if fast_paths:
+            compat.install()
+        else:
+            compat.uninstall()
         self.cursor_blink = cursor_blink  # off for snapshots and screenshots
         self.db_path = Path(db_path)
         self.policy = policy
@@ -200,7 +205,7 @@ class SladeckApp(App[int]):
         """After the first frame: the cycle collector back on (`sladeck.launch` keeps it
         off for start-up), the rest of the rows, then watching for changes (and one
         check then, for a commit made before the watch began)."""
-        gc.enable()
+        collector_back()
         if complete:
             self._start_watching()
         else:
@@ -349,7 +354,7 @@ class SladeckApp(App[int]):
             self.poll()  # the watch's safety net: about 4 µs, and no wake-up of its own
         now = self.clock.now()
         transitions = self.queue.tick(now)
-        out: list[str] = []  # cells written straight, in one write (partial.write_cells)
+        out: list[str] = []  # cells written straight, in one write (compat.write_cells)
         if transitions:
             self._rows_changed()
             self._alert(transitions)
@@ -376,8 +381,7 @@ class SladeckApp(App[int]):
         only cycles among them are never collected (start-up's were, just before).
         """
         self._heap_frozen = True
-        gc.collect()
-        gc.freeze()
+        freeze_heap()
 
     def _queue_view(self) -> QueueView | None:
         if not self.screen_stack:

@@ -15,13 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING
 
 from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
 from textual import events
-from textual._styles_cache import StylesCache
 from textual.binding import Binding
 from textual.geometry import Region, Size
 from textual.message import Message
@@ -35,10 +33,7 @@ from sladeck.domain.clocks import KIND_LABEL, format_countdown
 from sladeck.domain.model import format_ref
 from sladeck.domain.queue import Queue, Row
 from sladeck.text import one_line
-from sladeck.tui.partial import checked, write_cells
-
-if TYPE_CHECKING:
-    from textual.widget import Widget
+from sladeck.tui.compat import write_cells
 
 RISK_WORD = {"breached": "✖ BREACH", "due": "▲ DUE", "warning": "● WARN", "ok": "· ok"}
 STATE_WORD = {"open": "open", "acknowledged": "ack", "resolved": "res", "closed": "clsd"}
@@ -182,42 +177,6 @@ class _Tail:
     segment: Segment = _EMPTY  # the text cut to the line after the head, padded
 
 
-class _PlainStylesCache(StylesCache):
-    """Textual's line cache, with a short cut for a widget drawn with no border, padding,
-    outline, hatch, tint or opacity (the queue as app.tcss styles it).
-
-    For such a widget Textual's `render_line` returns the content line unchanged in a
-    new Strip, after a dozen style look-ups; this returns the content line itself, so
-    a tick's changed lines each cost one Strip fewer. Any decoration takes Textual's
-    own path. Used only on the Textual versions `partial.CHECKED` names.
-    """
-
-    _plain = False
-
-    def render_widget(self, widget: Widget, crop: Region) -> list[Strip]:
-        styles = widget.styles
-        self._plain = (
-            widget.region.size == widget.content_region.size
-            and widget.opacity == 1.0 and styles.text_opacity == 1.0 and not styles.tint.a
-            and not any(styles.padding)
-            and not any(edge for edge, _ in styles.border)
-            and not any(edge for edge, _ in styles.outline)
-            and not (styles.has_rule("hatch") and styles.hatch != "none"))
-        return super().render_widget(widget, crop)
-
-    def render_line(self, styles, y, size, content_size, padding,  # type: ignore[no-untyped-def]
-                    base_background, background, render_content_line, *args):
-        if not self._plain:
-            return super().render_line(styles, y, size, content_size, padding,
-                                       base_background, background, render_content_line,
-                                       *args)
-        inner = self.get_inner_outer(base_background, background)[0].rich_style
-        width = content_size.width
-        if y < content_size.height:
-            return render_content_line(y).adjust_cell_length(width, inner)
-        return Strip.blank(width, inner)
-
-
 class QueueView(ScrollView, can_focus=True):
     """Open incidents in queue order; the selection follows its incident as rows re-sort."""
 
@@ -256,8 +215,6 @@ class QueueView(ScrollView, can_focus=True):
         self._heads: dict[int, tuple[Row, str]] = {}  # y → the head text at `now`
         self._styles: dict[object, Style] = {}
         self._tails: dict[int, _Tail] = {}  # incident id → its kept tail
-        if checked():
-            self._styles_cache = _PlainStylesCache()
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
@@ -338,7 +295,7 @@ class QueueView(ScrollView, can_focus=True):
         A line showing the same row as it drew compares only its head (risk word and
         countdown): the rest of the line is the row's kept tail, unchanged. When only
         such cells changed they are written straight to the terminal where that is
-        safe (`partial.write_cells`; appended to `out` for one write with the summary's
+        safe (`compat.write_cells`; appended to `out` for one write with the summary's
         clock), else refreshed through Textual.
         """
         self._set_now(now or self.clock.now())

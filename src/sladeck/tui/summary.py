@@ -20,7 +20,8 @@ from sladeck.domain.model import zone_label
 from sladeck.domain.queue import Queue
 from sladeck.policy import Policy
 from sladeck.text import visible
-from sladeck.tui.partial import write_cells
+from sladeck.tui import compat
+from sladeck.tui.compat import write_cells
 from sladeck.tui.queue import changed_span
 
 
@@ -96,12 +97,10 @@ class SummaryLine(Static):
         if old is not None and old.spans == text.spans and self.is_mounted:
             span = changed_span(old.plain, text.plain)
         width = self.size.width
-        if span is None or span[0] >= width:
+        # Static.update() repaints the whole line; set the content and refresh the span.
+        if span is None or span[0] >= width or not compat.set_static_content(self, text):
             self.update(text, layout=False)
             return
-        # Static.update() repaints the whole line; set the content and refresh the span.
-        self._Static__content = text  # type: ignore[attr-defined]
-        self._Static__visual = None  # type: ignore[attr-defined]  # rebuilt on render
         x2 = min(width, span[1])
         if not write_cells(self, [(0, span[0], x2)], self.render_line, out):
             self.refresh(Region(span[0], 0, x2 - span[0], 1))
