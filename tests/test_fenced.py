@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parent.parent / "src" / "sladeck"
-PRIVATE_TEXTUAL = re.compile(r"textual\._|_compositor|_Static__|_styles_cache")
+PRIVATE_TEXTUAL = re.compile(r"textual\._|_compositor|_Static__|_styles_cache|_handle_exception")
 COLLECTOR = re.compile(r"\bgc\.(disable|enable|freeze|unfreeze)\b|^\s*(import gc\b|from gc\b)",
                        re.MULTILINE)
 

@@ -224,7 +224,7 @@ class SladeckApp(App[int]):
         began raised no event."""
         if self.live is None and self.poll_interval and not self.closing:
             self.live = LiveUpdates(self.db_path, self.poll, interval=self.poll_interval,
-                                    on_error=self._handle_exception,
+                                    on_error=self.unexpected,
                                     watch_files=self.WATCH_FILES, step=self.WATCH_STEP,
                                     quiet=self.WATCH_QUIET)
             self.live.start()
