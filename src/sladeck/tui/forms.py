@@ -73,6 +73,30 @@ def contacts_text(policy: Policy, level: str, severity: str, now: datetime) -> T
     return text
 
 
+def _bold(text: Text, label: str, value: str) -> None:
+    """`label: value`, the label bold; `value` is raw policy text, shown made visible."""
+    text.append(f"{label}: ", style="bold")
+    text.append(visible(value) or "-")
+
+
+def severity_text(policy: Policy, key: str) -> Text:
+    """What a severity means: its definition, business impact and examples."""
+    s = policy.severities[key]
+    text = Text()
+    text.append(visible(f"{key} {s.name}"), style="bold")
+    text.append("\n")
+    _bold(text, "Definition", s.definition)
+    text.append("\n")
+    _bold(text, "Business impact", s.business_impact)
+    text.append("\n")
+    text.append("Examples:", style="bold")
+    for example in s.examples:
+        text.append("\n- " + visible(example))
+    if not s.examples:
+        text.append(" none")
+    return text
+
+
 # Tab and shift+tab move focus as priority bindings: the app runs them as it takes the
 # key from its queue, before it hands the keys behind it to the focused field. Left to
 # the field, a burst "abc<tab>def" (a laggy link, a paste without bracketed paste) had
@@ -462,10 +486,20 @@ class NewIncidentForm(ActionForm):
             Select([(Text(visible(f"{k} {s.name}: {s.definition}")), k) for k, s in
                     self.policy.severities.items()], prompt="Choose a severity", id="severity",
                    name="severity", compact=True))
+        yield Static(Text("Choose a severity to see its definition, business impact and "
+                          "examples."), id="severity-info", classes="procedure")
         yield from self.labelled("Service", "Optional",
                                  Input(id="service", name="service", compact=True))
         yield from self.labelled("Description", "Optional",
                                  _area(name="description", id="description"))
+
+    @on(Select.Changed, "#severity")
+    def _severity_changed(self, event: Select.Changed) -> None:
+        """Show what the chosen severity means, as the choice changes."""
+        assert self.policy is not None
+        if isinstance(event.value, str) and event.value in self.policy.severities:
+            self.query_one("#severity-info", Static).update(
+                severity_text(self.policy, event.value))
 
     def build(self) -> Request | None:
         title = self.query_one("#title", Input).value
