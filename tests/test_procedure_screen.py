@@ -147,3 +147,69 @@ async def test_help_shows_a_severity_table(demo_db: Path, policy: Policy) -> Non
         assert format_duration(policy.response_time("P1", policy.levels[0])) in p1
         assert format_duration(s.resolution_target) in p1
         assert format_duration(s.resolution_maximum) in p1
+
+
+# -- 2. the escalate form: the target level's tier, steps and outside help -----------
+
+
+async def escalate_form(pilot, level: str, policy: Policy):
+    from textual.widgets import Select
+
+    from sladeck.tui.forms import EscalateForm
+    from test_tui import first_with, select
+
+    await select(pilot, first_with(pilot.app, "open"))
+    await pilot.press("e")
+    await pilot.pause()
+    form = pilot.app.screen
+    assert isinstance(form, EscalateForm)
+    form.query_one("#target", Select).value = level
+    await pilot.pause()
+    assert form.target == level
+    return form
+
+
+@sync
+async def test_the_escalate_form_shows_the_target_tier_and_its_steps(
+        demo_db: Path, policy: Policy) -> None:
+    app = make_app(demo_db, policy)
+    async with app.run_test(size=(120, 36)) as pilot:
+        for level in ("L3", "L4", "L2"):
+            form = await escalate_form(pilot, level, policy)
+            tier = policy.tiers[level]
+            info = text_of(form.query_one("#tier-info"))
+            assert tier.scope in info
+            for entry in (*tier.responsibilities, *tier.common_issues,
+                          *tier.escalation_criteria):
+                assert entry in info
+            steps = text_of(form.query_one("#steps")).splitlines()
+            process = policy.escalation[level].process
+            assert [line.split(". ", 1)[1] for line in steps[1:]] == list(process)
+            assert steps[1].strip().startswith("1. ")
+            await pilot.press("escape")
+            await pilot.pause()
+
+
+@sync
+async def test_the_l4_form_shows_vendors_when_vendor_support_is_the_trigger(
+        demo_db: Path, policy: Policy) -> None:
+    from textual.widgets import Select
+
+    app = make_app(demo_db, policy)
+    async with app.run_test(size=(120, 36)) as pilot:
+        form = await escalate_form(pilot, "L4", policy)
+        keys = [t.key for t in policy.escalation["L4"].triggers]
+        assert "vendor_support" in keys
+        outside = form.query_one("#outside-help")
+        assert not outside.display
+        form.query_one("#trigger", Select).value = "vendor_support"
+        await pilot.pause()
+        assert outside.display
+        shown = text_of(outside)
+        for named in (*policy.vendors, *policy.professional_services):
+            assert named.name in shown and named.contact in shown
+        assert any("Legal" in n.name for n in policy.professional_services)
+        assert "Legal counsel" in "\n".join(screen_lines(app)) or outside.region.height
+        form.query_one("#trigger", Select).value = keys[0]
+        await pilot.pause()
+        assert not outside.display

@@ -97,6 +97,57 @@ def severity_text(policy: Policy, key: str) -> Text:
     return text
 
 
+def _list(text: Text, title: str, entries: tuple[str, ...], *, numbered: bool = False) -> None:
+    text.append(f"\n{title}:", style="bold")
+    for n, entry in enumerate(entries, 1):
+        text.append(f"\n{n:>2}. " if numbered else "\n- ")
+        text.append(visible(entry))
+    if not entries:
+        text.append(" none")
+
+
+def tier_text(policy: Policy, level: str, *, full: bool = True) -> Text:
+    """A level's scope and escalation criteria; `full` adds its responsibilities and
+    common issues."""
+    tier = policy.tiers[level]
+    text = Text()
+    text.append(visible(f"{level} {tier.name}"), style="bold")
+    text.append("\n")
+    _bold(text, "Scope", tier.scope)
+    if full:
+        _list(text, "Responsibilities", tier.responsibilities)
+        _list(text, "Common issues", tier.common_issues)
+    _list(text, f"Escalate from {visible(level)} when", tier.escalation_criteria)
+    return text
+
+
+def steps_text(policy: Policy, level: str) -> Text:
+    """The escalation process to `level`, as the steps the person escalating is doing."""
+    text = Text()
+    _list(text, f"Escalating to {visible(level)}: your steps",
+          policy.escalation[level].process, numbered=True)
+    return text[1:]
+
+
+VENDOR_TRIGGER = "vendor_support"  # policy.yaml: "External vendor support needed"
+
+
+def outside_help_text(policy: Policy) -> Text:
+    """Vendor contacts and professional services (legal, security, consultants)."""
+    text = Text()
+    text.append("Vendors:", style="bold")
+    for named in policy.vendors:
+        text.append("\n- " + visible(f"{named.name}: {named.contact}"))
+    if not policy.vendors:
+        text.append(" none")
+    text.append("\nProfessional services (legal, security, consultants):", style="bold")
+    for named in policy.professional_services:
+        text.append("\n- " + visible(f"{named.name}: {named.contact}"))
+    if not policy.professional_services:
+        text.append(" none")
+    return text
+
+
 # Tab and shift+tab move focus as priority bindings: the app runs them as it takes the
 # key from its queue, before it hands the keys behind it to the focused field. Left to
 # the field, a burst "abc<tab>def" (a laggy link, a paste without bracketed paste) had
@@ -382,14 +433,20 @@ class EscalateForm(ActionForm):
         box = self.query_one("#level-fields", Vertical)
         await box.remove_children()
         target = self.policy.escalation[level]
+        chosen = self.typed.get(f"__trigger.{level}")
+        vendors = Static(outside_help_text(self.policy), id="outside-help",
+                         classes="contacts")
+        vendors.display = chosen == VENDOR_TRIGGER
         widgets: list[Widget] = [
+            Static(tier_text(self.policy, level), id="tier-info", classes="procedure"),
+            Static(steps_text(self.policy, level), id="steps", classes="procedure"),
             Static(contacts_text(self.policy, level, self.incident.severity, self.now),
                    classes="contacts"),
+            vendors,
             Label(Text("Trigger", style="bold"), classes="field-label"),
         ]
         choices = ([(Text(visible(t.label)), t.key) for t in target.triggers]
                    + [("Other (give a reason)", OTHER)])
-        chosen = self.typed.get(f"__trigger.{level}")
         trigger = Select(choices, prompt="Choose why", id="trigger", name="trigger",
                          value=chosen if chosen in {key for _, key in choices} else Select.NULL,
                          classes="field", compact=True)
@@ -412,6 +469,13 @@ class EscalateForm(ActionForm):
         if isinstance(event.value, str) and event.value != self.target:
             self.target = event.value
             await self._show_level(self.target)
+
+    @on(Select.Changed, "#trigger")
+    def _trigger_changed(self, event: Select.Changed) -> None:
+        """External vendor support needed: show whom to call outside the company."""
+        found = self.query("#outside-help")
+        if found:
+            found.first().display = event.value == VENDOR_TRIGGER
 
     def build(self) -> Request | None:
         assert self.incident is not None
