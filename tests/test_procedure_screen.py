@@ -213,3 +213,42 @@ async def test_the_l4_form_shows_vendors_when_vendor_support_is_the_trigger(
         form.query_one("#trigger", Select).value = keys[0]
         await pilot.pause()
         assert not outside.display
+
+
+# -- 3. the detail screen: the level, outside help, every level's checklists ---------
+
+
+@sync
+async def test_details_show_the_level_outside_help_and_earlier_levels_ticks(
+        db_path: Path, policy: Policy, desk: Desk) -> None:
+    from textual.widgets import OptionList
+
+    from sladeck.tui.detail import DetailScreen
+    from test_tui import select
+
+    incident = actions.open_incident(desk, title="Checkout API down", severity="P2").incident
+    first = policy.internal_communication["L1"][0]
+    actions.tick(desk, incident.id, "internal.L1", first.key)
+    target = policy.escalation["L2"]
+    actions.escalate(desk, incident.id, to="L2", trigger=target.triggers[0].key,
+                     fields={item.key: "filled" for item in target.handoff})
+    app = make_app(db_path, policy)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await select(pilot, incident.id)
+        await pilot.press("enter")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, DetailScreen)
+        tier = policy.tiers["L2"]
+        level = text_of(screen.query_one("#tier"))
+        assert tier.scope in level
+        assert all(entry in level for entry in tier.escalation_criteria)
+        contacts = text_of(screen.query_one("#contacts"))
+        for named in (*policy.vendors, *policy.professional_services):
+            assert named.name in contacts and named.contact in contacts
+        options = screen.query_one("#checklists", OptionList)
+        texts = [str(options.get_option_at_index(i).prompt)
+                 for i in range(options.option_count)]
+        assert f"[x] Internal L1 (earlier level): {first.label}" in texts
+        l2 = policy.internal_communication["L2"][0]
+        assert f"[ ] Internal L2: {l2.label}" in texts
