@@ -252,3 +252,23 @@ async def test_details_show_the_level_outside_help_and_earlier_levels_ticks(
         assert f"[x] Internal L1 (earlier level): {first.label}" in texts
         l2 = policy.internal_communication["L2"][0]
         assert f"[ ] Internal L2: {l2.label}" in texts
+
+
+# -- 4. the review form: the knowledge-sharing checklist ----------------------------
+
+
+@sync
+async def test_the_review_form_lists_the_knowledge_sharing_checklist(
+        demo_db: Path, policy: Policy) -> None:
+    from sladeck.tui.forms import ReviewForm
+
+    items = policy.checklists["knowledge_sharing"]
+    assert items
+    app = make_app(demo_db, policy)
+    async with app.run_test(size=(120, 36)) as pilot:
+        incident = next(r.incident for r in app.queue.visible)
+        app.push_screen(ReviewForm(app.desk.store.incident(incident.id), policy, app.clock.now()))
+        await pilot.pause()
+        shown = text_of(app.screen.query_one("#knowledge"))
+        assert "Knowledge sharing" in shown
+        assert all(item.label in shown for item in items)

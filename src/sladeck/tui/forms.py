@@ -510,6 +510,21 @@ class ResolveForm(ActionForm):
                               expected_version=self.expected_version)
 
 
+def knowledge_text(policy: Policy) -> Text:
+    """The knowledge-sharing checklist, part of the post-incident review."""
+    text = Text()
+    text.append("Knowledge sharing (part of this review; say in the fields what was done):",
+                style="bold")
+    items = policy.checklists.get("knowledge_sharing", ())
+    for item in items:
+        text.append("\n- " + visible(item.label))
+        if item.help:
+            text.append(" (" + visible(item.help) + ")")
+    if not items:
+        text.append(" none in this policy")
+    return text
+
+
 class ReviewForm(ActionForm):
     heading = "Post-incident review"
 
@@ -519,6 +534,7 @@ class ReviewForm(ActionForm):
             area = _area(name=item.key)
             area.add_class("review")
             yield from self.labelled(item.label, item.help, area)
+        yield Static(knowledge_text(self.policy), id="knowledge", classes="procedure")
 
     def build(self) -> Request | None:
         assert self.incident is not None
