@@ -245,7 +245,7 @@ async def test_details_show_the_level_outside_help_and_earlier_levels_ticks(
         assert all(entry in level for entry in tier.escalation_criteria)
         contacts = text_of(screen.query_one("#contacts"))
         for named in (*policy.vendors, *policy.professional_services):
-            assert named.name in contacts and named.contact in contacts
+            assert f"{named.name} {named.contact}" in contacts
         options = screen.query_one("#checklists", OptionList)
         texts = [str(options.get_option_at_index(i).prompt)
                  for i in range(options.option_count)]

@@ -137,13 +137,13 @@ class DetailScreen(Screen[None]):
         with VerticalScroll(id="detail-body"):
             yield Label("SLA clocks", classes="section")
             yield Static(id="clocks")
-            yield Label("Level", classes="section")
-            yield Static(id="tier")
             yield Label("Contacts", classes="section")
             yield Static(id="contacts")
             yield Label("Checklists (↑↓ choose, enter or space ticks; tab: the page)",
                         classes="section")
             yield Checklist(id="checklists")
+            yield Label("Level", classes="section")
+            yield Static(id="tier")
             yield Label("Handoffs", classes="section")
             yield Static(id="handoffs")
             yield Label("Timeline", classes="section")
@@ -168,7 +168,7 @@ class DetailScreen(Screen[None]):
         contacts = contacts_text(self.policy, detail.incident.level, detail.incident.severity,
                                  now)
         contacts.append("\n")
-        self.query_one("#contacts", Static).update(contacts + outside_help_text(self.policy))
+        self.query_one("#contacts", Static).update(contacts + outside_help_text(self.policy, compact=True))
         self.query_one("#handoffs", Static).update(handoffs_renderable(detail, self.policy))
         self.query_one("#timeline", Static).update(timeline_text(detail))
         self.query_one("#review", Static).update(self._review_text())

@@ -132,19 +132,22 @@ def steps_text(policy: Policy, level: str) -> Text:
 VENDOR_TRIGGER = "vendor_support"  # policy.yaml: "External vendor support needed"
 
 
-def outside_help_text(policy: Policy) -> Text:
-    """Vendor contacts and professional services (legal, security, consultants)."""
+def outside_help_text(policy: Policy, *, compact: bool = False) -> Text:
+    """Vendor contacts and professional services (legal, security, consultants); `compact`
+    puts each group on one wrapped line."""
     text = Text()
-    text.append("Vendors:", style="bold")
-    for named in policy.vendors:
-        text.append("\n- " + visible(f"{named.name}: {named.contact}"))
-    if not policy.vendors:
-        text.append(" none")
-    text.append("\nProfessional services (legal, security, consultants):", style="bold")
-    for named in policy.professional_services:
-        text.append("\n- " + visible(f"{named.name}: {named.contact}"))
-    if not policy.professional_services:
-        text.append(" none")
+    for n, (title, named) in enumerate((
+            ("Vendors", policy.vendors),
+            ("Professional services (legal, security, consultants)",
+             policy.professional_services))):
+        text.append(("\n" if n else "") + title + ":", style="bold")
+        if not named:
+            text.append(" none")
+        elif compact:
+            text.append(" " + visible(" · ".join(f"{c.name} {c.contact}" for c in named)))
+        else:
+            for c in named:
+                text.append("\n- " + visible(f"{c.name}: {c.contact}"))
     return text
 
 
@@ -438,7 +441,6 @@ class EscalateForm(ActionForm):
                          classes="contacts")
         vendors.display = chosen == VENDOR_TRIGGER
         widgets: list[Widget] = [
-            Static(tier_text(self.policy, level), id="tier-info", classes="procedure"),
             Static(steps_text(self.policy, level), id="steps", classes="procedure"),
             Static(contacts_text(self.policy, level, self.incident.severity, self.now),
                    classes="contacts"),
@@ -457,6 +459,9 @@ class EscalateForm(ActionForm):
             area = _area(self.typed.get(item.key, ""), name=item.key)
             area.add_class("handoff")
             widgets += list(self.labelled(item.label, item.help, area))
+        # The level's reference text after the fields: the fields stay near the top.
+        widgets.append(Static(tier_text(self.policy, level), id="tier-info",
+                              classes="procedure"))
         await box.mount_all(widgets)
         self._shown_level = level
         for area in self.query(".handoff"):
