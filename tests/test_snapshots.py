@@ -22,7 +22,7 @@ from sladeck.policy import Policy
 from sladeck.store import Store
 from sladeck.tui.app import SladeckApp
 from sladeck.tui.detail import DetailScreen
-from sladeck.tui.forms import EscalateForm
+from sladeck.tui.forms import EscalateForm, NewIncidentForm
 from sladeck.tui.help import HelpScreen
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 36), id="120x36")]
@@ -91,6 +91,58 @@ def test_help(snap_compare, app: SladeckApp, size: tuple[int, int]) -> None:
         await pilot.press("question_mark")
         await settle(pilot)
         assert isinstance(pilot.app.screen, HelpScreen)
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_new_incident_form_explains_the_severity(snap_compare, app: SladeckApp,
+                                                 size: tuple[int, int]) -> None:
+    async def run_before(pilot: Pilot) -> None:
+        from textual.widgets import Select
+
+        await pilot.press("n")
+        await pilot.pause()
+        form = pilot.app.screen
+        assert isinstance(form, NewIncidentForm)
+        form.query_one("#severity", Select).value = "P1"
+        await pilot.pause()
+        form.query_one("#severity-info").scroll_visible(animate=False)
+        await settle(pilot)
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_escalation_form_at_l4_for_vendor_support(snap_compare, app: SladeckApp,
+                                                  size: tuple[int, int]) -> None:
+    async def run_before(pilot: Pilot) -> None:
+        from textual.widgets import Select
+
+        await pilot.press("down", "down", "e")
+        await pilot.pause()
+        form = pilot.app.screen
+        assert isinstance(form, EscalateForm)
+        form.query_one("#target", Select).value = "L4"
+        await pilot.pause()
+        form.query_one("#trigger", Select).value = "vendor_support"
+        await pilot.pause()
+        form.query_one("#outside-help").scroll_visible(animate=False, top=True)
+        await settle(pilot)
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_detail_level_and_contacts(snap_compare, app: SladeckApp,
+                                   size: tuple[int, int]) -> None:
+    async def run_before(pilot: Pilot) -> None:
+        await pilot.press("down", "enter")
+        await settle(pilot)
+        screen = pilot.app.screen
+        assert isinstance(screen, DetailScreen)
+        screen.query_one("#tier").scroll_visible(animate=False, top=True)
+        await settle(pilot)
 
     assert snap_compare(app, terminal_size=size, run_before=run_before)
 

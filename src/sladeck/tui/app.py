@@ -32,17 +32,18 @@ from textual.widgets import Footer, Input
 from textual.worker import Worker, WorkerState
 
 from sladeck.clock import Clock, SystemClock
-from sladeck.domain.clocks import to_us
+from sladeck.domain.clocks import KIND_TITLE, from_us, to_us
 from sladeck.domain.model import ACTIVE_STATES, RESOLVED, Actor, Incident
 from sladeck.domain.queue import Filter, Queue, QueueItem, Transition
 from sladeck.errors import Conflict, MissingFields, SladeckError
 from sladeck.policy import Policy
 from sladeck.runtime import collector_back, freeze_heap
 from sladeck.store import BackendError, Store
-from sladeck.text import visible
+from sladeck.text import one_line, visible
 from sladeck.tui import compat
 from sladeck.tui.compat import display as display_cells
 from sladeck.tui.cursors import steady_cursors
+from sladeck.tui.detail import local
 from sladeck.tui.keys import ACTIONS, INCIDENT_BINDINGS, QUEUE_BINDINGS
 from sladeck.tui.live import LiveUpdates
 from sladeck.tui.messages import ActionRefused, ActionRequested, StoreChanged
@@ -105,9 +106,30 @@ class QueueScreen(Screen[None]):
             app._rows_changed()  # the summary and rows now that the widgets exist
 
 
+def transition_text(t: Transition) -> str:
+    """`INC-1 Checkout API — Response (acknowledge) SLA breached (response clock, due Mon
+    09:15:00 UTC +00:00)`: which clock crossed, and when it fell due."""
+    item = t.incident
+    title = one_line(item.title, 40)
+    breached = t.after == "breached"
+    kind, at = (item.breach_kind, item.breach_at) if breached else (item.due_kind, item.due_at)
+    if breached and kind is None:
+        return f"{item.ref} {title} — an SLA is breached"
+    name = KIND_TITLE.get(kind or "", visible(kind or "SLA"))
+    when = f", due {local(from_us(at))}" if at is not None else ""
+    if breached:
+        return f"{item.ref} {title} — {name} SLA breached ({name.split(' (')[0].lower()} " \
+            f"clock{when})"
+    return f"{item.ref} {title} — due for escalation ({name}{when})"
+
+
 class SladeckApp(App[int]):
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses keep it
     TITLE = "sladeck"
+    # Below 100 columns the footer's right-docked "^p palette" hint covered the last
+    # keys and left stray characters beside it: it is hidden there (app.tcss), ctrl+p
+    # still opens the palette and `?` lists it.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
     # With a poll interval, watch the database's folder instead of polling where the
     # platform allows (live.py, watch.py). After a write event the store is checked
     # every WATCH_STEP s until the commit shows, then every poll interval until
@@ -418,8 +440,7 @@ class SladeckApp(App[int]):
         if not transitions:
             return
         for t in transitions[:5]:
-            word = "BREACHED its SLA" if t.after == "breached" else "due for escalation"
-            self.notify(f"{t.incident.ref} {visible(t.incident.title)[:60]} is {word}",
+            self.notify(transition_text(t),
                         severity="error" if t.after == "breached" else "warning",
                         title=t.after.upper(), markup=False)
         if len(transitions) > 5:
@@ -648,7 +669,7 @@ class SladeckApp(App[int]):
         from sladeck.tui.help import HelpScreen
 
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen())
+            self.push_screen(HelpScreen(self.policy))
 
     def on_action_requested(self, event: ActionRequested) -> None:
         """A form (or the detail screen's checklist) asks for an action."""

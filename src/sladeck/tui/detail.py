@@ -16,13 +16,13 @@ from textual.screen import Screen
 from textual.widgets import Footer, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from sladeck.domain.actions import checklist_items
 from sladeck.domain.clocks import KIND_TITLE, assess, format_countdown
 from sladeck.domain.model import IncidentDetail, zone_label
 from sladeck.domain.timeline import describe
 from sladeck.policy import Policy
+from sladeck.procedure import incident_checklists
 from sladeck.text import visible
-from sladeck.tui.forms import contacts_text
+from sladeck.tui.forms import contacts_text, outside_help_text, tier_text
 from sladeck.tui.keys import INCIDENT_BINDINGS
 from sladeck.tui.messages import ActionRequested, StoreChanged
 from sladeck.tui.requests import TickRequest
@@ -142,6 +142,8 @@ class DetailScreen(Screen[None]):
             yield Label("Checklists (↑↓ choose, enter or space ticks; tab: the page)",
                         classes="section")
             yield Checklist(id="checklists")
+            yield Label("Level", classes="section")
+            yield Static(id="tier")
             yield Label("Handoffs", classes="section")
             yield Static(id="handoffs")
             yield Label("Timeline", classes="section")
@@ -161,8 +163,12 @@ class DetailScreen(Screen[None]):
         self.detail = detail
         now = self.app.clock.now()  # type: ignore[attr-defined]
         self.query_one("#detail-header", Static).update(header_text(detail, self.policy, now))
-        self.query_one("#contacts", Static).update(
-            contacts_text(self.policy, detail.incident.level, detail.incident.severity, now))
+        self.query_one("#tier", Static).update(
+            tier_text(self.policy, detail.incident.level, full=False))
+        contacts = contacts_text(self.policy, detail.incident.level, detail.incident.severity,
+                                 now)
+        contacts.append("\n")
+        self.query_one("#contacts", Static).update(contacts + outside_help_text(self.policy, compact=True))
         self.query_one("#handoffs", Static).update(handoffs_renderable(detail, self.policy))
         self.query_one("#timeline", Static).update(timeline_text(detail))
         self.query_one("#review", Static).update(self._review_text())
@@ -195,15 +201,18 @@ class DetailScreen(Screen[None]):
 
     def _fill_checklists(self) -> None:
         lists = self.query_one("#checklists", OptionList)
-        ticked = {(t.checklist, t.item) for t in self.detail.ticks}
         highlighted = lists.highlighted
         lists.clear_options()
         options = []
-        for name, items in checklist_items(self.policy, self.detail.incident).items():
-            prefix = "" if name == "triage" else CHECKLIST_PREFIX.get(name.split(".")[0], "") \
-                + visible(name.split(".")[-1].capitalize()) + ": "
-            for item in items:
-                mark = "[x]" if (name, item.key) in ticked else "[ ]"
+        level = self.detail.incident.level
+        # Every level the incident has been at: ticks made at L1 still show after it moved on.
+        for _title, name, entries in incident_checklists(self.detail, self.policy):
+            kind, _, which = name.partition(".")
+            earlier = " (earlier level)" if kind == "internal" and which != level else ""
+            prefix = "" if name == "triage" else CHECKLIST_PREFIX.get(kind, "") \
+                + visible(which.capitalize()) + earlier + ": "
+            for item, tick in entries:
+                mark = "[x]" if tick is not None else "[ ]"
                 options.append(Option(Text(f"{mark} {prefix}{visible(item.label)}"),
                                       id=f"{name}|{item.key}|{'0' if mark == '[x]' else '1'}"))
         lists.add_options(options)

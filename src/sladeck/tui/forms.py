@@ -73,6 +73,84 @@ def contacts_text(policy: Policy, level: str, severity: str, now: datetime) -> T
     return text
 
 
+def _bold(text: Text, label: str, value: str) -> None:
+    """`label: value`, the label bold; `value` is raw policy text, shown made visible."""
+    text.append(f"{label}: ", style="bold")
+    text.append(visible(value) or "-")
+
+
+def severity_text(policy: Policy, key: str) -> Text:
+    """What a severity means: its definition, business impact and examples."""
+    s = policy.severities[key]
+    text = Text()
+    text.append(visible(f"{key} {s.name}"), style="bold")
+    text.append("\n")
+    _bold(text, "Definition", s.definition)
+    text.append("\n")
+    _bold(text, "Business impact", s.business_impact)
+    text.append("\n")
+    text.append("Examples:", style="bold")
+    for example in s.examples:
+        text.append("\n- " + visible(example))
+    if not s.examples:
+        text.append(" none")
+    return text
+
+
+def _list(text: Text, title: str, entries: tuple[str, ...], *, numbered: bool = False) -> None:
+    text.append(f"\n{title}:", style="bold")
+    for n, entry in enumerate(entries, 1):
+        text.append(f"\n{n:>2}. " if numbered else "\n- ")
+        text.append(visible(entry))
+    if not entries:
+        text.append(" none")
+
+
+def tier_text(policy: Policy, level: str, *, full: bool = True) -> Text:
+    """A level's scope and escalation criteria; `full` adds its responsibilities and
+    common issues."""
+    tier = policy.tiers[level]
+    text = Text()
+    text.append(visible(f"{level} {tier.name}"), style="bold")
+    text.append("\n")
+    _bold(text, "Scope", tier.scope)
+    if full:
+        _list(text, "Responsibilities", tier.responsibilities)
+        _list(text, "Common issues", tier.common_issues)
+    _list(text, f"Escalate from {visible(level)} when", tier.escalation_criteria)
+    return text
+
+
+def steps_text(policy: Policy, level: str) -> Text:
+    """The escalation process to `level`, as the steps the person escalating is doing."""
+    text = Text()
+    _list(text, f"Escalating to {visible(level)}: your steps",
+          policy.escalation[level].process, numbered=True)
+    return text[1:]
+
+
+VENDOR_TRIGGER = "vendor_support"  # policy.yaml: "External vendor support needed"
+
+
+def outside_help_text(policy: Policy, *, compact: bool = False) -> Text:
+    """Vendor contacts and professional services (legal, security, consultants); `compact`
+    puts each group on one wrapped line."""
+    text = Text()
+    for n, (title, named) in enumerate((
+            ("Vendors", policy.vendors),
+            ("Professional services (legal, security, consultants)",
+             policy.professional_services))):
+        text.append(("\n" if n else "") + title + ":", style="bold")
+        if not named:
+            text.append(" none")
+        elif compact:
+            text.append(" " + visible(" · ".join(f"{c.name} {c.contact}" for c in named)))
+        else:
+            for c in named:
+                text.append("\n- " + visible(f"{c.name}: {c.contact}"))
+    return text
+
+
 # Tab and shift+tab move focus as priority bindings: the app runs them as it takes the
 # key from its queue, before it hands the keys behind it to the focused field. Left to
 # the field, a burst "abc<tab>def" (a laggy link, a paste without bracketed paste) had
@@ -358,14 +436,19 @@ class EscalateForm(ActionForm):
         box = self.query_one("#level-fields", Vertical)
         await box.remove_children()
         target = self.policy.escalation[level]
+        chosen = self.typed.get(f"__trigger.{level}")
+        vendors = Static(outside_help_text(self.policy), id="outside-help",
+                         classes="contacts")
+        vendors.display = chosen == VENDOR_TRIGGER
         widgets: list[Widget] = [
+            Static(steps_text(self.policy, level), id="steps", classes="procedure"),
             Static(contacts_text(self.policy, level, self.incident.severity, self.now),
                    classes="contacts"),
+            vendors,
             Label(Text("Trigger", style="bold"), classes="field-label"),
         ]
         choices = ([(Text(visible(t.label)), t.key) for t in target.triggers]
                    + [("Other (give a reason)", OTHER)])
-        chosen = self.typed.get(f"__trigger.{level}")
         trigger = Select(choices, prompt="Choose why", id="trigger", name="trigger",
                          value=chosen if chosen in {key for _, key in choices} else Select.NULL,
                          classes="field", compact=True)
@@ -376,6 +459,9 @@ class EscalateForm(ActionForm):
             area = _area(self.typed.get(item.key, ""), name=item.key)
             area.add_class("handoff")
             widgets += list(self.labelled(item.label, item.help, area))
+        # The level's reference text after the fields: the fields stay near the top.
+        widgets.append(Static(tier_text(self.policy, level), id="tier-info",
+                              classes="procedure"))
         await box.mount_all(widgets)
         self._shown_level = level
         for area in self.query(".handoff"):
@@ -388,6 +474,13 @@ class EscalateForm(ActionForm):
         if isinstance(event.value, str) and event.value != self.target:
             self.target = event.value
             await self._show_level(self.target)
+
+    @on(Select.Changed, "#trigger")
+    def _trigger_changed(self, event: Select.Changed) -> None:
+        """External vendor support needed: show whom to call outside the company."""
+        found = self.query("#outside-help")
+        if found:
+            found.first().display = event.value == VENDOR_TRIGGER
 
     def build(self) -> Request | None:
         assert self.incident is not None
@@ -422,6 +515,21 @@ class ResolveForm(ActionForm):
                               expected_version=self.expected_version)
 
 
+def knowledge_text(policy: Policy) -> Text:
+    """The knowledge-sharing checklist, part of the post-incident review."""
+    text = Text()
+    text.append("Knowledge sharing (part of this review; say in the fields what was done):",
+                style="bold")
+    items = policy.checklists.get("knowledge_sharing", ())
+    for item in items:
+        text.append("\n- " + visible(item.label))
+        if item.help:
+            text.append(" (" + visible(item.help) + ")")
+    if not items:
+        text.append(" none in this policy")
+    return text
+
+
 class ReviewForm(ActionForm):
     heading = "Post-incident review"
 
@@ -431,6 +539,7 @@ class ReviewForm(ActionForm):
             area = _area(name=item.key)
             area.add_class("review")
             yield from self.labelled(item.label, item.help, area)
+        yield Static(knowledge_text(self.policy), id="knowledge", classes="procedure")
 
     def build(self) -> Request | None:
         assert self.incident is not None
@@ -462,10 +571,20 @@ class NewIncidentForm(ActionForm):
             Select([(Text(visible(f"{k} {s.name}: {s.definition}")), k) for k, s in
                     self.policy.severities.items()], prompt="Choose a severity", id="severity",
                    name="severity", compact=True))
+        yield Static(Text("Choose a severity to see its definition, business impact and "
+                          "examples."), id="severity-info", classes="procedure")
         yield from self.labelled("Service", "Optional",
                                  Input(id="service", name="service", compact=True))
         yield from self.labelled("Description", "Optional",
                                  _area(name="description", id="description"))
+
+    @on(Select.Changed, "#severity")
+    def _severity_changed(self, event: Select.Changed) -> None:
+        """Show what the chosen severity means, as the choice changes."""
+        assert self.policy is not None
+        if isinstance(event.value, str) and event.value in self.policy.severities:
+            self.query_one("#severity-info", Static).update(
+                severity_text(self.policy, event.value))
 
     def build(self) -> Request | None:
         title = self.query_one("#title", Input).value

@@ -11,6 +11,8 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
+from sladeck.policy import Policy, format_duration
+from sladeck.text import visible
 from sladeck.tui.forms import FOCUS_BINDINGS, ActionForm, FilterForm
 from sladeck.tui.keys import INCIDENT_ACTIONS, QUEUE_ACTIONS
 from sladeck.tui.queue import QueueView
@@ -25,7 +27,24 @@ def _key(key: str) -> str:
     return key.replace("question_mark", "?").replace("slash", "/")
 
 
-def help_table() -> Group:
+def severity_table(policy: Policy) -> Table:
+    """Severity, name, response (at the first level) and resolution target / maximum."""
+    first = policy.levels[0]
+    table = Table(box=None, pad_edge=False, expand=True, header_style="bold")
+    table.add_column("Key", no_wrap=True)
+    table.add_column("Name", ratio=1)
+    table.add_column(f"Response ({visible(first)})", no_wrap=True)
+    table.add_column("Resolution target / max", no_wrap=True)
+    for key, s in policy.severities.items():
+        response = policy.response_time(key, first)
+        table.add_row(Text(visible(key)), Text(visible(s.name)),
+                      Text(format_duration(response) if response else "immediately"),
+                      Text(f"{format_duration(s.resolution_target)} / "
+                           f"{format_duration(s.resolution_maximum)}"))
+    return table
+
+
+def help_table(policy: Policy | None = None) -> Group:
     """One heading and one two-column table per section (headings never cut short)."""
     sections = [
         ("Incident (queue row or detail screen)", [(_key(a.key), a.tooltip or a.label)
@@ -44,6 +63,8 @@ def help_table() -> Group:
         ("Everywhere", APP_KEYS),
     ]
     parts: list[Text | Table] = []
+    if policy is not None:
+        parts += [Text("Severities", style="bold underline"), severity_table(policy)]
     for title, rows in sections:
         parts.append(Text("\n" + title, style="bold underline"))
         table = Table(box=None, show_header=False, pad_edge=False, expand=True)
@@ -58,11 +79,15 @@ def help_table() -> Group:
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close", id="help.close")]
 
+    def __init__(self, policy: Policy | None = None) -> None:
+        super().__init__()
+        self.policy = policy
+
     def compose(self) -> ComposeResult:
         with Vertical(id="form"):
             yield Label("Keys", id="form-title")
             with VerticalScroll(id="form-body"):
-                yield Static(help_table())
+                yield Static(help_table(self.policy))
             yield Label("↑/↓ pgup/pgdn scroll · escape closes", classes="field-help")
 
     def action_dismiss(self) -> None:  # type: ignore[override]

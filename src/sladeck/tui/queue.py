@@ -31,7 +31,7 @@ from textual.widgets import Static
 from sladeck.clock import Clock
 from sladeck.domain.clocks import KIND_LABEL, format_countdown
 from sladeck.domain.model import format_ref
-from sladeck.domain.queue import Queue, Row
+from sladeck.domain.queue import Filter, Queue, Row
 from sladeck.text import one_line
 from sladeck.tui.compat import write_cells
 
@@ -205,7 +205,6 @@ class QueueView(ScrollView, can_focus=True):
         self.queue = queue
         self.clock = clock
         self.selected_id: int | None = None
-        self.empty_text = "No open incidents. Press n to open one."
         self.ref = ref_width(queue.max_id)
         # What each screen line last drew: its signature (row id, cursor, focus, dim,
         # risk, width, ID column), the row, the head text and the tail text.
@@ -313,7 +312,7 @@ class QueueView(ScrollView, can_focus=True):
             index = top + y
             drawn = drawn_lines.get(y)
             if index >= len(rows):
-                if drawn is None or drawn[0] != (None, index == 0, width):
+                if drawn is None or drawn[0] != (None, index == 0 and self.empty_text, width):
                     regions.append(Region(0, y, width, 1))
                 continue
             row = rows[index]
@@ -382,6 +381,14 @@ class QueueView(ScrollView, can_focus=True):
         self._heads.clear()
         self.call_after_refresh(self.scroll_to_region_if_needed, self.cursor)  # keep it in view
 
+    @property
+    def empty_text(self) -> str:
+        """What an empty queue says: nothing open, or nothing matching the filter."""
+        if self.queue.filter != Filter():
+            open_ = sum(self.queue.by_severity.values())
+            return f"No incidents match the filter ({open_} open). Press esc to clear it."
+        return "No open incidents. Press n to open one."
+
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
         return Strip(self._line(y, width, self.scroll_offset.y, self.cursor, self.has_focus),
@@ -393,7 +400,7 @@ class QueueView(ScrollView, can_focus=True):
         index = top + y
         rows = self.queue.visible
         if index >= len(rows):
-            self._drawn[y] = ((None, index == 0, width), None, "", "")
+            self._drawn[y] = ((None, index == 0 and self.empty_text, width), None, "", "")
             if index == 0:
                 style = self.get_component_rich_style("queue--empty")
                 return [Segment(self.empty_text[:width].ljust(width), style)]
