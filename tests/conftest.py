@@ -203,14 +203,18 @@ def record_writes(app: SladeckApp) -> list[str]:
 
 
 async def quiet(pilot: Pilot) -> None:
-    """Let start-up's last repaints (the rest of the rows, the scroll bar) go out."""
+    """Let start-up's last repaints (the rest of the rows, the scroll bar) go out, and
+    what waits for them (`call_after_refresh`: the first frame's `_drawn`, the summary
+    after a resize) run."""
     app = pilot.app
     for _ in range(50):
         await settle(pilot)
         screen = app.screen
+        pumps = [app, screen, *screen.walk_children()]
         if not (screen._dirty_widgets or screen._compositor._dirty_regions
                 or screen._layout_required or screen._repaint_required
-                or any(w._repaint_required for w in screen._compositor.visible_widgets)):
+                or any(w._repaint_required for w in screen._compositor.visible_widgets)
+                or any(p._next_callbacks or not p._message_queue.empty() for p in pumps)):
             return
     raise AssertionError("the screen kept repainting")
 
