@@ -44,7 +44,7 @@ from sladeck.domain.model import Actor
 from sladeck.domain.queue import Filter
 from sladeck.policy import Policy
 from sladeck.store import Store
-from sladeck.tui.app import QueueScreen
+from sladeck.tui.app import QueueScreen, SladeckApp
 from sladeck.tui.detail import DetailScreen
 from sladeck.tui.forms import EscalateForm, FilterForm, NewIncidentForm, ResolveForm, Tick
 from sladeck.tui.help import HelpScreen
@@ -67,8 +67,8 @@ def fill_handoff(form: EscalateForm, policy: Policy, *, skip: str | None = None)
 
 
 @sync
-async def test_queue_loads_demo_worst_first(demo_db: Path, policy: Policy) -> None:
-    app = make_app(demo_db, policy)
+async def test_queue_loads_demo_worst_first(demo_db: Path, dashboard: Callable[..., SladeckApp]) -> None:
+    app = dashboard(demo_db)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         rows = app.queue.visible
@@ -389,8 +389,9 @@ async def test_enter_shows_details_and_escape_returns(demo_db: Path, policy: Pol
 
 
 @sync
-async def test_slash_filters_by_text_and_escape_clears(demo_db: Path, policy: Policy) -> None:
-    app = make_app(demo_db, policy)
+async def test_slash_filters_by_text_and_escape_clears(
+        demo_db: Path, dashboard: Callable[..., SladeckApp]) -> None:
+    app = dashboard(demo_db)
     async with app.run_test(size=(80, 24)) as pilot:
         assert all(r.haystack is None for r in app.queue.rows.values())  # nobody filtered
         await pilot.press("slash")
@@ -412,8 +413,8 @@ async def test_slash_filters_by_text_and_escape_clears(demo_db: Path, policy: Po
 
 
 @sync
-async def test_f_filters_by_severity_and_reset(demo_db: Path, policy: Policy) -> None:
-    app = make_app(demo_db, policy)
+async def test_f_filters_by_severity_and_reset(demo_db: Path, dashboard: Callable[..., SladeckApp]) -> None:
+    app = dashboard(demo_db)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("f")
         await pilot.pause()
@@ -463,8 +464,8 @@ async def test_v_files_the_review_of_a_resolved_incident(demo_db: Path, policy: 
 
 
 @sync
-async def test_help_opens_scrolls_and_closes(demo_db: Path, policy: Policy) -> None:
-    app = make_app(demo_db, policy)
+async def test_help_opens_scrolls_and_closes(demo_db: Path, dashboard: Callable[..., SladeckApp]) -> None:
+    app = dashboard(demo_db)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("question_mark")
         await pilot.pause()
@@ -483,8 +484,8 @@ async def test_help_opens_scrolls_and_closes(demo_db: Path, policy: Policy) -> N
 
 
 @sync
-async def test_q_quits(demo_db: Path, policy: Policy) -> None:
-    app = make_app(demo_db, policy)
+async def test_q_quits(demo_db: Path, dashboard: Callable[..., SladeckApp]) -> None:
+    app = dashboard(demo_db)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("q")
         await pilot.pause()
@@ -544,8 +545,8 @@ async def test_the_selection_follows_its_incident_as_rows_re_sort(
 
 
 @sync
-async def test_resize_to_80x24_and_back(demo_db: Path, policy: Policy) -> None:
-    app = make_app(demo_db, policy)
+async def test_resize_to_80x24_and_back(demo_db: Path, dashboard: Callable[..., SladeckApp]) -> None:
+    app = dashboard(demo_db)
     async with app.run_test(size=(120, 36)) as pilot:
         await pilot.pause()
         assert "SERVICE" in screen_lines(app)[1]
@@ -696,8 +697,8 @@ async def test_command_palette_offers_the_actions_that_apply_and_runs_them(
 
 
 @sync
-async def test_ids_of_any_length_show_whole(demo_db: Path, policy: Policy) -> None:
-    app = make_app(demo_db, policy)
+async def test_ids_of_any_length_show_whole(demo_db: Path, dashboard: Callable[..., SladeckApp]) -> None:
+    app = dashboard(demo_db)
     async with app.run_test(size=(100, 24)) as pilot:
         await pilot.pause()
         assert screen_lines(app)[1].startswith("RISK     NEXT        ID       SV")
