@@ -1,6 +1,7 @@
 """Forms that keep every keystroke, and the detail screen's checklists (issue 13).
 
-Pilot tests on the real app, a FixedClock and a temporary database (see test_tui.py).
+Pilot tests on the real app, a FixedClock and a temporary database (see
+test_dashboard.py; helpers in conftest.py).
 """
 
 from __future__ import annotations

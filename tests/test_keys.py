@@ -1,7 +1,8 @@
 """The keys as a person meets them: the footer follows the selected row, and a key that
 does not apply says why in one line (issue 11).
 
-Pilot tests on the real app, a FixedClock and a temporary database (see test_tui.py).
+Pilot tests on the real app, a FixedClock and a temporary database (see
+test_dashboard.py; helpers in conftest.py).
 """
 
 from __future__ import annotations
