@@ -1,23 +1,34 @@
-"""Shared fixtures: a fixed clock, the shipped policy, a temporary database, a desk."""
+"""Shared fixtures: a fixed clock, the shipped policy, a temporary database, a desk, and
+the dashboard helpers (an app on the fixed clock, the demo database, the screen as drawn)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import io
 import os
+import re
 import tempfile
+import time
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from textual.pilot import Pilot
+from textual.widgets import Static
 
 from sladeck.cli import main as cli_main
 from sladeck.clock import FixedClock
+from sladeck.demo import fill_demo
 from sladeck.domain.actions import Desk
 from sladeck.domain.model import Actor
 from sladeck.policy import Policy, load_policy
 from sladeck.store import Store
+from sladeck.tui.app import SladeckApp
+from sladeck.tui.queue import QueueView
 
 # Thursday 2026-11-26 15:00 UTC = 10:00 in New York: inside the policy's business hours.
 T0 = datetime(2026, 11, 26, 15, 0, 0, tzinfo=UTC)
@@ -75,3 +86,195 @@ def call_cli(*argv: str) -> tuple[int, str, str]:
             code = exc.code
     assert "Traceback" not in err.getvalue()
     return (0 if code is None else code), out.getvalue(), err.getvalue()
+
+
+# -- the dashboard: a real app on a fixed clock, with no poll, tick timer or hooks ------
+
+ME = Actor("tester", "Tess")
+
+
+def sync(test: Callable[..., Coroutine[None, None, None]]) -> Callable[..., None]:
+    """Run an async test on its own event loop (no asyncio plugin needed)."""
+    @functools.wraps(test)
+    def run(*args: object, **kwargs: object) -> None:
+        asyncio.run(test(*args, **kwargs))
+    return run
+
+
+@pytest.fixture
+def utc_and_still() -> None:
+    """UTC and no animations, for the dashboard's tests (`usefixtures`)."""
+    os.environ["TZ"] = "UTC"
+    time.tzset()
+    os.environ["TEXTUAL_ANIMATIONS"] = "none"
+
+
+class BellApp(SladeckApp):
+    """The real app, counting the bells it rings."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.bells = 0
+        self.animation_level = "none"
+
+    def bell(self) -> None:
+        self.bells += 1
+
+
+def make_app(db_path: Path, policy: Policy, clock: FixedClock | None = None,
+             **kwargs: object) -> BellApp:
+    options: dict[str, object] = {"clock": clock or FixedClock(T0), "poll_interval": None,
+                                  "tick_interval": None, "bell": True, "run_hooks": False,
+                                  "cursor_blink": False}
+    options.update(kwargs)
+    return BellApp(db_path, policy, ME, **options)
+
+
+@pytest.fixture
+def demo_db(db_path: Path, policy: Policy) -> Path:
+    store = Store(db_path)
+    fill_demo(store, policy, ME, T0)
+    store.close()
+    return db_path
+
+
+@pytest.fixture
+def other(db_path: Path, policy: Policy):
+    """A second connection: another person's Store and Desk on the same file."""
+    store = Store(db_path)
+    clock = FixedClock(T0)
+    yield Desk(store, policy, clock, Actor("alice"))
+    store.close()
+
+
+@pytest.fixture
+def reader(db_path: Path):
+    store = Store(db_path)
+    yield store
+    store.close()
+
+
+async def settle(pilot: Pilot) -> None:
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def view(app: SladeckApp) -> QueueView:
+    return app.screen_stack[0].query_one(QueueView)
+
+
+async def select(pilot: Pilot, incident_id: int) -> None:
+    view(pilot.app).select_id(incident_id)  # type: ignore[arg-type]
+    await pilot.pause()
+    assert view(pilot.app).selected_id == incident_id  # type: ignore[arg-type]
+
+
+def first_with(app: SladeckApp, state: str) -> int:
+    return next(r.incident.id for r in app.queue.visible if r.incident.state == state)
+
+
+def kinds(store: Store, incident_id: int) -> list[str]:
+    return [e.kind for e in store.events(incident_id)]
+
+
+def screen_lines(app: SladeckApp) -> list[str]:
+    return ["".join(seg.text for seg in strip)
+            for strip in app.screen._compositor.render_strips()]
+
+
+def error_text(app: SladeckApp) -> str:
+    return str(app.screen.query_one("#form-error", Static).content)
+
+
+def record_writes(app: SladeckApp) -> list[str]:
+    """Record the terminal data of every screen update from now on (a headless app
+    writes none: this is what it would write)."""
+    from textual._compositor import CompositorUpdate
+
+    written: list[str] = []
+    display = app._display
+
+    def recording(screen, renderable):  # type: ignore[no-untyped-def]
+        if isinstance(renderable, CompositorUpdate):
+            written.append(renderable.render_segments(app.console))
+        return display(screen, renderable)
+    app._display = recording  # type: ignore[method-assign]
+    return written
+
+
+async def quiet(pilot: Pilot) -> None:
+    """Let start-up's last repaints (the rest of the rows, the scroll bar) go out, and
+    what waits for them (`call_after_refresh`: the first frame's `_drawn`, the summary
+    after a resize) run."""
+    app = pilot.app
+    for _ in range(50):
+        await settle(pilot)
+        screen = app.screen
+        pumps = [app, screen, *screen.walk_children()]
+        if not (screen._dirty_widgets or screen._compositor._dirty_regions
+                or screen._layout_required or screen._repaint_required
+                or any(w._repaint_required for w in screen._compositor.visible_widgets)
+                or any(p._next_callbacks or not p._message_queue.empty() for p in pumps)):
+            return
+    raise AssertionError("the screen kept repainting")
+
+
+def terminal(app: SladeckApp) -> dict[tuple[int, int], tuple[str, str]]:
+    """Every cell of the screen, with its SGR codes, as a full repaint writes it."""
+    cells: dict[tuple[int, int], tuple[str, str]] = {}
+    paint(app.screen._compositor.render_update(full=True).render_segments(app.console),
+          cells)
+    return cells
+
+
+def repainted(before: dict[tuple[int, int], tuple[str, str]], written: list[str]
+              ) -> tuple[dict[tuple[int, int], tuple[str, str]], set[tuple[int, int]]]:
+    """The terminal `before` with `written` painted over it, and the cells written
+    ((y, x), 0-based)."""
+    cells = dict(before)
+    touched: set[tuple[int, int]] = set()
+    for data in written:
+        paint(data, cells, touched)
+    return cells, {(y - 1, x - 1) for y, x in touched}
+
+
+def more_incidents(app: SladeckApp, count: int, first_id: int = 1000) -> None:
+    """`count` copies of the queue's last row, sorted after every demo row (off screen)."""
+    import dataclasses
+
+    last = app.queue.visible[-1].incident
+    app.queue.merge([dataclasses.replace(last, id=first_id + n) for n in range(count)],
+                    app.clock.now())
+    app._rows_changed()
+
+
+def paint(data: str, screen: dict[tuple[int, int], tuple[str, str]],
+          touched: set[tuple[int, int]] | None = None) -> int:
+    """Apply terminal output (cursor moves, SGR, text) to a cell map; cells written
+    (and where, into `touched`)."""
+    from rich.cells import cell_len
+
+    y = x = 1  # 1-based, as the terminal counts
+    written = 0
+    style = ""
+    for m in re.finditer(r"\x1b\[(\d+);(\d+)H|\x1b\[([\d;]*)m|\n|([^\x1b\n])", data):
+        if m.group(1):
+            y, x = int(m.group(1)), int(m.group(2))
+        elif m.group(3) is not None:
+            style = "" if m.group(3) == "0" else m.group(3)
+        elif m.group(4):
+            screen[y, x] = (m.group(4), style)
+            if touched is not None:
+                touched.add((y, x))
+            x += cell_len(m.group(4))
+            written += 1
+    return written
+
+
+@pytest.fixture
+def dashboard(policy: Policy) -> Callable[..., BellApp]:
+    """`dashboard(db_path, **options)`: the real app for `tester` (Tess) on the shipped
+    policy, a FixedClock at T0, no poll, no tick timer, no hooks, no cursor blink."""
+    def make(db_path: Path, **options: object) -> BellApp:
+        return make_app(db_path, policy, **options)  # type: ignore[arg-type]
+    return make

@@ -4,50 +4,27 @@ cannot drive is refused before anything starts (SPEC §9)."""
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import gc
 import os
 import sqlite3
 import sys
 import threading
-from collections.abc import Callable, Coroutine
 from pathlib import Path
 
 import pytest
 from textual import events
 from textual.command import CommandPalette
 
-from conftest import T0
+from conftest import ME, T0, sync
 from sladeck.clock import FixedClock
-from sladeck.demo import fill_demo
-from sladeck.domain.model import Actor
 from sladeck.policy import Policy
-from sladeck.store import Store
 from sladeck.tui.app import QueueScreen, SladeckApp
 from test_hostile import env_for, one_error_line, run_on_pty
-
-ME = Actor("tester", "Tess")
-
-
-def sync(test: Callable[..., Coroutine[None, None, None]]) -> Callable[..., None]:
-    @functools.wraps(test)
-    def run(*args: object, **kwargs: object) -> None:
-        asyncio.run(test(*args, **kwargs))
-    return run
 
 
 @pytest.fixture(autouse=True)
 def _still() -> None:
     os.environ["TEXTUAL_ANIMATIONS"] = "none"
-
-
-@pytest.fixture
-def demo_db(db_path: Path, policy: Policy) -> Path:
-    store = Store(db_path)
-    fill_demo(store, policy, ME, T0)
-    store.close()
-    return db_path
 
 
 def make_app(db: Path, policy: Policy, **kwargs: object) -> SladeckApp:

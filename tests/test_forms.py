@@ -1,42 +1,24 @@
 """Forms that keep every keystroke, and the detail screen's checklists (issue 13).
 
-Pilot tests on the real app, a FixedClock and a temporary database (see test_tui.py).
+Pilot tests on the real app, a FixedClock and a temporary database (see
+test_dashboard.py; helpers in conftest.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from textual import events
 from textual.keys import _character_to_key
 from textual.pilot import Pilot
 from textual.widgets import Input, Select, Static, TextArea
 
-from conftest import T0
-from sladeck.demo import fill_demo
+from conftest import first_with, kinds, make_app, screen_lines, select, settle, sync
 from sladeck.policy import Policy
 from sladeck.store import Store
 from sladeck.tui.app import QueueScreen
 from sladeck.tui.detail import DetailScreen
 from sladeck.tui.forms import EscalateForm, NewIncidentForm, NoteForm, SeverityForm
-from test_tui import ME, first_with, kinds, make_app, screen_lines, select, settle, sync
-
-
-@pytest.fixture
-def demo_db(db_path: Path, policy: Policy) -> Path:
-    store = Store(db_path)
-    fill_demo(store, policy, ME, T0)
-    store.close()
-    return db_path
-
-
-@pytest.fixture
-def reader(db_path: Path) -> Iterator[Store]:
-    store = Store(db_path)
-    yield store
-    store.close()
 
 
 async def burst(pilot: Pilot, *keys: str) -> None:

@@ -1,7 +1,8 @@
 """The keys as a person meets them: the footer follows the selected row, and a key that
 does not apply says why in one line (issue 11).
 
-Pilot tests on the real app, a FixedClock and a temporary database (see test_tui.py).
+Pilot tests on the real app, a FixedClock and a temporary database (see
+test_dashboard.py; helpers in conftest.py).
 """
 
 from __future__ import annotations
@@ -9,23 +10,11 @@ from __future__ import annotations
 from itertools import pairwise
 from pathlib import Path
 
-import pytest
 from textual.widgets._footer import FooterKey
 
-from conftest import T0
-from sladeck.demo import fill_demo
+from conftest import make_app, select, settle, sync
 from sladeck.policy import Policy
-from sladeck.store import Store
 from sladeck.tui.app import SladeckApp
-from test_tui import ME, make_app, select, settle, sync
-
-
-@pytest.fixture
-def demo_db(db_path: Path, policy: Policy) -> Path:
-    store = Store(db_path)
-    fill_demo(store, policy, ME, T0)
-    store.close()
-    return db_path
 
 
 def footer(app: SladeckApp) -> dict[str, bool]:

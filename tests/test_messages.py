@@ -8,20 +8,18 @@ from typing import Any
 
 from textual.app import App
 
+from conftest import (
+    error_text,
+    first_with,
+    make_app,
+    select,
+    sync,
+)
 from sladeck.domain import actions
 from sladeck.domain.actions import Desk
 from sladeck.policy import Policy
 from sladeck.tui.forms import NoteForm
 from sladeck.tui.messages import StoreChanged
-from test_tui import (  # noqa: F401
-    demo_db,
-    error_text,
-    first_with,
-    make_app,
-    other,
-    select,
-    sync,
-)
 
 
 class Listener(App[None]):
@@ -46,7 +44,7 @@ async def test_a_flood_of_store_changes_is_handled_once_with_every_id() -> None:
 
 @sync
 async def test_an_open_form_says_when_someone_changed_its_incident(
-        demo_db: Path, policy: Policy, other: Desk) -> None:  # noqa: F811
+        demo_db: Path, policy: Policy, other: Desk) -> None:
     app = make_app(demo_db, policy)
     async with app.run_test(size=(80, 24)) as pilot:
         target = first_with(app, "open")

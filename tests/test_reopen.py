@@ -3,30 +3,18 @@ are needed again (issue 13)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from textual.widgets import Static
 
-from conftest import T0
-from sladeck.clock import FixedClock
+from conftest import make_app, select, sync
 from sladeck.domain import actions
 from sladeck.domain.actions import Desk
-from sladeck.domain.model import Actor
 from sladeck.errors import MissingFields, Refused
 from sladeck.policy import Policy
 from sladeck.report import incident_markdown
 from sladeck.store import Store
-from test_tui import make_app, select, sync
-
-
-@pytest.fixture
-def other(db_path: Path, policy: Policy) -> Iterator[Desk]:
-    """Another person's desk on the same database."""
-    store = Store(db_path)
-    yield Desk(store, policy, FixedClock(T0), Actor("alice"))
-    store.close()
 
 
 def test_a_reopened_incident_needs_its_resolution_checklist_and_review_again(

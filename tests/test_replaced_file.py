@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import T0
+from conftest import T0, make_app, select, settle, sync
 from sladeck.clock import FixedClock
 from sladeck.domain import actions
 from sladeck.domain.actions import Desk
@@ -25,7 +25,6 @@ from sladeck.errors import FileReplaced
 from sladeck.policy import Policy
 from sladeck.store import Store
 from sladeck.tui.requests import AcknowledgeRequest
-from test_tui import make_app, select, settle, sync
 
 ALICE = Actor("alice")
 

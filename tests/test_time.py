@@ -314,8 +314,8 @@ def test_the_cli_labels_times_with_their_offset(zone: Callable[[str], None], des
 
 
 def _dashboard(db_path: Path, policy: Policy, at: datetime) -> tuple[Any, FixedClock]:
+    from conftest import make_app
     from sladeck.demo import fill_demo
-    from test_tui import make_app
 
     store = Store(db_path)
     fill_demo(store, policy, Actor("tester"), at)
@@ -332,7 +332,7 @@ def test_the_dashboard_clock_shows_the_offset(tz: str, clock_text: str,
                                               policy: Policy) -> None:
     import asyncio
 
-    from test_tui import quiet, screen_lines
+    from conftest import quiet, screen_lines
 
     zone(tz)
     app, _ = _dashboard(db_path, policy, T0)
@@ -355,7 +355,7 @@ def test_the_dashboard_clock_changing_width_is_repainted_exactly(
     partial write must leave the terminal exactly as a full repaint would."""
     import asyncio
 
-    from test_tui import quiet, record_writes, repainted, screen_lines, terminal
+    from conftest import quiet, record_writes, repainted, screen_lines, terminal
 
     zone("Europe/Berlin")
     app, clock = _dashboard(db_path, policy, at)

@@ -1,19 +1,20 @@
-"""Pilot tests of the dashboard: keys in, the database (and the screen) out.
+"""Pilot tests of the dashboard as a person uses it: keys in, the database and the
+screen out.
 
 Every app runs on a FixedClock, with no poll and no tick timer (tests call
-`refresh_from_store()` and `tick()` themselves), on a temporary database.
+`refresh_from_store()` and `tick()` themselves), on a temporary database. How the
+screen is written (partial writes, repaints, the collector) is in test_rendering.py.
 """
+
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import os
 import re
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,7 +22,20 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input, Select, Static, TextArea
 
-from conftest import T0
+from conftest import (
+    ME,
+    T0,
+    error_text,
+    first_with,
+    kinds,
+    make_app,
+    more_incidents,
+    screen_lines,
+    select,
+    settle,
+    sync,
+    view,
+)
 from sladeck.clock import FixedClock
 from sladeck.demo import fill_demo
 from sladeck.domain import actions
@@ -34,102 +48,10 @@ from sladeck.tui.app import QueueScreen, SladeckApp
 from sladeck.tui.detail import DetailScreen
 from sladeck.tui.forms import EscalateForm, FilterForm, NewIncidentForm, ResolveForm, Tick
 from sladeck.tui.help import HelpScreen
-from sladeck.tui.queue import QueueView, row_cells
+from sladeck.tui.queue import QueueView
 
-ME = Actor("tester", "Tess")
+pytestmark = pytest.mark.usefixtures("utc_and_still")
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # no ESC, BEL, C1 … on screen
-
-
-def sync(test: Callable[..., Coroutine[None, None, None]]) -> Callable[..., None]:
-    """Run an async test on its own event loop (no asyncio plugin needed)."""
-    @functools.wraps(test)
-    def run(*args: object, **kwargs: object) -> None:
-        asyncio.run(test(*args, **kwargs))
-    return run
-
-
-@pytest.fixture(autouse=True)
-def _utc_and_still() -> None:
-    os.environ["TZ"] = "UTC"
-    time.tzset()
-    os.environ["TEXTUAL_ANIMATIONS"] = "none"
-
-
-class BellApp(SladeckApp):
-    """The real app, counting the bells it rings."""
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.bells = 0
-        self.animation_level = "none"
-
-    def bell(self) -> None:
-        self.bells += 1
-
-
-def make_app(db_path: Path, policy: Policy, clock: FixedClock | None = None,
-             **kwargs: object) -> BellApp:
-    options: dict[str, object] = {"clock": clock or FixedClock(T0), "poll_interval": None,
-                                  "tick_interval": None, "bell": True, "run_hooks": False,
-                                  "cursor_blink": False}
-    options.update(kwargs)
-    return BellApp(db_path, policy, ME, **options)
-
-
-@pytest.fixture
-def demo_db(db_path: Path, policy: Policy) -> Path:
-    store = Store(db_path)
-    fill_demo(store, policy, ME, T0)
-    store.close()
-    return db_path
-
-
-@pytest.fixture
-def other(db_path: Path, policy: Policy):
-    """A second connection: another person's Store and Desk on the same file."""
-    store = Store(db_path)
-    clock = FixedClock(T0)
-    yield Desk(store, policy, clock, Actor("alice"))
-    store.close()
-
-
-@pytest.fixture
-def reader(db_path: Path):
-    store = Store(db_path)
-    yield store
-    store.close()
-
-
-async def settle(pilot: Pilot) -> None:
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-
-
-def view(app: SladeckApp) -> QueueView:
-    return app.screen_stack[0].query_one(QueueView)
-
-
-async def select(pilot: Pilot, incident_id: int) -> None:
-    view(pilot.app).select_id(incident_id)  # type: ignore[arg-type]
-    await pilot.pause()
-    assert view(pilot.app).selected_id == incident_id  # type: ignore[arg-type]
-
-
-def first_with(app: SladeckApp, state: str) -> int:
-    return next(r.incident.id for r in app.queue.visible if r.incident.state == state)
-
-
-def kinds(store: Store, incident_id: int) -> list[str]:
-    return [e.kind for e in store.events(incident_id)]
-
-
-def screen_lines(app: SladeckApp) -> list[str]:
-    return ["".join(seg.text for seg in strip)
-            for strip in app.screen._compositor.render_strips()]
-
-
-def error_text(app: SladeckApp) -> str:
-    return str(app.screen.query_one("#form-error", Static).content)
 
 
 def fill_handoff(form: EscalateForm, policy: Policy, *, skip: str | None = None) -> None:
@@ -145,8 +67,8 @@ def fill_handoff(form: EscalateForm, policy: Policy, *, skip: str | None = None)
 
 
 @sync
-async def test_queue_loads_demo_worst_first(demo_db: Path, policy: Policy) -> None:
-    app = make_app(demo_db, policy)
+async def test_queue_loads_demo_worst_first(demo_db: Path, dashboard: Callable[..., SladeckApp]) -> None:
+    app = dashboard(demo_db)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         rows = app.queue.visible
@@ -467,8 +389,9 @@ async def test_enter_shows_details_and_escape_returns(demo_db: Path, policy: Pol
 
 
 @sync
-async def test_slash_filters_by_text_and_escape_clears(demo_db: Path, policy: Policy) -> None:
-    app = make_app(demo_db, policy)
+async def test_slash_filters_by_text_and_escape_clears(
+        demo_db: Path, dashboard: Callable[..., SladeckApp]) -> None:
+    app = dashboard(demo_db)
     async with app.run_test(size=(80, 24)) as pilot:
         assert all(r.haystack is None for r in app.queue.rows.values())  # nobody filtered
         await pilot.press("slash")
@@ -490,8 +413,8 @@ async def test_slash_filters_by_text_and_escape_clears(demo_db: Path, policy: Po
 
 
 @sync
-async def test_f_filters_by_severity_and_reset(demo_db: Path, policy: Policy) -> None:
-    app = make_app(demo_db, policy)
+async def test_f_filters_by_severity_and_reset(demo_db: Path, dashboard: Callable[..., SladeckApp]) -> None:
+    app = dashboard(demo_db)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("f")
         await pilot.pause()
@@ -541,8 +464,8 @@ async def test_v_files_the_review_of_a_resolved_incident(demo_db: Path, policy: 
 
 
 @sync
-async def test_help_opens_scrolls_and_closes(demo_db: Path, policy: Policy) -> None:
-    app = make_app(demo_db, policy)
+async def test_help_opens_scrolls_and_closes(demo_db: Path, dashboard: Callable[..., SladeckApp]) -> None:
+    app = dashboard(demo_db)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("question_mark")
         await pilot.pause()
@@ -561,8 +484,8 @@ async def test_help_opens_scrolls_and_closes(demo_db: Path, policy: Policy) -> N
 
 
 @sync
-async def test_q_quits(demo_db: Path, policy: Policy) -> None:
-    app = make_app(demo_db, policy)
+async def test_q_quits(demo_db: Path, dashboard: Callable[..., SladeckApp]) -> None:
+    app = dashboard(demo_db)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("q")
         await pilot.pause()
@@ -622,8 +545,8 @@ async def test_the_selection_follows_its_incident_as_rows_re_sort(
 
 
 @sync
-async def test_resize_to_80x24_and_back(demo_db: Path, policy: Policy) -> None:
-    app = make_app(demo_db, policy)
+async def test_resize_to_80x24_and_back(demo_db: Path, dashboard: Callable[..., SladeckApp]) -> None:
+    app = dashboard(demo_db)
     async with app.run_test(size=(120, 36)) as pilot:
         await pilot.pause()
         assert "SERVICE" in screen_lines(app)[1]
@@ -773,242 +696,9 @@ async def test_command_palette_offers_the_actions_that_apply_and_runs_them(
         assert incident is not None and incident.state == "acknowledged"
 
 
-# -- what a tick costs ----------------------------------------------------------------
-
-
-def count_render_lines(widget: QueueView) -> list[int]:
-    """Record the y of every line the view renders from now on (for Textual's repaint
-    or for writing its cells straight to the terminal)."""
-    calls: list[int] = []
-    line = widget._line
-
-    def counting(y: int, *args: object):  # type: ignore[no-untyped-def]
-        calls.append(y)
-        return line(y, *args)  # type: ignore[arg-type]
-    widget._line = counting  # type: ignore[method-assign]
-    return calls
-
-
-def record_writes(app: SladeckApp) -> list[str]:
-    """Record the terminal data of every screen update from now on (a headless app
-    writes none: this is what it would write)."""
-    from textual._compositor import CompositorUpdate
-
-    written: list[str] = []
-    display = app._display
-
-    def recording(screen, renderable):  # type: ignore[no-untyped-def]
-        if isinstance(renderable, CompositorUpdate):
-            written.append(renderable.render_segments(app.console))
-        return display(screen, renderable)
-    app._display = recording  # type: ignore[method-assign]
-    return written
-
-
-async def quiet(pilot: Pilot) -> None:
-    """Let start-up's last repaints (the rest of the rows, the scroll bar) go out."""
-    app = pilot.app
-    for _ in range(50):
-        await settle(pilot)
-        screen = app.screen
-        if not (screen._dirty_widgets or screen._compositor._dirty_regions
-                or screen._layout_required or screen._repaint_required
-                or any(w._repaint_required for w in screen._compositor.visible_widgets)):
-            return
-    raise AssertionError("the screen kept repainting")
-
-
-def terminal(app: SladeckApp) -> dict[tuple[int, int], tuple[str, str]]:
-    """Every cell of the screen, with its SGR codes, as a full repaint writes it."""
-    cells: dict[tuple[int, int], tuple[str, str]] = {}
-    paint(app.screen._compositor.render_update(full=True).render_segments(app.console),
-          cells)
-    return cells
-
-
-def repainted(before: dict[tuple[int, int], tuple[str, str]], written: list[str]
-              ) -> tuple[dict[tuple[int, int], tuple[str, str]], set[tuple[int, int]]]:
-    """The terminal `before` with `written` painted over it, and the cells written
-    ((y, x), 0-based)."""
-    cells = dict(before)
-    touched: set[tuple[int, int]] = set()
-    for data in written:
-        paint(data, cells, touched)
-    return cells, {(y - 1, x - 1) for y, x in touched}
-
-
-def more_incidents(app: SladeckApp, count: int, first_id: int = 1000) -> None:
-    """`count` copies of the queue's last row, sorted after every demo row (off screen)."""
-    import dataclasses
-
-    last = app.queue.visible[-1].incident
-    app.queue.merge([dataclasses.replace(last, id=first_id + n) for n in range(count)],
-                    app.clock.now())
-    app._rows_changed()
-
-
-@pytest.mark.parametrize("extra", [0, 2000])
 @sync
-async def test_a_tick_repaints_only_changed_countdowns_whatever_the_queue_size(
-        demo_db: Path, policy: Policy, extra: int) -> None:
-    clock = FixedClock(T0)
-    app = make_app(demo_db, policy, clock=clock)
-    async with app.run_test(size=(100, 24)) as pilot:
-        await pilot.pause()
-        more_incidents(app, extra)
-        await pilot.pause()
-        queue_view = view(app)
-        calls = count_render_lines(queue_view)
-        app.tick()  # the clock has not moved: nothing on screen changes
-        await pilot.pause()
-        assert calls == [] and queue_view.refresh_changed() == 0
-        before = clock.now()
-        clock.advance(seconds=1)
-        app.tick()
-        await pilot.pause()
-        height = queue_view.scrollable_content_region.height
-        ticking = [y for y, r in enumerate(app.queue.visible[:height])
-                   if row_cells(r, before, 100) != row_cells(r, clock.now(), 100)]
-        assert 0 < len(ticking) < height  # countdowns of an hour or more show no seconds
-        assert sorted(calls) == ticking  # never a row off screen, nor one that did not change
-        assert len(calls) == len(set(calls))
-        assert queue_view.refresh_changed() == 0  # what is drawn is what a tick would draw
-
-
-@pytest.mark.parametrize("no_color", [False, True])
-@sync
-async def test_a_tick_rewrites_only_the_countdown_cells(demo_db: Path, policy: Policy,
-                                                        no_color: bool,
-                                                        monkeypatch: pytest.MonkeyPatch
-                                                        ) -> None:
-    if no_color:  # Textual's monochrome line filter applies to the written cells too
-        monkeypatch.setenv("NO_COLOR", "1")
-    clock = FixedClock(T0)
-    app = make_app(demo_db, policy, clock=clock)
-    async with app.run_test(size=(100, 24)) as pilot:
-        await quiet(pilot)
-        top = view(app).region.y
-        before = terminal(app)
-        written = record_writes(app)
-        clock.advance(seconds=1)
-        app.tick()
-        await pilot.pause()
-        after, cells = repainted(before, written)
-        assert after == terminal(app)  # the terminal shows what Textual would draw
-        queue_cells = {(y, x) for y, x in cells if y >= top}
-        assert queue_cells and all(8 < x < 8 + 1 + 11 for _, x in queue_cells)  # NEXT only
-        assert {y for y, _ in cells} - {0} == {
-            top + y for y, r in enumerate(app.queue.visible[:view(app).size.height])
-            if row_cells(r, clock.now() - timedelta(seconds=1), 100)
-            != row_cells(r, clock.now(), 100)}
-
-
-@sync
-async def test_the_summary_repaints_only_the_clock_each_second(demo_db: Path,
-                                                               policy: Policy) -> None:
-    clock = FixedClock(T0)
-    app = make_app(demo_db, policy, clock=clock)
-    async with app.run_test(size=(100, 24)) as pilot:
-        await quiet(pilot)
-        before = terminal(app)
-        written = record_writes(app)
-        clock.advance(seconds=1)
-        app.tick()
-        await pilot.pause()
-        after, cells = repainted(before, written)
-        assert after == terminal(app)
-        changed = {x - 1 for y, x in after if y == 1 and after[y, x] != before[y, x]}
-        assert {x for y, x in cells if y == 0} == changed and len(changed) == 1  # one digit
-        assert screen_lines(app)[0].rstrip().endswith("15:00:01 UTC")
-
-
-@sync
-async def test_the_summary_follows_the_counts_filter_and_width(demo_db: Path,
-                                                              policy: Policy) -> None:
-    from sladeck.tui.app import summary_text
-
-    app = make_app(demo_db, policy)
-    async with app.run_test(size=(100, 24)) as pilot:
-        await quiet(pilot)
-        now = app.clock.now()
-        total = len(app.queue.visible)
-        wide = summary_text(app.queue, policy, now, 200).plain
-        assert f" {total} open P0:" in wide and wide.endswith(" │ 15:00:00 UTC")
-        assert summary_text(app.queue, policy, now, 200).plain == wide  # kept, same text
-        more_incidents(app, 3)
-        assert f" {total + 3} open P0:" in summary_text(app.queue, policy, now, 200).plain
-        app._apply_filter(Filter(text="zzz-nothing"))
-        shown = summary_text(app.queue, policy, now, 200).plain
-        assert "/zzz-nothing: 0 shown │ 15:00:00 UTC" in shown
-        narrow = summary_text(app.queue, policy, now, len(shown) - 1).plain
-        assert " P0:" not in narrow and narrow.endswith(" │ 15:00:00 UTC")
-        assert summary_text(app.queue, policy, now, 20).plain.endswith(" │ 15:00:00")
-        assert summary_text(app.queue, policy, now + timedelta(seconds=1), 200).plain \
-            .endswith(" │ 15:00:01 UTC")
-
-
-@sync
-async def test_a_tick_writes_countdowns_straight_unless_something_covers_them(
-        demo_db: Path, policy: Policy) -> None:
-    """The countdowns and the clock go to the terminal in one write, without Textual's
-    repaint; a widget in front of them, or another screen, takes Textual's way, and the
-    screen is the same either way."""
-    clock = FixedClock(T0)
-    app = make_app(demo_db, policy, clock=clock)
-    async with app.run_test(size=(100, 24)) as pilot:
-        await quiet(pilot)
-        queue_view = view(app)
-        before = terminal(app)
-        written = record_writes(app)
-        regions = []
-        refresh = queue_view.refresh
-
-        def recording(*args: object, **kwargs: object):  # type: ignore[no-untyped-def]
-            regions.extend(args)
-            return refresh(*args, **kwargs)  # type: ignore[arg-type]
-        queue_view.refresh = recording  # type: ignore[method-assign]
-        clock.advance(seconds=1)
-        app.tick()
-        assert len(written) == 1 and not regions  # one write, straight from the tick
-        await pilot.pause()
-        assert repainted(before, written)[0] == terminal(app)
-
-        now, later = clock.now(), clock.now() + timedelta(seconds=1)
-        y = queue_view.region.y + next(  # the first line whose countdown ticks
-            y for y, r in enumerate(app.queue.visible)
-            if row_cells(r, now, 100) != row_cells(r, later, 100))
-        cover = Static("COVER " * 5, id="cover")  # in front of that countdown
-        cover.styles.overlay = "screen"
-        cover.styles.position = "absolute"
-        cover.styles.offset = (0, y)
-        await app.screen.mount(cover)
-        await quiet(pilot)
-        before, written[:] = terminal(app), []
-        assert screen_lines(app)[y].startswith("COVER " * 5)
-        clock.advance(seconds=1)
-        app.tick()
-        await pilot.pause()
-        assert regions  # refreshed through Textual, which keeps the cover in front
-        assert repainted(before, written)[0] == terminal(app)
-        assert screen_lines(app)[y].startswith("COVER " * 5)
-        await cover.remove()
-
-        await pilot.press("question_mark")  # another screen over the queue
-        await pilot.pause()
-        regions.clear()
-        clock.advance(seconds=1)
-        app.tick()
-        await pilot.pause()
-        assert regions
-        await pilot.press("escape")
-        await pilot.pause()
-        assert isinstance(app.screen, QueueScreen)
-        assert any(line.rstrip().endswith("15:00:03 UTC") for line in screen_lines(app))
-
-
-@sync
-async def test_ids_of_any_length_show_whole(demo_db: Path, policy: Policy) -> None:
-    app = make_app(demo_db, policy)
+async def test_ids_of_any_length_show_whole(demo_db: Path, dashboard: Callable[..., SladeckApp]) -> None:
+    app = dashboard(demo_db)
     async with app.run_test(size=(100, 24)) as pilot:
         await pilot.pause()
         assert screen_lines(app)[1].startswith("RISK     NEXT        ID       SV")
@@ -1038,7 +728,7 @@ def test_the_queue_keeps_order_filter_and_counts_as_rows_change(demo_db: Path,
     import random
     from collections import Counter
 
-    from sladeck.domain.queue import Filter, Queue
+    from sladeck.domain.queue import Queue
 
     store = Store(demo_db)
     incidents = store.incidents(("open", "acknowledged", "resolved"))
@@ -1074,30 +764,6 @@ def test_the_queue_keeps_order_filter_and_counts_as_rows_change(demo_db: Path,
     store.close()
 
 
-def test_the_search_text_is_made_when_a_filter_first_needs_it(demo_db: Path) -> None:
-    """Nobody filtering, no search text kept (1 MiB at 10,000 open); once made, a changed
-    incident is searched by what it says now."""
-    import dataclasses
-
-    from sladeck.domain.queue import Filter, Queue
-
-    store = Store(demo_db)
-    queue = Queue(store.policy)
-    queue.load(store.queue_items(("open", "acknowledged", "resolved")), T0)
-    store.close()
-    assert all(r.haystack is None for r in queue.rows.values())
-    queue.tick(T0 + timedelta(hours=2))
-    assert all(r.haystack is None for r in queue.rows.values())
-    queue.set_filter(Filter(text="Zebra-Owner"))
-    assert queue.visible == []
-    some = queue.order[3].incident
-    queue.merge([dataclasses.replace(some, assignee="zebra-owner", version=some.version + 1)],
-                T0 + timedelta(hours=2))
-    assert [r.incident.id for r in queue.visible] == [some.id]
-    queue.set_filter(Filter(text=some.title[:12].upper()))
-    assert some.id in [r.incident.id for r in queue.visible]
-
-
 @sync
 async def test_the_poll_notices_a_commit_and_stops_when_the_app_closes(
         demo_db: Path, policy: Policy, other: Desk) -> None:
@@ -1114,117 +780,6 @@ async def test_the_poll_notices_a_commit_and_stops_when_the_app_closes(
         assert app.queue.rows[target].incident.assignee == "polled"
     assert app.closing and app.live.handle is not None and app.live.handle.cancelled()
     await asyncio.sleep(0.05)  # no late poll on the closed connections
-
-
-# -- the first frame ----------------------------------------------------------------
-
-
-@sync
-async def test_the_first_frame_shows_the_worst_rows_then_every_row_loads(
-        demo_db: Path, policy: Policy, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Start-up reads one screenful, worst first, with the whole queue's counts; the rest
-    loads after that frame is drawn, and the selection stays on the top row."""
-    import sladeck.tui.app as app_module
-
-    full = make_app(demo_db, policy)
-    async with full.run_test(size=(120, 30)) as pilot:
-        await pilot.pause()
-        everything = [r.incident.id for r in full.queue.visible]
-        summary = full.screen.query_one("#summary", Static).content
-        assert full.queue.complete and len(everything) > 10
-
-    monkeypatch.setattr(app_module, "FIRST_ROWS", 5)
-    app = make_app(demo_db, policy)
-    rest: list[bool] = []
-    monkeypatch.setattr(app, "load_rest", lambda: rest.append(True))
-    async with app.run_test(size=(120, 30)) as pilot:
-        await pilot.pause()
-        assert rest == [True] and not app.queue.complete
-        assert [r.incident.id for r in app.queue.visible] == everything[:5]
-        assert app.screen.query_one("#summary", Static).content == summary  # every row counted
-        view(app).action_cursor(1)  # someone moved already
-        await pilot.pause()
-        monkeypatch.undo()  # the real load_rest
-        app.load_rest()
-        await pilot.pause()
-        assert app.queue.complete
-        assert [r.incident.id for r in app.queue.visible] == everything
-        assert view(app).selected_id == everything[1]
-        assert str(app.screen.query_one("#summary", Static).content) == str(summary)
-
-
-@sync
-async def test_the_cycle_collector_is_back_on_once_the_first_frame_is_drawn(
-        demo_db: Path, policy: Policy) -> None:
-    """`sladeck` starts with the collector off (launch.py); a dashboard left open all
-    night must not keep it off, or every cycle it makes would stay in memory."""
-    import gc
-
-    app = make_app(demo_db, policy)
-    gc.disable()
-    try:
-        async with app.run_test(size=(120, 30)) as pilot:
-            await pilot.pause()
-            assert app.queue.complete and gc.isenabled()
-    finally:
-        gc.enable()
-
-
-# -- what a line costs: the same cells, built cheaper ----------------------------------
-
-
-@pytest.mark.parametrize("width", [120, 100, 80, 60, 52, 30, 21, 15])
-@sync
-async def test_each_line_shows_its_cells_cut_to_the_width(demo_db: Path, policy: Policy,
-                                                          other: Desk, width: int) -> None:
-    from rich.segment import Segment
-    from textual.strip import Strip
-
-    from sladeck.tui.queue import head_cells, head_text
-
-    wide = actions.open_incident(other, title="日本語のタイトル" * 8, severity="P1",
-                                 service="サービス名前").incident
-    actions.assign(other, wide.id, "名前名前名前")
-    clock = FixedClock(T0)
-    app = make_app(demo_db, policy, clock=clock)
-    async with app.run_test(size=(width, 30)) as pilot:
-        for step in (0, 59, 3600, 86400 * 3):
-            clock.advance(seconds=step)
-            app.tick()
-            await pilot.pause()
-            queue_view = view(app)
-            w = queue_view.scrollable_content_region.width
-            for y, row in enumerate(app.queue.visible[:queue_view.size.height]):
-                assert head_text(row, clock.now()) == " ".join(
-                    t for _, t in head_cells(row, clock.now()))
-                expected = Strip([Segment(t + " ") for _, t in
-                                  row_cells(row, clock.now(), w, queue_view.ref)])
-                expected = expected.crop(0, w).extend_cell_length(w)
-                line = queue_view.render_line(y)
-                assert line.cell_length == w and line.text == expected.text
-
-
-def paint(data: str, screen: dict[tuple[int, int], tuple[str, str]],
-          touched: set[tuple[int, int]] | None = None) -> int:
-    """Apply terminal output (cursor moves, SGR, text) to a cell map; cells written
-    (and where, into `touched`)."""
-    from rich.cells import cell_len
-
-    y = x = 1  # 1-based, as the terminal counts
-    written = 0
-    style = ""
-    for m in re.finditer(r"\x1b\[(\d+);(\d+)H|\x1b\[([\d;]*)m|\n|([^\x1b\n])", data):
-        if m.group(1):
-            y, x = int(m.group(1)), int(m.group(2))
-        elif m.group(3) is not None:
-            style = "" if m.group(3) == "0" else m.group(3)
-        elif m.group(4):
-            screen[y, x] = (m.group(4), style)
-            if touched is not None:
-                touched.add((y, x))
-            x += cell_len(m.group(4))
-            written += 1
-    return written
 
 
 # -- noticing other processes' commits without polling (Linux inotify) -----------------
@@ -1360,23 +915,3 @@ def test_no_watch_where_the_folder_cannot_be_watched(tmp_path: Path) -> None:
     from sladeck.tui.watch import open_watch
 
     assert open_watch(tmp_path / "missing" / "team.db") is None
-
-
-@sync
-async def test_a_ticking_dashboard_leaves_start_up_out_of_full_collections(
-        demo_db: Path, policy: Policy) -> None:
-    import gc
-
-    app = make_app(demo_db, policy, tick_interval=1.0)
-    try:
-        async with app.run_test(size=(80, 24)) as pilot:
-            await pilot.pause()
-            queue_object = app.queue.visible[0].incident
-            assert any(o is queue_object for o in gc.get_objects())  # walked by a full one
-            app.tick()
-            assert gc.get_freeze_count() > 0
-            assert not any(o is queue_object for o in gc.get_objects())  # frozen
-            app.tick()  # once only
-            await pilot.pause()
-    finally:
-        gc.unfreeze()  # this test process keeps collecting everything
