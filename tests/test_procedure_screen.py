@@ -1,39 +1,23 @@
 """The procedure on the dashboard's screens, and small things a user notices (issue 13).
 
-Pilot tests on the real app, a FixedClock and a temporary database (see test_tui.py).
+Pilot tests on the real app, a FixedClock and a temporary database (helpers in
+conftest.py, as test_dashboard.py uses them).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from conftest import T0
+from conftest import T0, make_app, screen_lines, settle, sync
 from sladeck.clock import FixedClock
-from sladeck.demo import fill_demo
 from sladeck.domain import actions
 from sladeck.domain.actions import Desk
 from sladeck.domain.queue import Filter
 from sladeck.policy import Policy
-from sladeck.store import Store
-from test_tui import ME, make_app, screen_lines, settle, sync
 
-
-@pytest.fixture
-def demo_db(db_path: Path, policy: Policy) -> Path:
-    store = Store(db_path)
-    fill_demo(store, policy, ME, T0)
-    store.close()
-    return db_path
-
-
-@pytest.fixture
-def reader(db_path: Path) -> Iterator[Store]:
-    store = Store(db_path)
-    yield store
-    store.close()
+pytestmark = pytest.mark.usefixtures("utc_and_still")
 
 
 # -- 5. small things -------------------------------------------------------------------
@@ -155,8 +139,8 @@ async def test_help_shows_a_severity_table(demo_db: Path, policy: Policy) -> Non
 async def escalate_form(pilot, level: str, policy: Policy):
     from textual.widgets import Select
 
+    from conftest import first_with, select
     from sladeck.tui.forms import EscalateForm
-    from test_tui import first_with, select
 
     await select(pilot, first_with(pilot.app, "open"))
     await pilot.press("e")
@@ -223,8 +207,8 @@ async def test_details_show_the_level_outside_help_and_earlier_levels_ticks(
         db_path: Path, policy: Policy, desk: Desk) -> None:
     from textual.widgets import OptionList
 
+    from conftest import select
     from sladeck.tui.detail import DetailScreen
-    from test_tui import select
 
     incident = actions.open_incident(desk, title="Checkout API down", severity="P2").incident
     first = policy.internal_communication["L1"][0]
