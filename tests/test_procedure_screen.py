@@ -131,6 +131,8 @@ async def test_help_shows_a_severity_table(demo_db: Path, policy: Policy) -> Non
         assert format_duration(policy.response_time("P1", policy.levels[0])) in p1
         assert format_duration(s.resolution_target) in p1
         assert format_duration(s.resolution_maximum) in p1
+        about = next(line for line in lines if "next review" in line)  # the policy's own
+        assert policy.version in about and policy.owner in about and policy.next_review in about
 
 
 # -- 2. the escalate form: the target level's tier, steps and outside help -----------

@@ -64,7 +64,12 @@ def help_table(policy: Policy | None = None) -> Group:
     ]
     parts: list[Text | Table] = []
     if policy is not None:
-        parts += [Text("Severities", style="bold underline"), severity_table(policy)]
+        about = f"{policy.name}\nversion {policy.version} · owner {policy.owner}"
+        if policy.next_review:
+            about += f" · next review {policy.next_review}"
+        parts += [Text(visible(about, multiline=True)),
+                  Text("\nSeverities", style="bold underline"),
+                  severity_table(policy)]
     for title, rows in sections:
         parts.append(Text("\n" + title, style="bold underline"))
         table = Table(box=None, show_header=False, pad_edge=False, expand=True)
