@@ -9,6 +9,7 @@ import functools
 import io
 import os
 import re
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Coroutine
@@ -33,6 +34,10 @@ from sladeck.tui.queue import QueueView
 # Thursday 2026-11-26 15:00 UTC = 10:00 in New York: inside the policy's business hours.
 T0 = datetime(2026, 11, 26, 15, 0, 0, tzinfo=UTC)
 REPO = Path(__file__).resolve().parent.parent
+# A notification command must be a file nobody but its owner or root can change, in
+# folders likewise (SPEC §6): the checkout's `.venv/bin/python` may sit in a folder such
+# as a `mktemp -d` under /tmp, so hooks in tests run the real interpreter behind it.
+HOOK_PYTHON = os.path.realpath(sys.executable)
 
 os.environ.setdefault("TZ", "UTC")
 # The parsed-policy cache (and anything else platformdirs places) stays out of the

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from conftest import REPO, T0
+from conftest import HOOK_PYTHON, REPO, T0
 from sladeck.clock import FixedClock
 from sladeck.domain import actions
 from sladeck.domain.actions import Desk
@@ -567,7 +567,7 @@ def test_three_dashboards_record_a_due_notice_and_run_the_hook_once(
     assert "  command: []" in text
     policy_file = tmp_path / "policy.yaml"
     policy_file.write_text(text.replace("  command: []", "  command: "
-                                        + json.dumps([sys.executable, str(hook)]), 1))
+                                        + json.dumps([HOOK_PYTHON, str(hook)]), 1))
     policy = load_policy(policy_file)
     assert policy.notifications.command
     store = Store(db_path)

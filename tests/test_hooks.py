@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, T0, call_cli
+from conftest import HOOK_PYTHON, REPO, T0, call_cli
 from sladeck.clock import FixedClock
 from sladeck.domain import actions
 from sladeck.domain.actions import Desk
@@ -39,7 +39,7 @@ def capture_script(tmp_path: Path) -> tuple[list[str], Path]:
     out = tmp_path / "got.json"
     code = ("import json, sys; data = sys.stdin.buffer.read(); "
             f"open({str(out)!r}, 'wb').write(data)")
-    return [sys.executable, "-c", code], out
+    return [HOOK_PYTHON, "-c", code], out
 
 
 def alive(pid: int) -> bool:
@@ -72,7 +72,7 @@ def test_shell_metacharacters_in_the_arguments_stay_arguments(tmp_path: Path) ->
     args_file = tmp_path / "args.json"
     code = f"import json, sys; open({str(args_file)!r}, 'w').write(json.dumps(sys.argv[1:]))"
     weird = [f"$(touch {mark})", f"; touch {mark}", "*", "~", "$HOME"]
-    assert run_hook(settings(sys.executable, "-c", code, *weird), {"x": 1}) is None
+    assert run_hook(settings(HOOK_PYTHON, "-c", code, *weird), {"x": 1}) is None
     assert json.loads(args_file.read_text()) == weird
     assert not mark.exists()
 
@@ -87,7 +87,7 @@ def test_a_hung_hook_and_its_children_are_killed_at_the_timeout(
             "time.sleep(60)")
     started = time.monotonic()
     with caplog.at_level(logging.WARNING, logger="sladeck.hooks"):
-        reason = run_hook(settings(sys.executable, "-c", code, timeout=1.0), {"x": 1})
+        reason = run_hook(settings(HOOK_PYTHON, "-c", code, timeout=1.0), {"x": 1})
     took = time.monotonic() - started
     assert reason is not None and "timed out after 0:00:01" in reason and "killed" in reason
     assert took < 10, took
@@ -102,16 +102,16 @@ def test_a_hung_hook_and_its_children_are_killed_at_the_timeout(
 def test_a_hook_that_ignores_stdin_and_a_large_payload_does_not_block(tmp_path: Path) -> None:
     payload = {"incident": {"description": "x" * 1_000_000}}  # far more than a pipe holds
     started = time.monotonic()
-    assert run_hook(settings(sys.executable, "-c", "pass"), payload) is None
+    assert run_hook(settings(HOOK_PYTHON, "-c", "pass"), payload) is None
     assert time.monotonic() - started < 10
 
 
 @pytest.mark.parametrize(("command", "expected"), [
     (["/nonexistent/page-oncall", "--json"], "was not run: /nonexistent does not exist"),
-    ([sys.executable, "-c", "import sys; print('x' * 10**6); "
+    ([HOOK_PYTHON, "-c", "import sys; print('x' * 10**6); "
       "sys.stderr.write('noise\\npaging API said 503\\x1b]2;PWNED\\x07\\n'); sys.exit(3)"],
      "exited with status 3: paging API said 503\\x1b]2;PWNED\\x07"),
-    ([sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGTERM)"],
+    ([HOOK_PYTHON, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGTERM)"],
      "killed by signal 15"),
 ])
 def test_a_failing_hook_is_one_inert_log_line(command: list[str], expected: str,
@@ -138,7 +138,7 @@ def test_a_hung_hook_leaves_the_recorded_notice_and_the_dashboard_alone(
     started = tmp_path / "started"
     code = f"import sys, time; open({str(started)!r}, 'wb').write(sys.stdin.buffer.read()); " \
            "time.sleep(60)"
-    hooked = replace(policy, notifications=settings(sys.executable, "-c", code, timeout=1.0))
+    hooked = replace(policy, notifications=settings(HOOK_PYTHON, "-c", code, timeout=1.0))
     store = Store(db_path)
     other = Desk(store, hooked, FixedClock(T0), Actor("alice"))
     incident = actions.open_incident(other, title=SHELLY.format(mark=mark),
@@ -182,7 +182,7 @@ def script_hook(out: Path, extra: str = "") -> list[str]:
             f"open({str(out)!r}, 'w').write(json.dumps({{'env': dict(os.environ), "
             "'cwd': os.getcwd(), 'own_session': os.getsid(0) == os.getpid(), "
             "'stdin': json.loads(data)}))")
-    return [sys.executable, "-c", code]
+    return [HOOK_PYTHON, "-c", code]
 
 
 def with_command(policy: Policy, command: list[str]) -> Policy:
@@ -353,7 +353,7 @@ def test_a_chatty_hook_writes_nothing_to_disk_and_keeps_the_tail(
             "sys.stdout.flush(); sys.stderr.write('out %s err %s\\n' % tuple(kinds)); sys.exit(4)")
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     started = time.monotonic()
-    reason = run_hook(settings(sys.executable, "-c", code, timeout=60), {"x": 1})
+    reason = run_hook(settings(HOOK_PYTHON, "-c", code, timeout=60), {"x": 1})
     assert time.monotonic() - started < 30
     grew_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert reason is not None and reason.endswith("exited with status 4: out pipe err pipe")
@@ -371,7 +371,7 @@ def test_children_a_hook_leaves_behind_are_killed_when_it_exits(
             f"{streams}); "
             f"open({str(pids)!r}, 'w').write(str(child.pid))")
     started = time.monotonic()
-    assert run_hook(settings(sys.executable, "-c", code, timeout=30), {"x": 1}) is None
+    assert run_hook(settings(HOOK_PYTHON, "-c", code, timeout=30), {"x": 1}) is None
     assert time.monotonic() - started < 10  # it returned when the hook exited, not at 30 s
     child = int(pids.read_text())
     deadline = time.monotonic() + 5
@@ -390,7 +390,7 @@ def test_a_failed_hook_lands_on_the_timeline_and_the_chain_still_verifies(
     store = Store(db_path)
     clock = FixedClock(T0)
     desk = Desk(store, policy, clock, Actor("tester"))
-    failing = settings(sys.executable, "-c", "import sys; sys.exit('paging API said 503')")
+    failing = settings(HOOK_PYTHON, "-c", "import sys; sys.exit('paging API said 503')")
     first = due_incident(desk, clock)
     recorded = record_notices(desk, [store.incident(first)])
     assert deliver_notices(desk, recorded, failing) == [
