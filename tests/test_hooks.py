@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import HOOK_PYTHON, REPO, T0, call_cli
+from conftest import HOOK_PYTHON, REPO, T0, call_cli, reachable_runtime
 from sladeck.clock import FixedClock
 from sladeck.domain import actions
 from sladeck.domain.actions import Desk
@@ -588,12 +588,9 @@ def crew(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
             out = _sh("useradd", "--no-create-home", "--shell", "/usr/sbin/nologin",
                       "--groups", CREW, user)
             assert out.returncode == 0, out.stderr
-        reach = _sh("setpriv", f"--reuid={VICTIM}", f"--regid={VICTIM}", "--init-groups",
-                    "--", sys.executable, "-c", "import sladeck.tui.app")
-        if reach.returncode != 0:
-            pytest.skip(f"{VICTIM} cannot run this checkout's Python: "
-                        f"{reach.stderr.strip().splitlines()[-1:]}")
         base.chmod(0o755)
+        python, pythonpath = reachable_runtime(base, VICTIM)  # fails, never skips, in CI
+        RUNTIME.update(python=python, pythonpath=pythonpath)
         places = {"team": base / "team"}
         places["team"].mkdir()
         os.chown(places["team"], 0, grp_gid(CREW))
@@ -609,6 +606,16 @@ def crew(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
         cleanup()
 
 
+RUNTIME: dict[str, str] = {}  # the Python (and PYTHONPATH) the crew runs sladeck with
+
+
+def member_sladeck() -> list[str]:
+    """The real `sladeck` as a crew member runs it."""
+    if RUNTIME.get("pythonpath"):
+        return [RUNTIME["python"], "-m", "sladeck"]
+    return [str(SLADECK)]
+
+
 def grp_gid(name: str) -> int:
     import grp
 
@@ -622,7 +629,9 @@ def as_member(places: dict[str, Path], user: str, *args: str,
             "XDG_STATE_HOME": str(home / "state"), "XDG_CACHE_HOME": str(home / "cache"),
             "TZ": "UTC", "PYTHONDONTWRITEBYTECODE": "1",
             "SLADECK_DB": str(places["team"] / "desk.db")}
-    if "PYTHONPATH" in os.environ:  # e.g. to run this test against another checkout's code
+    if RUNTIME.get("pythonpath"):  # a copy the test users can reach (a private checkout)
+        base["PYTHONPATH"] = RUNTIME["pythonpath"]
+    elif "PYTHONPATH" in os.environ:  # e.g. to run this test against another checkout's code
         base["PYTHONPATH"] = os.environ["PYTHONPATH"]
     return subprocess.run(
         ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups", "--", *args],
@@ -648,12 +657,12 @@ def test_a_teammates_stored_policy_never_runs_its_command_as_you(
     evil.write_text(text.replace("  command: []", "  command: " + json.dumps(
         shell_hook(pwned)), 1), encoding="utf-8")
     os.chown(evil, pwd.getpwnam(MALLORY).pw_uid, -1)
-    opened = as_member(crew, MALLORY, str(SLADECK), "--policy", str(evil), "open",
+    opened = as_member(crew, MALLORY, *member_sladeck(), "--policy", str(evil), "open",
                        "--severity", "P1", "--title", "Routine check")
     assert opened.returncode == 0 and opened.stdout == "INC-1\n", opened.stderr
     # The victim's dashboard sees it become due and breached: her own command runs,
     # with a minimal environment; Mallory's never does.
-    dashboard = as_member(crew, VICTIM, sys.executable, "-c", DASHBOARD,
+    dashboard = as_member(crew, VICTIM, RUNTIME["python"], "-c", DASHBOARD,
                           str(crew["team"] / "desk.db"), *shell_hook(mine),
                           env={"SLADECK_SECRET": "hunter2"})
     assert dashboard.returncode == 0 and "dashboard done" in dashboard.stdout, \
@@ -667,10 +676,10 @@ def test_a_teammates_stored_policy_never_runs_its_command_as_you(
     assert set(variables) - {"PWD", "SHLVL", "_"} == {"PATH", "LANG", "HOME", "USER"}
     assert variables["PATH"] == "/usr/bin:/bin" and variables["USER"] == VICTIM
     assert json.loads(stdin)["incident"]["id"] == 1
-    shown = as_member(crew, VICTIM, str(SLADECK), "show", "1", "--json")
+    shown = as_member(crew, VICTIM, *member_sladeck(), "show", "1", "--json")
     assert shown.returncode == 0, shown.stderr
     kinds = [e["kind"] for e in json.loads(shown.stdout)["events"]]
     assert kinds[0] == "opened" and "hook_failed" not in kinds
     assert {"sla_due", "sla_breached"} & set(kinds)
-    verified = as_member(crew, VICTIM, str(SLADECK), "verify")
+    verified = as_member(crew, VICTIM, *member_sladeck(), "verify")
     assert verified.returncode == 0, verified.stderr

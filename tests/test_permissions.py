@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import reachable_runtime
 from sladeck.errors import StoreError
 from sladeck.permissions import check_sharing, sharing_problems
 from sladeck.store import Store
@@ -140,51 +141,6 @@ class Team:
         return [str(SLADECK), *args]
 
 
-def _can_run(user: str, python: str, pythonpath: str) -> bool:
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": pythonpath, "PYTHONDONTWRITEBYTECODE": "1"}
-    out = subprocess.run(
-        ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups", "--", python,
-         "-c", "import sladeck.cli, textual, yaml"],
-        capture_output=True, text=True, env=env, timeout=60, cwd="/", check=False)
-    return out.returncode == 0
-
-
-def _reachable_runtime(base: Path, user: str) -> tuple[str, str]:
-    """A Python and PYTHONPATH that `user` can run sladeck with.
-
-    This venv, if the user can reach it; else (a checkout in a private `mktemp -d`)
-    a copy of sladeck and of the venv's libraries in the test's own shared folder, run
-    by the first Python the user can reach. Skipped when there is none (never in CI).
-    """
-    if _can_run(user, sys.executable, ""):
-        return sys.executable, ""
-    import sysconfig
-
-    import sladeck
-
-    runtime = base / "runtime"
-    shutil.copytree(Path(sladeck.__file__).parent, runtime / "src" / "sladeck",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(sysconfig.get_paths()["purelib"], runtime / "site", symlinks=True,
-                    ignore=shutil.ignore_patterns("sladeck", "__editable__*", "pip", "_pytest",
-                                                  "pytest*", "setuptools*"))
-    for path in [runtime, *runtime.rglob("*")]:
-        path.chmod(0o755 if path.is_dir() else 0o644)
-    pythonpath = f"{runtime / 'src'}:{runtime / 'site'}"
-    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    for python in dict.fromkeys([sys.executable, getattr(sys, "_base_executable", ""),
-                                 shutil.which(version) or "", f"/usr/bin/{version}",
-                                 f"/usr/local/bin/{version}"]):
-        if python and _can_run(user, python, pythonpath):
-            return python, pythonpath
-    reason = (f"the test users cannot run {sys.executable} (a checkout in a private folder?) "
-              f"and no {version} they can reach runs a copy of sladeck")
-    if os.environ.get("CI") == "true":
-        pytest.fail(reason)
-    print(f"SKIPPED: {reason}", file=sys.stderr)
-    pytest.skip(reason)
-
-
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
 
@@ -226,7 +182,7 @@ def team() -> Iterator[Team]:
         out = _run(*args)
         assert out.returncode == 0, out.stderr
         assert mode(folder) == 0o2770 and grp.getgrgid(folder.stat().st_gid).gr_name == TEAM
-        python, pythonpath = _reachable_runtime(base, ALICE)
+        python, pythonpath = reachable_runtime(base, ALICE)
         yield Team(base, folder, homes, python, pythonpath)
         shutil.rmtree(base, ignore_errors=True)
     finally:
