@@ -27,7 +27,6 @@ every user whose sladeck runs it. So:
 from __future__ import annotations
 
 import contextlib
-import grp
 import json
 import logging
 import os
@@ -41,6 +40,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from sladeck.permissions import group_name, user_name
 from sladeck.policy import Notifications, format_duration
 from sladeck.text import one_line
 
@@ -80,37 +80,23 @@ class Examined:
     problems: tuple[str, ...]
 
 
-def _name(uid: int) -> str:
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return str(uid)
-
-
-def _group(gid: int) -> str:
-    try:
-        return grp.getgrgid(gid).gr_name
-    except KeyError:
-        return str(gid)
-
-
 def _judge(path: str, info: os.stat_result) -> str | None:
     """Why someone other than the running user or root can change `path`, or None."""
     if info.st_uid not in (0, os.geteuid()):
-        return f"{path} belongs to {_name(info.st_uid)}, not to you or root"
+        return f"{path} belongs to {user_name(info.st_uid)}, not to you or root"
     if info.st_mode & stat.S_IWOTH:
         if stat.S_ISDIR(info.st_mode) and info.st_mode & stat.S_ISVTX:
             return f"{path} is a folder anyone can write (sticky, like /tmp: not safe enough)"
         return f"{path} is writable by anyone (fix: chmod o-w {path})"
     if info.st_mode & stat.S_IWGRP:
-        return (f"{path} is writable by group {_group(info.st_gid)} "
+        return (f"{path} is writable by group {group_name(info.st_gid)} "
                 f"(fix: chmod g-w {path})")
     return None
 
 
 def _step(path: str, info: os.stat_result, problem: str | None,
           target: str | None = None) -> Step:
-    return Step(path, _name(info.st_uid), _group(info.st_gid), stat.filemode(info.st_mode),
+    return Step(path, user_name(info.st_uid), group_name(info.st_gid), stat.filemode(info.st_mode),
                 problem, target)
 
 
@@ -469,7 +455,7 @@ def check_report(settings: Notifications, policy_file: str | os.PathLike[str],
                          f"changed by others: {one_line(p, 300)}"
                          for p in examine(arg).problems[:1]]
     env = ", ".join(f"{k}={v}" for k, v in hook_environment().items())
-    lines.append(f"  {'will not run' if errors else 'runs as ' + _name(os.geteuid())}: "
+    lines.append(f"  {'will not run' if errors else 'runs as ' + user_name(os.geteuid())}: "
                  f"no shell, in /, environment {env}; the last {TAIL // 1024} KiB of its "
                  f"output kept; its process group killed when it exits or after "
                  f"{format_duration(settings.timeout)}")

@@ -22,14 +22,16 @@ from sladeck.errors import StoreError
 README = "see README, Sharing with a team"
 
 
-def _user(uid: int) -> str:
+def user_name(uid: int) -> str:
+    """The account name of `uid` (its number if it has none)."""
     try:
         return pwd.getpwuid(uid).pw_name
     except KeyError:
         return str(uid)
 
 
-def _group(gid: int) -> str:
+def group_name(gid: int) -> str:
+    """The group name of `gid` (its number if it has none)."""
     try:
         return grp.getgrgid(gid).gr_name
     except KeyError:
@@ -37,7 +39,7 @@ def _group(gid: int) -> str:
 
 
 def _describe(info: os.stat_result) -> str:
-    return (f"owner {_user(info.st_uid)}, group {_group(info.st_gid)}, "
+    return (f"owner {user_name(info.st_uid)}, group {group_name(info.st_gid)}, "
             f"mode {stat.S_IMODE(info.st_mode):04o}")
 
 
@@ -64,7 +66,7 @@ def sharing_problems(path: Path) -> list[str]:
                         f"the database ({_describe(folder_info)}); fix: chmod o-w {folder}, or "
                         f"for a team chgrp <team> {folder} && chmod 2770 {folder} ({README})")
     shared = is_shared_folder(folder_info)
-    team = _group(folder_info.st_gid)
+    team = group_name(folder_info.st_gid)
     existing = []
     for file in database_files(path):
         try:
@@ -77,13 +79,13 @@ def sharing_problems(path: Path) -> list[str]:
     missing = len(existing) < 3
     if missing and not os.access(folder, os.W_OK | os.X_OK):
         problems.append(f"cannot create files in {folder} ({_describe(folder_info)}); fix: "
-                        + (f"join group {team} (usermod -aG {team} {_user(os.getuid())}, then "
+                        + (f"join group {team} (usermod -aG {team} {user_name(os.getuid())}, then "
                            f"log in again)" if shared else
                            f"chgrp <team> {folder} && chmod 2770 {folder} and join <team>")
                         + f" ({README})")
     for file, info in existing:
         perms = stat.S_IMODE(info.st_mode)
-        owner = _user(info.st_uid)
+        owner = user_name(info.st_uid)
         who = "run" if info.st_uid == os.getuid() else f"{owner} (or root) runs"
         if info.st_mode & stat.S_IWOTH:
             problems.append(f"{file} can be written by anyone on this host; "
@@ -96,7 +98,7 @@ def sharing_problems(path: Path) -> list[str]:
             problems.append(f"cannot write {file}{leftover} ({_describe(info)}); fix: {who}: {fix}")
             continue
         if shared and info.st_gid != folder_info.st_gid:
-            problems.append(f"{file} belongs to group {_group(info.st_gid)}, not {team} like "
+            problems.append(f"{file} belongs to group {group_name(info.st_gid)}, not {team} like "
                             f"its folder, so the rest of {team} cannot write it; fix: {who}: "
                             f"chgrp {team} {file}")
         elif shared and perms & 0o060 != 0o060:
@@ -132,7 +134,7 @@ def resolve_links(path: Path) -> Path:
         return path
     target = os.readlink(path)
     if not _trusted(info.st_uid):
-        raise StoreError(f"{path} is a symbolic link made by {_user(info.st_uid)} (to {target}); "
+        raise StoreError(f"{path} is a symbolic link made by {user_name(info.st_uid)} (to {target}); "
                          f"sladeck does not follow links others planted: give the real path")
     real = path.resolve()
     if not real.exists():
@@ -160,7 +162,7 @@ def check_planted(path: Path) -> None:
             raise StoreError(f"{file} is a symbolic link (to {os.readlink(file)}); SQLite would "
                              f"write through it: remove it (rm {file}) and run again")
         if not shared and not _trusted(info.st_uid):
-            raise StoreError(f"{file} belongs to {_user(info.st_uid)}, not to you, and {folder} "
+            raise StoreError(f"{file} belongs to {user_name(info.st_uid)}, not to you, and {folder} "
                              f"is not a team folder, so anyone could have put it there; use a "
                              f"database of your own, or share one through a team folder "
                              f"({README})")
