@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import time
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from conftest import T0
+from conftest import T0, paint
 from sladeck.clock import FixedClock
 from sladeck.demo import fill_demo
 from sladeck.domain.model import Actor
@@ -35,22 +34,6 @@ def _utc_and_still() -> None:
     os.environ["TZ"] = "UTC"
     time.tzset()
     os.environ["TEXTUAL_ANIMATIONS"] = "none"
-
-
-def paint(data: str, screen: Cells) -> None:
-    """Apply terminal output (cursor moves, SGR, text) to a cell map."""
-    from rich.cells import cell_len
-
-    y = x = 1
-    style = ""
-    for m in re.finditer(r"\x1b\[(\d+);(\d+)H|\x1b\[([\d;]*)m|\n|([^\x1b\n])", data):
-        if m.group(1):
-            y, x = int(m.group(1)), int(m.group(2))
-        elif m.group(3) is not None:
-            style = "" if m.group(3) == "0" else m.group(3)
-        elif m.group(4):
-            screen[y, x] = (m.group(4), style)
-            x += cell_len(m.group(4))
 
 
 async def run(db: Path, policy: Policy, fast_paths: bool, size: tuple[int, int]
