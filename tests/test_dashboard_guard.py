@@ -212,3 +212,51 @@ def test_the_collector_comes_back_even_if_the_first_frame_never_comes(
     finally:
         gc.enable()
     assert back.is_set()
+
+
+def test_a_dashboard_that_never_hears_sighup_ends_when_its_terminal_hangs_up(
+        demo_db: Path, tmp_path: Path) -> None:
+    """Under `su` the dashboard is not the session leader and no SIGHUP reaches it when
+    its tmux pane dies; it must notice the hang-up itself, not spin on end-of-file."""
+    import fcntl
+    import pty
+    import signal
+    import struct
+    import termios
+    import time
+
+    from test_hostile import SLADECK
+
+    env = env_for(tmp_path, demo_db)
+    pid, fd = pty.fork()
+    if pid == 0:  # as under su: a session leader that ignores the hang-up runs sladeck
+        try:
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
+            fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+            child = os.fork()
+            if child == 0:
+                signal.signal(signal.SIGHUP, signal.SIG_DFL)  # it would die of one, if sent
+                os.execve(str(SLADECK), [str(SLADECK)], env)
+            os._exit(os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) & 0xFF)
+        finally:
+            os._exit(127)
+    done = 0
+    try:
+        seen = bytearray()
+        end = time.monotonic() + 30
+        while b"INC-" not in seen and time.monotonic() < end:  # the first frame
+            try:
+                seen.extend(os.read(fd, 65536))
+            except OSError:
+                break
+        assert b"INC-" in seen
+        os.close(fd)  # the terminal goes away
+        end = time.monotonic() + 10
+        while time.monotonic() < end and not done:
+            done, _status = os.waitpid(pid, os.WNOHANG)
+            time.sleep(0.1)
+        assert done, "the dashboard went on running on a terminal that hung up"
+    finally:
+        if not done:  # the whole session: the spinning dashboard too
+            os.killpg(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)

@@ -44,6 +44,7 @@ from sladeck.tui import compat
 from sladeck.tui.compat import display as display_cells
 from sladeck.tui.cursors import steady_cursors
 from sladeck.tui.detail import local
+from sladeck.tui.hangup import hung_up, terminal_fd
 from sladeck.tui.keys import ACTIONS, INCIDENT_BINDINGS, QUEUE_BINDINGS
 from sladeck.tui.live import LiveUpdates
 from sladeck.tui.messages import ActionRefused, ActionRequested, StoreChanged
@@ -139,6 +140,7 @@ class SladeckApp(App[int]):
     WATCH_QUIET = 0.5
     live: LiveUpdates | None = None  # when to check the store: from the first frame on
     _heap_frozen = False
+    _terminal: int | None = None  # the real terminal, watched for a hang-up
     BINDINGS = [
         Binding("q", "quit", "Quit", id="app.quit", tooltip="Leave the dashboard"),
         Binding("question_mark", "help", "Help", id="app.help", tooltip="Every key"),
@@ -204,6 +206,8 @@ class SladeckApp(App[int]):
 
     def on_mount(self) -> None:
         self.load_queue()
+        # Only a real terminal can hang up; the Pilot's headless app has none.
+        self._terminal = None if self.is_headless else terminal_fd()
         if self.tick_interval:
             self.set_interval(self.tick_interval, self.tick, name="tick")
 
@@ -369,6 +373,10 @@ class SladeckApp(App[int]):
         """Once a second: no I/O, only rows whose risk may have moved, then repaint
         only the cells on screen whose text changed (the countdowns and the clock)."""
         if self.closing:
+            return
+        if self._terminal is not None and hung_up(self._terminal):
+            log.warning("the terminal hung up; the dashboard ends")
+            self.exit(return_code=1)
             return
         if self.tick_interval and not self._heap_frozen:
             self._freeze_heap()
