@@ -433,7 +433,8 @@ class SladeckApp(App[int]):
                 return
             screen.summary = found.first(SummaryLine)
         summary = screen.summary
-        summary.show(summary_text(self.queue, self.policy, now, summary.size.width or 80), out)
+        summary.show(summary_text(self.queue, self.policy, now, summary.size.width or 80,
+                                  summary.risk_styles()), out)
 
     def _alert(self, transitions: list[Transition]) -> None:
         """An incident crossed into due or breached: notify, ring once, record once."""
