@@ -104,3 +104,37 @@ async def test_breached_stands_out_more_than_due_and_due_more_than_warning(
         for style in (breached_count, due_count, breached, due, warning):
             assert contrast(style) >= 4.5, style
             assert contrast(style, mono=True) >= 4.5, style  # a monochrome projector
+
+
+@pytest.mark.usefixtures("utc_and_still")
+@pytest.mark.parametrize("colour", ["NO_COLOR", "colour"])
+@sync
+async def test_the_boards_breached_count_is_a_block_and_its_due_count_bold(
+        colour: str, demo_db: Path, policy) -> None:
+    from conftest import ME, T0
+    from sladeck.clock import FixedClock
+    from sladeck.tui.board import BoardApp
+
+    with no_color(colour == "NO_COLOR"):
+        app = BoardApp(demo_db, policy, ME, clock=FixedClock(T0), poll_interval=None,
+                       tick_interval=None, bell=False, run_hooks=False, cursor_blink=False)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot)
+        lines = segments(app)
+        title = next(line for line in lines if any("BREACHED" in s.text for s in line))
+        digits = lines[lines.index(title) + 1]  # the count's first row of large digits
+        screen_bg = lines[-3][-1].style.bgcolor  # beside the queue, below the counts
+        breached = segment_with(title, "BREACHED").style
+        due = segment_with(title, "DUE").style
+        warning = segment_with(title, "WARNING").style
+        assert emphasis(breached, screen_bg) == 2 and breached.bold
+        assert emphasis(due, screen_bg) == 1 and emphasis(warning, screen_bg) == 1
+        # due is framed heavier than warning: ┏━━┓ against ╭──╮
+        top = "".join(s.text for s in lines[lines.index(title) - 1])
+        boxes = top.split("╮")
+        assert boxes[0].startswith("╭") and "┏" in boxes[1] and boxes[2].startswith("╭")
+        big = [s.style for s in digits if s.text.strip()]
+        assert big[0].bgcolor == breached.bgcolor  # the digits sit in the block
+        for style in (breached, due, warning, big[0]):
+            assert contrast(style) >= 4.5, style
+            assert contrast(style, mono=True) >= 4.5, style

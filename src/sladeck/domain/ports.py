@@ -46,7 +46,9 @@ class Storage(PolicySource, Protocol):
                  kinds: Sequence[str] = ...) -> dict[str, int]:
         """{event kind: how many distinct incidents had one} for events at or after
         `since` and before `until` (only `kinds`, when given); a kind with none is
-        left out. Costs what the window holds, not the whole log."""
+        left out. `sla_breached` also counts the open or acknowledged incidents whose
+        running clock breached in the window, whether a notice was recorded or not.
+        Costs what the window holds, not the whole log."""
         ...
 
     def follow_up_entries(self, *, include_done: bool = False) -> list[FollowUpEntry]:

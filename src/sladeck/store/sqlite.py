@@ -24,7 +24,7 @@ from sladeck.domain.chain import GENESIS, canonical_json, event_hash
 from sladeck.domain.clocks import HEAD_SQL as _HEAD_SQL
 from sladeck.domain.clocks import NEVER as _NEVER
 from sladeck.domain.clocks import RISK_SQL as _RISK_SQL
-from sladeck.domain.clocks import RISKS
+from sladeck.domain.clocks import RISKS, to_us
 from sladeck.domain.model import (
     ACTIVE_STATES,
     Actor,
@@ -457,16 +457,29 @@ class Store:
     def activity(self, since: datetime, until: datetime,
                  kinds: Sequence[str] = ()) -> dict[str, int]:
         """How many incidents had an event of each kind in [since, until) (distinct
-        incidents per kind; `kinds` limits the kinds counted). Read from the events'
-        time index: the cost follows the events in the window, not the log's length."""
-        where, params = "at >= :since AND at < :until", {"since": to_iso(since),
-                                                          "until": to_iso(until)}
+        incidents per kind; `kinds` limits the kinds counted). `sla_breached` also
+        counts the open incidents whose running clock breached in the window, told yet
+        or not. Read from the events' time index and the queue's index: the cost
+        follows the window, not the log's length."""
+        where = "at >= :since AND at < :until"
+        params: dict[str, Any] = {"since": to_iso(since), "until": to_iso(until),
+                                  "since_us": to_us(since), "until_us": to_us(until)}
         if kinds:
             where += f" AND kind IN ({_markers('k', kinds)})"
             params.update(_named("k", kinds))
-        return dict(self.conn.execute(
-            f"SELECT kind, count(DISTINCT incident_id) FROM events INDEXED BY events_time "
-            f"WHERE {where} GROUP BY kind", params).fetchall())
+        with self.snapshot():
+            counts = dict(self.conn.execute(
+                f"SELECT kind, count(DISTINCT incident_id) FROM events INDEXED BY events_time "
+                f"WHERE {where} GROUP BY kind", params).fetchall())
+            if not kinds or "sla_breached" in kinds:
+                breached = self.conn.execute(
+                    "SELECT count(*) FROM (SELECT incident_id FROM events INDEXED BY "
+                    "events_time WHERE at >= :since AND at < :until AND kind = 'sla_breached' "
+                    f"UNION SELECT id FROM incidents WHERE {_OPEN_STATES} AND sla_breach_at "
+                    ">= :since_us AND sla_breach_at < :until_us)", params).fetchone()[0]
+                if breached:
+                    counts["sla_breached"] = breached
+        return counts
 
     def follow_up_entries(self, *, include_done: bool = False) -> list[FollowUpEntry]:
         """Follow-ups across incidents (not done only, unless `include_done`), each with

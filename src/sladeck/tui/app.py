@@ -814,16 +814,21 @@ class SladeckApp(App[int]):
 
 
 def run_dashboard(store: Store, policy: Policy, actor: Actor, *, db_path: Path,
-                  log_file: Path, policy_file: Path | None = None) -> None:
-    """Open the dashboard on `db_path`, reading through the CLI's store."""
+                  log_file: Path, policy_file: Path | None = None, board: bool = False) -> None:
+    """Open the dashboard on `db_path`, reading through the CLI's store (`board`: the
+    read-only stand-up board, board.py)."""
     try:
         log_file.parent.mkdir(parents=True, exist_ok=True)
         logging.basicConfig(filename=log_file, level=logging.INFO,
                             format="%(asctime)s %(levelname)s %(name)s %(message)s")
     except OSError:
         pass
-    app = SladeckApp(db_path, policy, actor, log_file=log_file, reader=store,
-                     policy_file=policy_file)
+    kind: type[SladeckApp] = SladeckApp
+    if board:
+        from sladeck.tui.board import BoardApp
+
+        kind = BoardApp
+    app = kind(db_path, policy, actor, log_file=log_file, reader=store, policy_file=policy_file)
     app.run()
     if app.return_code:
         raise SystemExit(app.return_code)
