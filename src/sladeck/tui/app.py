@@ -595,6 +595,33 @@ class SladeckApp(App[int]):
         self._open_form(lambda incident, _: AssignForm(incident,
                                                       self.actor.name or self.actor.account))
 
+    def action_reopen(self) -> None:
+        from sladeck.tui.closed import ReopenForm
+
+        self._open_form(ReopenForm)
+
+    def action_follow_up(self) -> None:
+        from sladeck.tui.followups import FollowUpForm
+
+        self._open_form(lambda incident, policy: FollowUpForm(incident, policy, self.me_name))
+
+    def action_follow_ups(self) -> None:
+        from sladeck.tui.followups import FollowUpsScreen
+
+        if not isinstance(self.screen, FollowUpsScreen):
+            self.push_screen(FollowUpsScreen())
+
+    def action_finished(self) -> None:
+        from sladeck.tui.closed import ClosedScreen
+
+        if not isinstance(self.screen, ClosedScreen):
+            self.push_screen(ClosedScreen())
+
+    @property
+    def me_name(self) -> str:
+        """The name this person goes by: `--as`, or else the account."""
+        return self.actor.name or self.actor.account
+
     def action_new(self) -> None:
         from sladeck.tui.forms import NewIncidentForm
 
