@@ -31,8 +31,17 @@ if TYPE_CHECKING:
     from sladeck.tui.app import SladeckApp
 
 VIEW_TITLES = {"open": "Open", "overdue": "Overdue", "mine": "Mine", "all": "All"}
-COLUMNS = (("#", 5), ("INCIDENT", 10), ("DUE", 10), ("OWNER", 14), ("KIND", 20),
-           ("DESCRIPTION", 0))
+KIND_FROM = 110  # the kind gets its own column from this width on
+
+
+def columns(width: int) -> list[tuple[str, int]]:
+    """(name, width) of each column for a table `width` cells wide (DataTable pads
+    each column by a cell on both sides): the description takes what is left."""
+    cols = [("#", 4), ("INCIDENT", 10), ("DUE", 12), ("OWNER", 10)]
+    if width >= KIND_FROM:
+        cols.append(("KIND", 19))
+    used = sum(w + 2 for _, w in cols) + 2 + 1  # and the description's padding, a scrollbar
+    return [*cols, ("DESCRIPTION", max(16, width - used))]
 
 
 class FollowUpForm(ActionForm):
@@ -80,19 +89,23 @@ class FollowUpForm(ActionForm):
                                values["due"] or None)
 
 
-def entry_cells(entry: FollowUpEntry, today: date) -> list[Text]:
-    """One row: every piece of user text made visible; overdue and done said in words
-    (and bold), never by colour alone."""
+def entry_cells(entry: FollowUpEntry, today: date, widths: dict[str, int]) -> list[Text]:
+    """One row, each cell cut to its column with an ellipsis; every piece of user text
+    made visible; overdue and done said in words (overdue in reverse too), never by
+    colour alone."""
     f = entry.follow_up
     if entry.done:
-        due = Text("done", style="dim")
+        due = Text("done")
     elif entry.overdue(today):
-        due = Text(f"! {f.due}", style="bold reverse")
+        due = Text(f"! {one_line(f.due, 10)}", style="bold reverse")
     else:
-        due = Text(f.due or "-")
-    return [Text(str(f.id)), Text(entry.ref), due, Text(one_line(f.owner, 14)),
-            Text(one_line(f.kind, 20)),
-            Text(one_line(f"{f.description} — {entry.title}", 200))]
+        due = Text(one_line(f.due, 12) if f.due else "-")
+    cells = {"#": Text(str(f.id)), "INCIDENT": Text(entry.ref), "DUE": due,
+             "OWNER": Text(one_line(f.owner, widths["OWNER"])),
+             "KIND": Text(one_line(f.kind, widths.get("KIND", 0))),
+             "DESCRIPTION": Text(one_line(f"{f.description} — {entry.title}",
+                                          widths["DESCRIPTION"]))}
+    return [cells[name] for name in widths]
 
 
 class FollowUpsScreen(Screen[None]):
@@ -128,11 +141,14 @@ class FollowUpsScreen(Screen[None]):
         yield Static(id="followups-empty")
         yield Footer(compact=True)
 
+    widths: dict[str, int] = {}
+
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        for name, width in COLUMNS:
-            table.add_column(name, width=width or None, key=name)
-        table.focus()  # the rows load as the screen shows (`on_screen_resume`)
+        self.query_one(DataTable).focus()  # the rows load as the screen shows
+
+    def on_resize(self) -> None:
+        if self.entries or self.widths:
+            self.show()
 
     def today(self) -> date:
         return self.sladeck.clock.now().astimezone().date()
@@ -149,9 +165,15 @@ class FollowUpsScreen(Screen[None]):
         self.shown = follow_ups_shown(self.entries, self.view, me, today)
         table = self.query_one(DataTable)
         selected = self.selected
+        widths = dict(columns(self.size.width or 80))
+        if widths != self.widths:  # the columns fit the width
+            self.widths = widths
+            table.clear(columns=True)
+            for name, width in widths.items():
+                table.add_column(name, width=width, key=name)
         table.clear()
         for entry in self.shown:
-            table.add_row(*entry_cells(entry, today), key=str(entry.follow_up.id))
+            table.add_row(*entry_cells(entry, today, widths), key=str(entry.follow_up.id))
         if selected is not None:
             for index, entry in enumerate(self.shown):
                 if entry.follow_up.id == selected.follow_up.id:
