@@ -124,3 +124,24 @@ async def test_the_queue_start_reads_no_closed_incident_even_with_10000(
         await pilot.press("C")  # on demand: one page
         await settle(pilot)
         assert len(shown_ids(app)) == 200 and reader.closed_rows == 200
+
+
+@sync
+async def test_o_on_the_queue_reopens_the_selected_resolved_incident(demo_db: Path,
+                                                                    dashboard) -> None:
+    from conftest import select
+    from sladeck.domain.queue import Filter
+
+    app = dashboard(demo_db)
+    store = Store(demo_db)
+    resolved = next(i.id for i in store.incidents(("resolved",)))
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot)
+        app._apply_filter(Filter(states=frozenset({"resolved"})))
+        await select(pilot, resolved)
+        await pilot.press("o")
+        await settle(pilot)
+        assert isinstance(app.screen, ReopenForm)
+        await pilot.press(*"not fixed", "ctrl+s")
+        await settle(pilot)
+        assert store.incident(resolved).state == "open"  # type: ignore[union-attr]

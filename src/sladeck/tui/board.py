@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
-from textual.app import ComposeResult, SystemCommand
+from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Digits, Footer, Static
@@ -28,7 +28,7 @@ from sladeck.tui.queue import QueueHeader, QueueView
 from sladeck.tui.summary import SummaryLine
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Mapping
 
     from textual.actions import ActionParseResult
     from textual.dom import DOMNode
@@ -117,6 +117,8 @@ class BoardScreen(QueueScreen, inherit_bindings=False):
     BINDINGS = [
         *_read_only_bindings(),
         Binding("slash", "app.search", "Filter", id="board.search"),
+        Binding("f", "app.filter", "Filters", show=False, id="board.filter"),
+        Binding("m", "app.mine", "Mine", show=False, id="board.mine"),
         Binding("escape", "app.clear_search", "Clear filter", show=False, id="board.clear"),
     ]
 
@@ -165,16 +167,12 @@ class BoardApp(SladeckApp):
             return True
         return await super().run_action(action, default_namespace, namespaces)
 
-    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
-        for command in super().get_system_commands(screen):
-            name = getattr(command.callback, "__name__", "")
-            if not any(name == f"action_{a}" for a in ACTIONS if a not in VIEW_ACTIONS):
-                yield command
-
     def _applies(self, action: str, screen: Screen[Any]) -> bool | None:
+        """No action of the registry applies but a view's: never offered by the palette,
+        never shown in the footer."""
         entry = ACTIONS.get(action)
         if entry is not None and action not in VIEW_ACTIONS:
-            return False  # never offered (the palette) and never shown (the footer)
+            return False
         return super()._applies(action, screen)
 
     def record_notices(self, incident_ids: list[int]) -> None:  # type: ignore[override]
