@@ -52,19 +52,30 @@ async def _help(pilot: Pilot) -> None:
     await pilot.press("question_mark")
 
 
+async def _still(pilot: Pilot) -> None:
+    """As it opens."""
+
+
 SHOTS: tuple[tuple[str, tuple[int, int], Step], ...] = (
     ("queue", (120, 36), _queue),
     ("queue-80x24", (80, 24), _queue),
     ("escalate-missing-fields", (120, 36), _escalate_missing),
     ("detail", (120, 36), _detail),
     ("help", (120, 36), _help),
+    ("board", (120, 36), _still),  # `sladeck board` (a name starting "board": BoardApp)
+    ("board-80x24", (80, 24), _still),
 )
 
 
 async def _shoot(db: Path, out: Path, name: str, size: tuple[int, int], step: Step) -> Path:
     policy = load_policy(REPO / "policy.yaml")
-    app = SladeckApp(db, policy, ACTOR, clock=FixedClock(AT), poll_interval=None,
-                     tick_interval=None, bell=False, run_hooks=False, cursor_blink=False)
+    kind = SladeckApp
+    if name.startswith("board"):
+        from sladeck.tui.board import BoardApp
+
+        kind = BoardApp
+    app = kind(db, policy, ACTOR, clock=FixedClock(AT), poll_interval=None,
+               tick_interval=None, bell=False, run_hooks=False, cursor_blink=False)
     app.animation_level = "none"
     async with app.run_test(size=size) as pilot:
         await pilot.pause()

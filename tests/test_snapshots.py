@@ -162,3 +162,52 @@ def test_screenshots_script_runs(tmp_path: Path) -> None:
         text = path.read_text()
         assert text.startswith("<svg") and "sladeck" in text
         assert str(tmp_path) not in text
+
+
+@pytest.fixture
+def board_app(db_path: Path, policy: Policy) -> SladeckApp:
+    from sladeck.tui.board import BoardApp
+
+    store = Store(db_path)
+    fill_demo(store, policy, Actor("tester", "Tess"), T0)
+    store.close()
+    app = BoardApp(db_path, policy, Actor("tester", "Tess"), clock=FixedClock(T0),
+                   poll_interval=None, tick_interval=None, bell=False, run_hooks=False,
+                   cursor_blink=False)
+    app.animation_level = "none"
+    return app
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_board(snap_compare, board_app: SladeckApp, size: tuple[int, int]) -> None:
+    async def run_before(pilot: Pilot) -> None:
+        await settle(pilot)
+
+    assert snap_compare(board_app, terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_follow_ups(snap_compare, app: SladeckApp, db_path: Path, policy: Policy,
+                    size: tuple[int, int]) -> None:
+    from sladeck.domain import actions
+    from sladeck.domain.actions import Desk
+    from sladeck.tui.followups import FollowUpsScreen
+
+    store = Store(db_path)
+    desk = Desk(store, policy, FixedClock(T0), Actor("tester", "Tess"))
+    finished = [i.id for i in store.incidents(("resolved", "closed"))]
+    for n, (kind, text, owner, due) in enumerate((
+            ("monitoring", "Alert when the pool runs low", "Tess", "2026-11-20"),
+            ("process_updates", "Update the failover runbook", "alice", "2026-12-04"),
+            ("training", "Drill the L2 handoff", "bob", None),
+            ("preventive_measures", "Pin the release tooling", "Tess", "2026-12-10"))):
+        actions.add_follow_up(desk, finished[n % len(finished)], kind=kind, description=text,
+                              owner=owner, due=due)
+    store.close()
+
+    async def run_before(pilot: Pilot) -> None:
+        await pilot.press("F")
+        await settle(pilot)
+        assert isinstance(pilot.app.screen, FollowUpsScreen)
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)

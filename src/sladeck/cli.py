@@ -206,6 +206,13 @@ def filter_key(s: Session, what: str, text: str) -> str:
         raise
 
 
+@command(cli, "board")
+def board_cmd() -> None:
+    """The read-only board for a stand-up screen: large risk counts, the queue and the
+    last 24 hours, live. Nothing can be changed from it (run `sladeck` to act)."""
+    open_dashboard(click.get_current_context().ensure_object(Settings), board=True)
+
+
 @command(cli, "open")
 @click.option("--severity", required=True, metavar="P", help="Severity (P0-P3).")
 @click.option("--title", required=True, help="One line saying what is wrong.")

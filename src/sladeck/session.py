@@ -77,9 +77,9 @@ class Session:
         return self.store.policy(incident.policy_id)
 
 
-def open_dashboard(settings: Settings) -> None:
-    """Open the dashboard, or refuse at once (nothing opened or created) where it could
-    not be drawn."""
+def open_dashboard(settings: Settings, *, board: bool = False) -> None:
+    """Open the dashboard (`board`: the read-only stand-up board), or refuse at once
+    (nothing opened or created) where it could not be drawn."""
     problem = terminal_problem()
     if problem:
         raise SladeckError(f"{problem}: the dashboard cannot draw here; "
@@ -94,7 +94,7 @@ def open_dashboard(settings: Settings) -> None:
     # where its own notification command comes from, checked before the command runs
     own = Path(settings.policy).absolute() if settings.policy else default_policy_path()
     run_dashboard(s.store, s.policy, s.actor, db_path=s.db_path, log_file=log_path(),
-                  policy_file=own)
+                  policy_file=own, board=board)
 
 
 def terminal_problem() -> str | None:

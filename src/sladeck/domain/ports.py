@@ -13,7 +13,7 @@ path names another file, or none, since it was opened: nothing was written),
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,6 +21,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from sladeck.domain.clocks import Schedule
 from sladeck.domain.model import OPEN, Actor, Event, Incident
+from sladeck.domain.standup import FollowUpEntry
 from sladeck.policy import Policy
 
 
@@ -39,6 +40,26 @@ class Storage(PolicySource, Protocol):
     def incidents(self, states: Iterable[str] | None = ...) -> list[Incident]:
         """The incidents in `states` (every state when None), by id; read in one
         statement, no transaction left open."""
+        ...
+
+    def activity(self, since: datetime, until: datetime,
+                 kinds: Sequence[str] = ...) -> dict[str, int]:
+        """{event kind: how many distinct incidents had one} for events at or after
+        `since` and before `until` (only `kinds`, when given); a kind with none is
+        left out. `sla_breached` also counts the open or acknowledged incidents whose
+        running clock breached in the window, whether a notice was recorded or not.
+        Costs what the window holds, not the whole log."""
+        ...
+
+    def follow_up_entries(self, *, include_done: bool = False) -> list[FollowUpEntry]:
+        """Follow-ups across every incident (only those not done unless
+        `include_done`), each with its incident's title, severity and state, by id."""
+        ...
+
+    def finished_incidents(self, states: Sequence[str], *, limit: int,
+                           before_id: int | None = None) -> list[Incident]:
+        """At most `limit` incidents in `states` (resolved, closed), newest id first,
+        with ids below `before_id` when given: one page, read on demand."""
         ...
 
     def write(self, *, bulk: bool = False) -> AbstractContextManager[ImportTransaction]:

@@ -24,7 +24,7 @@ from sladeck.domain.chain import GENESIS, canonical_json, event_hash
 from sladeck.domain.clocks import HEAD_SQL as _HEAD_SQL
 from sladeck.domain.clocks import NEVER as _NEVER
 from sladeck.domain.clocks import RISK_SQL as _RISK_SQL
-from sladeck.domain.clocks import RISKS
+from sladeck.domain.clocks import RISKS, to_us
 from sladeck.domain.model import (
     ACTIVE_STATES,
     Actor,
@@ -41,6 +41,7 @@ from sladeck.domain.model import (
 )
 from sladeck.domain.ports import ImportPlan
 from sladeck.domain.queue import QueueItem
+from sladeck.domain.standup import FollowUpEntry
 from sladeck.errors import Damaged, FileReplaced, ReadOnly, Refused, StoreError
 from sladeck.permissions import is_shared_folder
 from sladeck.policy import Policy
@@ -450,6 +451,62 @@ class Store:
     def remember_policy(self, policy_id: int, policy: Policy) -> None:
         self._policies[policy_id] = policy
         self._policy_ids[policy.digest] = policy_id
+
+    # -- the stand-up: the day's activity, follow-ups across incidents, finished ones --
+
+    def activity(self, since: datetime, until: datetime,
+                 kinds: Sequence[str] = ()) -> dict[str, int]:
+        """How many incidents had an event of each kind in [since, until) (distinct
+        incidents per kind; `kinds` limits the kinds counted). `sla_breached` also
+        counts the open incidents whose running clock breached in the window, told yet
+        or not. Read from the events' time index and the queue's index: the cost
+        follows the window, not the log's length."""
+        where = "at >= :since AND at < :until"
+        params: dict[str, Any] = {"since": to_iso(since), "until": to_iso(until),
+                                  "since_us": to_us(since), "until_us": to_us(until)}
+        if kinds:
+            where += f" AND kind IN ({_markers('k', kinds)})"
+            params.update(_named("k", kinds))
+        with self.snapshot():
+            counts = dict(self.conn.execute(
+                f"SELECT kind, count(DISTINCT incident_id) FROM events INDEXED BY events_time "
+                f"WHERE {where} GROUP BY kind", params).fetchall())
+            if not kinds or "sla_breached" in kinds:
+                breached = self.conn.execute(
+                    "SELECT count(*) FROM (SELECT incident_id FROM events INDEXED BY "
+                    "events_time WHERE at >= :since AND at < :until AND kind = 'sla_breached' "
+                    f"UNION SELECT id FROM incidents WHERE {_OPEN_STATES} AND sla_breach_at "
+                    ">= :since_us AND sla_breach_at < :until_us)", params).fetchone()[0]
+                if breached:
+                    counts["sla_breached"] = breached
+        return counts
+
+    def follow_up_entries(self, *, include_done: bool = False) -> list[FollowUpEntry]:
+        """Follow-ups across incidents (not done only, unless `include_done`), each with
+        its incident's title, severity and state, by id."""
+        rows = self.conn.execute(
+            "SELECT f.id, f.incident_id, f.kind, f.description, f.owner, f.due, a.at, d.at, "
+            "d.account, d.name, i.title, i.severity, i.state FROM follow_ups f "
+            "JOIN incidents i ON i.id = f.incident_id JOIN events a ON a.id = f.event_id "
+            "LEFT JOIN events d ON d.id = f.done_event_id"
+            + ("" if include_done else " WHERE f.done_event_id IS NULL") + " ORDER BY f.id"
+        ).fetchall()
+        return [FollowUpEntry(FollowUp(r[0], r[1], r[2], r[3], r[4], r[5], from_iso(r[6]),
+                                       from_iso(r[7]) if r[7] else None,
+                                       Actor(r[8], r[9]).display if r[7] else None),
+                              r[10], r[11], r[12]) for r in rows]
+
+    def finished_incidents(self, states: Sequence[str], *, limit: int,
+                           before_id: int | None = None) -> list[Incident]:
+        """A page of incidents in `states` (resolved, closed), newest id first, below
+        `before_id` when given: read on demand, `limit` rows at most."""
+        where = f"state IN ({_markers('st', states)})"
+        params: dict[str, Any] = {"limit": limit, **_named("st", states)}
+        if before_id is not None:
+            where += " AND id < :before"
+            params["before"] = before_id
+        return [incident_from_row(row) for row in self.conn.execute(
+            f"{SELECT_INCIDENT} WHERE {where} ORDER BY id DESC LIMIT :limit", params).fetchall()]
 
     def counts(self) -> dict[str, int]:
         return dict(self.conn.execute("SELECT state, count(*) FROM incidents GROUP BY state")

@@ -441,7 +441,8 @@ class SladeckApp(App[int]):
                 return
             screen.summary = found.first(SummaryLine)
         summary = screen.summary
-        summary.show(summary_text(self.queue, self.policy, now, summary.size.width or 80), out)
+        summary.show(summary_text(self.queue, self.policy, now, summary.size.width or 80,
+                                  summary.risk_styles()), out)
 
     def _alert(self, transitions: list[Transition]) -> None:
         """An incident crossed into due or breached: notify, ring once, record once."""
@@ -601,6 +602,33 @@ class SladeckApp(App[int]):
 
         self._open_form(lambda incident, _: AssignForm(incident,
                                                       self.actor.name or self.actor.account))
+
+    def action_reopen(self) -> None:
+        from sladeck.tui.closed import ReopenForm
+
+        self._open_form(ReopenForm)
+
+    def action_follow_up(self) -> None:
+        from sladeck.tui.followups import FollowUpForm
+
+        self._open_form(lambda incident, policy: FollowUpForm(incident, policy, self.me_name))
+
+    def action_follow_ups(self) -> None:
+        from sladeck.tui.followups import FollowUpsScreen
+
+        if not isinstance(self.screen, FollowUpsScreen):
+            self.push_screen(FollowUpsScreen())
+
+    def action_finished(self) -> None:
+        from sladeck.tui.closed import ClosedScreen
+
+        if not isinstance(self.screen, ClosedScreen):
+            self.push_screen(ClosedScreen())
+
+    @property
+    def me_name(self) -> str:
+        """The name this person goes by: `--as`, or else the account."""
+        return self.actor.name or self.actor.account
 
     def action_new(self) -> None:
         from sladeck.tui.forms import NewIncidentForm
@@ -821,16 +849,21 @@ class SladeckApp(App[int]):
 
 
 def run_dashboard(store: Store, policy: Policy, actor: Actor, *, db_path: Path,
-                  log_file: Path, policy_file: Path | None = None) -> None:
-    """Open the dashboard on `db_path`, reading through the CLI's store."""
+                  log_file: Path, policy_file: Path | None = None, board: bool = False) -> None:
+    """Open the dashboard on `db_path`, reading through the CLI's store (`board`: the
+    read-only stand-up board, board.py)."""
     try:
         log_file.parent.mkdir(parents=True, exist_ok=True)
         logging.basicConfig(filename=log_file, level=logging.INFO,
                             format="%(asctime)s %(levelname)s %(name)s %(message)s")
     except OSError:
         pass
-    app = SladeckApp(db_path, policy, actor, log_file=log_file, reader=store,
-                     policy_file=policy_file)
+    kind: type[SladeckApp] = SladeckApp
+    if board:
+        from sladeck.tui.board import BoardApp
+
+        kind = BoardApp
+    app = kind(db_path, policy, actor, log_file=log_file, reader=store, policy_file=policy_file)
     app.run()
     if app.return_code:
         raise SystemExit(app.return_code)

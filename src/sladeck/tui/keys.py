@@ -15,7 +15,7 @@ from typing import Protocol
 
 from textual.binding import Binding
 
-from sladeck.domain.model import ACKNOWLEDGED, OPEN, RESOLVED
+from sladeck.domain.model import ACKNOWLEDGED, CLOSED, OPEN, RESOLVED
 from sladeck.policy import Policy
 
 
@@ -59,6 +59,18 @@ def _review(i: Subject, policy: Policy) -> str | None:
     if i.state == RESOLVED:
         return None
     return f"{i.ref} is {i.state}: a review is filed once the incident is resolved"
+
+
+def _finished(i: Subject, policy: Policy) -> str | None:
+    if i.state in (RESOLVED, CLOSED):
+        return None
+    return f"{i.ref} is {i.state}: only a resolved or closed incident is reopened"
+
+
+def _follow_up(i: Subject, policy: Policy) -> str | None:
+    if i.state in (RESOLVED, CLOSED):
+        return None
+    return f"{i.ref} is {i.state}: follow-ups are added once the incident is resolved"
 
 
 def _not_closed(i: Subject, policy: Policy) -> str | None:
@@ -113,6 +125,10 @@ INCIDENT_ACTIONS = (
     Action("review", "v", "Review", "File the post-incident review", "incident.review",
            show=False, needs_incident=True, rule=_review),
     Action("new", "n", "New", "Open a new incident", "incident.new"),
+    Action("reopen", "o", "Reopen", "Reopen a resolved or closed incident, with a reason",
+           "incident.reopen", show=False, needs_incident=True, rule=_finished),
+    Action("follow_up", "u", "Follow-up", "Add a follow-up action to a resolved incident",
+           "incident.follow_up", show=False, needs_incident=True, rule=_follow_up),
 )
 
 QUEUE_ACTIONS = (
@@ -122,6 +138,10 @@ QUEUE_ACTIONS = (
     Action("filter", "f", "Filters", "Filter by severity, level, state, risk", "queue.filter",
            show=False),
     Action("mine", "m", "Mine", "Only incidents assigned to me", "queue.mine", show=False),
+    Action("follow_ups", "F", "Follow-ups", "Follow-ups across incidents: open, overdue, mine",
+           "queue.follow_ups", show=False),
+    Action("finished", "C", "Closed", "Resolved and closed incidents, loaded on demand; "
+           "reopen one from there", "queue.finished", show=False),
 )
 
 ACTIONS = {a.name: a for a in (*INCIDENT_ACTIONS, *QUEUE_ACTIONS)}

@@ -117,5 +117,39 @@ class TickRequest:
         return actions.tick(desk, self.incident_id, self.checklist, self.item, done=self.done)
 
 
+@dataclass(frozen=True)
+class ReopenRequest:
+    incident_id: int
+    reason: str
+    expected_version: int | None = None
+
+    def run(self, desk: Desk) -> Outcome:
+        return actions.reopen(desk, self.incident_id, reason=self.reason,
+                              expected_version=self.expected_version)
+
+
+@dataclass(frozen=True)
+class FollowUpRequest:
+    incident_id: int
+    kind: str
+    description: str
+    owner: str
+    due: str | None = None
+
+    def run(self, desk: Desk) -> Outcome:
+        return actions.add_follow_up(desk, self.incident_id, kind=self.kind,
+                                     description=self.description, owner=self.owner,
+                                     due=self.due)
+
+
+@dataclass(frozen=True)
+class FollowUpDoneRequest:
+    follow_up_id: int
+
+    def run(self, desk: Desk) -> Outcome:
+        return actions.complete_follow_up(desk, self.follow_up_id)
+
+
 Request = (AcknowledgeRequest | EscalateRequest | ResolveRequest | ReviewRequest | NoteRequest
-           | NewIncidentRequest | SeverityRequest | AssignRequest | TickRequest)
+           | NewIncidentRequest | SeverityRequest | AssignRequest | TickRequest | ReopenRequest
+           | FollowUpRequest | FollowUpDoneRequest)

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 from rich.cells import cell_len
@@ -24,10 +25,16 @@ from sladeck.tui import compat
 from sladeck.tui.compat import write_cells
 from sladeck.tui.queue import changed_span
 
+# The risk counts' styles when no widget gives its own (`SummaryLine.risk_styles`).
+RISK_STYLES: dict[str, Style | str] = {"breached": "bold reverse", "due": "bold"}
 
-def summary_text(queue: Queue, policy: Policy, now: datetime, width: int) -> Text:
-    """The top line; what matters most survives a narrow terminal (counts go first)."""
-    full, short = _summary_heads(queue, policy)
+
+def summary_text(queue: Queue, policy: Policy, now: datetime, width: int,
+                 styles: Mapping[str, Style | str] | None = None) -> Text:
+    """The top line; what matters most survives a narrow terminal (counts go first).
+    `styles`: the breached and due counts' styles (the worst the most visible), used
+    only when the count is not 0."""
+    full, short = _summary_heads(queue, policy, styles or RISK_STYLES)
     local = now.astimezone()
     zoned = local.strftime("%H:%M:%S ") + zone_label(local)  # `UTC-14:00`, never a false name
     clock = zoned
@@ -44,14 +51,14 @@ def summary_text(queue: Queue, policy: Policy, now: datetime, width: int) -> Tex
 _SUMMARY_HEADS: dict[tuple[object, ...], tuple[tuple[Text, int], tuple[Text, int]]] = {}
 
 
-def _summary_heads(queue: Queue, policy: Policy
+def _summary_heads(queue: Queue, policy: Policy, styles: Mapping[str, Style | str]
                    ) -> tuple[tuple[Text, int], tuple[Text, int]]:
     """The top line before its clock, with and without the counts by severity, and
     their widths; kept until the counts or the filter change (the clock ticks alone)."""
     by_severity, by_risk = queue.summary()
     shown = queue.filter.describe()
     key = (tuple(policy.severities), tuple(by_severity.items()), tuple(by_risk.items()),
-           shown, len(queue.visible) if shown else 0)
+           shown, len(queue.visible) if shown else 0, tuple(styles.items()))
     heads = _SUMMARY_HEADS.get(key)
     if heads is None:
         total = sum(by_severity.values())
@@ -64,9 +71,10 @@ def _summary_heads(queue: Queue, policy: Policy
                 text.append(" " + " ".join(f"{visible(k)}:{by_severity.get(k, 0)}"
                                            for k in policy.severities))
             text.append(" │ ")
-            text.append(f"✖{by_risk.get('breached', 0)} breached", style="bold red")
-            text.append(" ")
-            text.append(f"▲{by_risk.get('due', 0)} due", style="bold yellow")
+            for risk, mark, gap in (("breached", "✖", " "), ("due", "▲", "")):
+                count = by_risk.get(risk, 0)
+                text.append(f"{mark}{count} {risk}", style=styles.get(risk, "") if count else "")
+                text.append(gap)
             text.append(f" ●{by_risk.get('warning', 0)} warn")
             if shown:
                 text.append(f" │ {visible(shown)}: {len(queue.visible)} shown", style="bold")
@@ -85,8 +93,22 @@ class SummaryLine(Static):
     (the plain text after the last `│`) is appended as it is, each second.
     """
 
+    COMPONENT_CLASSES = {"summary--breached", "summary--due"}
     shown: Text | None = None
+    _risk_styles: dict[str, Style] | None = None
     _head: tuple[tuple[object, ...], list[Segment]] | None = None
+
+    def risk_styles(self) -> dict[str, Style]:
+        """The breached and due counts' styles, from the CSS (app.tcss)."""
+        if self._risk_styles is None:
+            self._risk_styles = {risk: self.get_component_rich_style(f"summary--{risk}",
+                                                                      partial=True)
+                                 for risk in ("breached", "due")}
+        return self._risk_styles
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._risk_styles = None
 
     def show(self, text: Text, out: list[str] | None = None) -> None:
         """Show `text`; `out`: see `QueueView.refresh_changed`."""
