@@ -410,23 +410,35 @@ def show_cmd(incident_id: int, as_json: bool) -> None:
 @command(cli, "import")
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("--skip-invalid", is_flag=True, help="Write the good lines, report the rest.")
-def import_cmd(file: str, skip_invalid: bool) -> None:
-    """Import alerts from NDJSON (whole file or nothing)."""
+@click.option("--format", "fmt", type=click.Choice(["ndjson", "alertmanager", "grafana"]),
+              default="ndjson", help="NDJSON lines (default), or webhook payloads of "
+              "Alertmanager or Grafana, one a line or one document.")
+def import_cmd(file: str, skip_invalid: bool, fmt: str) -> None:
+    """Import alerts from NDJSON or webhook payloads (whole file or nothing)."""
     from sladeck.domain.ingest import import_ndjson
     from sladeck.text import visible
 
+    if fmt != "ndjson" and skip_invalid:
+        raise click.UsageError("--skip-invalid reads NDJSON only")
     try:  # read a line at a time: a line over 1 MiB (`/dev/zero`) is refused at once
         stream = sys.stdin.buffer if file == "-" else open(file, "rb")  # noqa: SIM115
     except OSError as exc:
         raise SladeckError(f"{file}: cannot read: {exc.strerror}") from None
     s = session()
     with stream if file != "-" else contextlib.nullcontext(stream), collector_paused():
-        report = import_ndjson(s.desk, stream, "-" if file == "-" else file,
-                               skip_invalid=skip_invalid)
+        if fmt == "ndjson":
+            report = import_ndjson(s.desk, stream, "-" if file == "-" else file,
+                                   skip_invalid=skip_invalid)
+        else:
+            from sladeck.domain.intake import import_payloads
+
+            report = import_payloads(s.desk, stream, "-" if file == "-" else file, fmt)
     for problem in report.problems:
         click.echo(f"sladeck: skipped: {visible(problem)}", err=True)
     click.echo(f"imported {report.opened} new, {report.repeated} repeated"
                + (f", {report.late} late" if report.late else "")
+               + (f", {report.cleared} cleared at source" if report.cleared else "")
+               + (f", {report.unmatched} cleared with no incident" if report.unmatched else "")
                + (f", {len(report.problems)} skipped" if report.problems else ""))
 
 
