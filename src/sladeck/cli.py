@@ -442,6 +442,32 @@ def import_cmd(file: str, skip_invalid: bool, fmt: str) -> None:
                + (f", {len(report.problems)} skipped" if report.problems else ""))
 
 
+@command(cli, "receive")
+@click.option("--listen", default="127.0.0.1:9095", show_default=True, metavar="HOST:PORT",
+              help="Where to listen (port 0: any free port, printed at start).")
+@click.option("--token-file", metavar="PATH",
+              help="A file only you can read holding the bearer token senders present.")
+@click.option("--no-token", is_flag=True,
+              help="Take requests with no token (loopback addresses only).")
+@click.option("--max-body", type=click.IntRange(1024, 64 << 20), default=4 << 20,
+              show_default=True, metavar="BYTES", help="Larger requests get 413.")
+def receive_cmd(listen: str, token_file: str | None, no_token: bool, max_body: int) -> None:
+    """Take alerts from Alertmanager and Grafana webhooks (POST /alertmanager, /grafana)."""
+    try:
+        from sladeck import receive
+    except ImportError as exc:
+        if exc.name != "aiohttp" and not (exc.name or "").startswith("aiohttp."):
+            raise
+        raise SladeckError("sladeck receive needs aiohttp: pip install 'sladeck[receive]'"
+                           ) from None
+    token = receive.token_or_refusal(listen, token_file, no_token)
+    s = session()
+    if s.policy.intake is None:
+        raise SladeckError("the policy has no intake section: add one (see the built-in "
+                           "policy.yaml) to map alerts to incidents")
+    receive.serve(s.desk, listen, token, max_body=max_body)
+
+
 @command(cli, "export")
 @click.argument("incident_id", type=INCIDENT, required=False)
 @click.option("--format", "fmt", type=click.Choice(["json", "csv", "md"]), default="json")
