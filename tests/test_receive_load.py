@@ -10,13 +10,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+
 from conftest import make_app, settle, sync, view
 from receiving import receiving
-from test_cli import SLADECK, base_env
-from test_intake import am_alert, am_payload
-
 from sladeck.policy import Policy
 from sladeck.store import Store
+from test_cli import SLADECK, base_env
+from test_intake import am_alert, am_payload
 
 # A CLI writer: opens an incident, notes and acknowledges it, N times; any refusal or
 # "locked" ends it with the error.
