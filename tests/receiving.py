@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
+import select
 import signal
 import subprocess
 import time
@@ -88,8 +88,10 @@ def receiving(tmp: Path, *extra: str, token: bool = True, db: Path | None = None
     assert proc.stdout is not None
     deadline = time.monotonic() + START_TIMEOUT
     line = b""
-    os.set_blocking(proc.stdout.fileno(), True)
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline:  # never blocks past the deadline on a silent start
+        ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            break
         line = proc.stdout.readline()
         if not line or b"listening" in line:
             break
