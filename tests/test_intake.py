@@ -257,3 +257,15 @@ def _lines(app: Any) -> list[str]:
     from conftest import screen_lines
 
     return screen_lines(app)
+
+
+def test_policy_show_tells_how_alerts_become_incidents(tmp_path: Path) -> None:
+    out = Cli(tmp_path).ok("policy", "show").stdout
+    intake = out[out.index("ALERT INTAKE"):].splitlines()
+    assert all(len(line) <= 80 for line in intake)
+    text = " ".join(" ".join(intake).split())
+    for said in ("Severity: label severity: critical -> P0,", "anything else P2",
+                 "Service: label service", "Title: annotation summary, else title, else the "
+                 "alertname label", "Dedup key: the alert's fingerprint, else labels alertname, "
+                 "service, instance", 'marks its incident "source cleared"; people resolve it'):
+        assert said in text, said
