@@ -417,24 +417,62 @@ def show_cmd(incident_id: int, as_json: bool) -> None:
 @command(cli, "import")
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("--skip-invalid", is_flag=True, help="Write the good lines, report the rest.")
-def import_cmd(file: str, skip_invalid: bool) -> None:
-    """Import alerts from NDJSON (whole file or nothing)."""
+@click.option("--format", "fmt", type=click.Choice(["ndjson", "alertmanager", "grafana"]),
+              default="ndjson", help="NDJSON lines (default), or webhook payloads of "
+              "Alertmanager or Grafana, one a line or one document.")
+def import_cmd(file: str, skip_invalid: bool, fmt: str) -> None:
+    """Import alerts from NDJSON or webhook payloads (whole file or nothing)."""
     from sladeck.domain.ingest import import_ndjson
     from sladeck.text import visible
 
+    if fmt != "ndjson" and skip_invalid:
+        raise click.UsageError("--skip-invalid reads NDJSON only")
     try:  # read a line at a time: a line over 1 MiB (`/dev/zero`) is refused at once
         stream = sys.stdin.buffer if file == "-" else open(file, "rb")  # noqa: SIM115
     except OSError as exc:
         raise SladeckError(f"{file}: cannot read: {exc.strerror}") from None
     s = session()
     with stream if file != "-" else contextlib.nullcontext(stream), collector_paused():
-        report = import_ndjson(s.desk, stream, "-" if file == "-" else file,
-                               skip_invalid=skip_invalid)
+        if fmt == "ndjson":
+            report = import_ndjson(s.desk, stream, "-" if file == "-" else file,
+                                   skip_invalid=skip_invalid)
+        else:
+            from sladeck.domain.intake import import_payloads
+
+            report = import_payloads(s.desk, stream, "-" if file == "-" else file, fmt)
     for problem in report.problems:
         click.echo(f"sladeck: skipped: {visible(problem)}", err=True)
     click.echo(f"imported {report.opened} new, {report.repeated} repeated"
                + (f", {report.late} late" if report.late else "")
+               + (f", {report.cleared} cleared at source" if report.cleared else "")
+               + (f", {report.unmatched} cleared with no incident" if report.unmatched else "")
                + (f", {len(report.problems)} skipped" if report.problems else ""))
+
+
+@command(cli, "receive")
+@click.option("--listen", default="127.0.0.1:9095", show_default=True, metavar="HOST:PORT",
+              help="Where to listen (port 0: any free port, printed at start).")
+@click.option("--token-file", metavar="PATH",
+              help="A file only you can read holding the bearer token senders present.")
+@click.option("--no-token", is_flag=True,
+              help="Take requests with no token (loopback addresses only).")
+@click.option("--max-body", type=click.IntRange(1024, 64 << 20), default=4 << 20,
+              show_default=True, metavar="BYTES", help="Larger requests get 413.")
+def receive_cmd(listen: str, token_file: str | None, no_token: bool, max_body: int) -> None:
+    """Take alerts from Alertmanager and Grafana webhooks (POST /alertmanager, /grafana)."""
+    try:
+        from sladeck import receive
+    except ImportError as exc:
+        if exc.name != "aiohttp" and not (exc.name or "").startswith("aiohttp."):
+            raise
+        raise SladeckError("sladeck receive needs aiohttp: pip install 'sladeck[receive]'"
+                           ) from None
+    token = receive.token_or_refusal(listen, token_file, no_token)
+    s = session()
+    if s.policy.intake is None:
+        raise SladeckError("the policy has no intake section: add one (see the built-in "
+                           "policy.yaml) to map alerts to incidents")
+    receive.serve(s.desk, listen, token, max_body=max_body)
 
 
 @command(cli, "export")

@@ -146,6 +146,24 @@ class Notifications:
 
 
 @dataclass(frozen=True)
+class Intake:
+    """How an alert from Alertmanager or Grafana becomes an incident (`intake`)."""
+
+    severity_label: str
+    severities: Mapping[str, str]  # the label's value, lower-cased → a severity key
+    default_severity: str  # when the label is missing or its value is not listed
+    service_label: str
+    title: tuple[str, ...]  # annotations tried in order; then the `alertname` label
+    description: tuple[str, ...]  # annotations, each one present joined by a blank line
+    dedup_labels: tuple[str, ...]  # the dedup key of an alert without a fingerprint
+
+    def severity_of(self, labels: Mapping[str, str]) -> str:
+        value = labels.get(self.severity_label)
+        found = self.severities.get(value.strip().lower()) if isinstance(value, str) else None
+        return found or self.default_severity
+
+
+@dataclass(frozen=True)
 class Policy:
     """The whole escalation procedure, as read from policy.yaml."""
 
@@ -174,6 +192,7 @@ class Policy:
     source: str
     digest: str
     next_review: str = ""  # YYYY-MM-DD (validated), or "" when the policy names none
+    intake: Intake | None = None  # None: the policy has no `intake` section
 
     @property
     def levels(self) -> tuple[str, ...]:

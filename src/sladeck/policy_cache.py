@@ -34,7 +34,7 @@ SAFE_GLOBALS = frozenset({("datetime", "time"), ("datetime", "timedelta"),
     ("sladeck.policy", name) for name in (
         "Policy", "Severity", "Tier", "EscalationTarget", "Item", "LevelContact",
         "Availability", "ManagementContact", "NamedContact", "BusinessHours",
-        "Notifications")})
+        "Notifications", "Intake")})
 
 
 def _proxy(items: dict[str, Any]) -> MappingProxyType[str, Any]:

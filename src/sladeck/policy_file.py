@@ -36,6 +36,7 @@ from sladeck.policy import (
     Availability,
     BusinessHours,
     EscalationTarget,
+    Intake,
     Item,
     LevelContact,
     ManagementContact,
@@ -321,7 +322,58 @@ def _named(r: _Reader, node: yaml.Node, path: str) -> tuple[NamedContact, ...]:
 TOP_REQUIRED = ("name", "severities", "tiers", "response_matrix", "escalation", "checklists",
                 "communication", "review", "follow_up_kinds", "contacts", "business_hours",
                 "notifications")
-TOP_OPTIONAL = ("version", "owner", "next_review", "warn_at", "close_on_resolve", "tools")
+TOP_OPTIONAL = ("version", "owner", "next_review", "warn_at", "close_on_resolve", "tools",
+                "intake")
+LABEL_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")  # a Prometheus label or annotation name
+
+
+def _intake(r: _Reader, node: yaml.Node, severities: Mapping[str, Severity]) -> Intake | None:
+    """The `intake` section: which labels and annotations make an incident of an alert."""
+    f = r.mapping(node, "intake", ("severity",),
+                  ("service", "title", "description", "dedup_labels"))
+    if f is None:
+        return None
+
+    def label(value: yaml.Node, path: str) -> str:
+        name = r.text(value, path)
+        if name and not LABEL_RE.match(name):
+            r.problem(value, path, f'"{visible(name[:MAX_KEY])}" is not a label name '
+                      "(letters, digits and _, not starting with a digit)")
+        return name
+
+    def labels(path: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        if path not in f:
+            return default
+        here = f"intake.{path}"
+        names = tuple(label(n, f"{here}[{i}]") for i, n in enumerate(r.seq(f[path], here)))
+        if not names:
+            r.problem(f[path], here, "must name at least one")
+        return names
+
+    def severity(value: yaml.Node, path: str) -> str:
+        sev = r.text(value, path)
+        if sev and severities and sev not in severities:
+            r.problem(value, path, f'severity "{visible(sev[:MAX_KEY])}" is not defined in '
+                      "severities")
+        return sev
+
+    sev_label, mapped, default = "severity", {}, ""
+    if "severity" in f:
+        s = r.mapping(f["severity"], "intake.severity", ("label", "values", "default")) or {}
+        if "label" in s:
+            sev_label = label(s["label"], "intake.severity.label")
+        if "values" in s:
+            given = r.mapping(s["values"], "intake.severity.values", any_keys=True,
+                              one_case=True) or {}
+            mapped = {value.lower(): severity(n, f"intake.severity.values.{value}")
+                      for value, n in given.items()}
+        if "default" in s:
+            default = severity(s["default"], "intake.severity.default")
+    return Intake(
+        severity_label=sev_label, severities=MappingProxyType(mapped), default_severity=default,
+        service_label=label(f["service"], "intake.service") if "service" in f else "service",
+        title=labels("title", ("summary",)), description=labels("description", ("description",)),
+        dedup_labels=labels("dedup_labels", ("alertname",)))
 
 
 # What a stored policy's aliases may expand to: a policy kept before aliases were
@@ -666,6 +718,7 @@ def _build(r: _Reader, top: dict[str, yaml.Node], source: str) -> Policy | None:
         source=source,
         digest=hashlib.sha256(source.encode()).hexdigest(),
         next_review=next_review,
+        intake=_intake(r, top["intake"], severities) if "intake" in top else None,
     )
 
 

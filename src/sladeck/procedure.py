@@ -165,7 +165,27 @@ def show_policy(policy: Policy, today: date, *, severity: str | None = None,
         for name, entries in policy.tools.items():
             out += wrap(f"{v(name)}: " + ", ".join(f"{v(k)} {v(val)}"
                                                      for k, val in entries.items()), "", "    ")
+    if policy.intake is not None:
+        out += ["", "ALERT INTAKE (sladeck receive; sladeck import --format alertmanager|grafana)"]
+        out += _intake(policy)
     return "\n".join(out)
+
+
+def _intake(policy: Policy) -> list[str]:
+    """How an alert becomes an incident: the policy's `intake` section, as people read it."""
+    intake = policy.intake
+    assert intake is not None
+    values = ", ".join(f"{v(value)} -> {v(sev)}" for value, sev in intake.severities.items())
+    return [*_labelled("Severity", f"label {v(intake.severity_label)}: {values or 'none listed'}; "
+                       f"anything else {v(intake.default_severity)}"),
+            *_labelled("Service", f"label {v(intake.service_label)}"),
+            *_labelled("Title", "annotation " + ", else ".join(v(a) for a in intake.title)
+                       + ", else the alertname label"),
+            *_labelled("Description", "annotations " + ", ".join(v(a) for a in intake.description)),
+            *_labelled("Dedup key", "the alert's fingerprint, else labels "
+                       + ", ".join(v(a) for a in intake.dedup_labels)),
+            *wrap("A resolved alert marks its incident \"source cleared\"; people resolve it.",
+                  "  ", "  ")]
 
 
 def _person(person: ManagementContact) -> str:

@@ -55,7 +55,8 @@ def incident_json(incident: Incident, policy: Policy, now: datetime,
         "acknowledged_at": t(incident.acknowledged_at),
         "acknowledged_by": incident.acknowledged_by,
         "resolved_at": t(incident.resolved_at), "closed_at": t(incident.closed_at),
-        "repeats": incident.repeats, "version": incident.version, "risk": a.risk,
+        "repeats": incident.repeats, "source_cleared_at": t(incident.source_cleared_at),
+        "version": incident.version, "risk": a.risk,
         "next_deadline": ({"kind": nearest.kind, "due_at": t(nearest.due_at)}
                           if nearest else None),
         "clocks": [{"kind": c.kind, "started_at": t(c.started_at),
@@ -169,7 +170,10 @@ def incident_markdown(detail: IncidentDetail, policy: Policy, now: datetime) -> 
            f"| State | {inc.state} |", f"| Risk | {a.risk} |",
            f"| Service | {md(inc.service) or '-'} |", f"| Assignee | {md(inc.assignee) or '-'} |",
            f"| External ref | {md(inc.external_ref) or '-'} |",
-           f"| Opened | {shown(inc.opened_at)} by {md(inc.opened_by)} |", ""]
+           f"| Opened | {shown(inc.opened_at)} by {md(inc.opened_by)} |"]
+    if inc.source_cleared_at is not None:  # the alert ended; a person still resolves
+        out.append(f"| Source cleared | {shown(inc.source_cleared_at)} (the alert ended) |")
+    out.append("")
     if inc.description:
         out += ["## Description", "", md_block(inc.description), ""]
     out += ["## SLA clocks", "", "| Clock | Due | Status |", "|---|---|---|"]
@@ -254,6 +258,7 @@ def queue_line(incident: Incident, policy: Policy, now: datetime,
            if a.nearest else "-")
     title = one_line(incident.title, title_width)
     service = f" [{one_line(incident.service, 30)}]" if incident.service else ""
+    cleared = " (source cleared)" if incident.source_cleared_at is not None else ""
     return (f"{incident.ref:<9} {one_line(incident.severity):<3} {one_line(incident.level):<3} "
             f"{incident.state:<12} "
-            f"{a.risk:<8} {nxt:<11} {title}{service}")
+            f"{a.risk:<8} {nxt:<11} {title}{service}{cleared}")

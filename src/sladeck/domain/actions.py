@@ -88,6 +88,16 @@ def clean_text(value: Any, what: str, *, required: bool = True, limit: int = MAX
     return value
 
 
+def severity_upgrade(policy: Policy, current: str, said: str) -> dict[str, str] | None:
+    """`{"from", "to"}` when a repeat says a worse severity than its incident's: kept on
+    the `repeated` event, shown on the timeline, for a person to change the severity
+    (with a reason); never changed behind their back."""
+    ranks = tuple(policy.severities)
+    if said in ranks and current in ranks and ranks.index(said) < ranks.index(current):
+        return {"from": current, "to": said}
+    return None
+
+
 class _Writer:
     """Helpers shared by the actions inside one transaction."""
 
@@ -178,6 +188,9 @@ def _open(w: _Writer, *, title: str, severity: str, description: str, service: s
             payload = {"dedup_key": dedup_key, "title": title, "severity": severity}
             if source:
                 payload["source"] = source
+            upgrade = severity_upgrade(policy, existing.severity, severity)
+            if upgrade:
+                payload["upgrade"] = upgrade
             new, event = w.record(existing, "repeated", payload,
                                   w.policy(existing).levels)
             return Outcome(new, event, f"{new.ref} repeated ({new.repeats} repeats)")

@@ -10,7 +10,7 @@ from functools import cached_property
 from json.encoder import encode_basestring as _json_text
 from typing import Any, BinaryIO
 
-from sladeck.domain.actions import MAX_TEXT, MAX_TITLE, Desk, Outcome, clean_text
+from sladeck.domain.actions import MAX_TEXT, MAX_TITLE, Desk, Outcome, clean_text, severity_upgrade
 from sladeck.domain.clocks import Schedule, schedule, to_us
 from sladeck.domain.model import CLOSED, RESOLVED, Actor, Event, Incident, to_iso
 from sladeck.domain.ports import ImportPlan, ImportTransaction, NewEvent, Opening
@@ -37,11 +37,14 @@ class ImportRefused(SladeckError):
 
 @dataclass
 class ImportReport:
-    """What an import did: incidents opened, repeats, late lines and problems."""
+    """What an import did: incidents opened, repeats, late lines, alerts cleared at their
+    source (and those with no incident to clear) and problems."""
 
     opened: int = 0
     repeated: int = 0
     late: int = 0
+    cleared: int = 0
+    unmatched: int = 0
     problems: list[str] = field(default_factory=list)
     # What the lines did, kept as written; `outcomes` makes the Outcome objects when
     # asked. Per import: its actor and levels, its events, and per event the incident
@@ -70,6 +73,8 @@ def _message(incident: Incident, event: Event) -> str:
     """The message `_open` (or a late repeat) gives for this line."""
     if event.kind == "opened":
         return f"{incident.ref} opened ({incident.severity} at {incident.level})"
+    if event.kind == "source_cleared":
+        return f"{incident.ref} cleared at its source"
     if "reason" in event.payload:
         return f"{incident.ref} late repeat"
     return f"{incident.ref} repeated ({incident.repeats} repeats)"
@@ -121,6 +126,13 @@ def parse_line(raw: bytes, severities: tuple[str, ...], now: datetime) -> dict[s
     if not _KNOWN.issuperset(record):
         unknown = sorted(set(record) - _KNOWN)
         raise ValueError(f"unknown key {unknown[0]!r} (keys: {', '.join(KNOWN_KEYS)})")
+    return check_record(record, severities, now)
+
+
+def check_record(record: dict[str, Any], severities: tuple[str, ...], now: datetime
+                 ) -> dict[str, Any]:
+    """A record of KNOWN_KEYS checked as an NDJSON line is (`opened_at` becomes a UTC
+    datetime); raises ValueError with the reason."""
     for key in ("title", "severity"):
         if key not in record:
             raise ValueError(f"{key} is missing")
@@ -230,11 +242,32 @@ def _import(desk: Desk, data: bytes | BinaryIO, name: str, skip_invalid: bool
                              f"{name}:{number + 1}: line longer than 1 MiB"]) from None
     if report.problems and not skip_invalid:
         raise ImportRefused(report.problems)
-    if not records:
-        return report
-    with desk.store.write(bulk=True) as tx:
-        _write_records(desk, tx, records, name, report)
+    return write_records(desk, records, name, report)
+
+
+def write_records(desk: Desk, records: list[tuple[int, dict[str, Any]]], name: str,
+                  report: ImportReport | None = None) -> ImportReport:
+    """Write checked records (`check_record`'s, numbered by their place in `name`) in one
+    transaction. A record with `cleared` set is an alert its source says has ended: it
+    records `source_cleared` on the incident of its dedup key (open, else the latest),
+    and never opens or resolves one."""
+    report = report or ImportReport()
+    if records:
+        with desk.store.write(bulk=True) as tx:
+            _write_records(desk, tx, records, name, report)
     return report
+
+
+def write_batch(desk: Desk, batch: list[tuple[list[tuple[int, dict[str, Any]]], str]]
+                ) -> list[ImportReport]:
+    """`write_records` of several (records, name), in order, in one transaction (one
+    commit for many posts: `sladeck receive`'s writer); a failure writes none of them."""
+    reports = [ImportReport() for _ in batch]
+    with desk.store.write(bulk=True) as tx:
+        for (records, name), report in zip(batch, reports, strict=True):
+            if records:
+                _write_records(desk, tx, records, name, report)
+    return reports
 
 
 def _opened_payload(incident_id: int, title: str, severity: str, level: str,
@@ -273,9 +306,11 @@ def _write_records(desk: Desk, tx: ImportTransaction,
     levels = policy.levels
     keys = {key for _, record in records if (key := record.get("dedup_key"))}
     found = tx.open_by_dedup_keys(keys)
-    # A key with no open incident but a timed line may be a late repeat of its latest.
+    # A key with no open incident but a timed line may be a late repeat of its latest;
+    # an alert cleared at its source is recorded on its latest.
     late_keys = {key for _, record in records if (key := record.get("dedup_key"))
-                 and record.get("opened_at") is not None and key not in found}
+                 and (record.get("opened_at") is not None or record.get("cleared"))
+                 and key not in found}
     latest = tx.latest_by_dedup_keys(late_keys) if late_keys else {}
     current: dict[int, Incident] = {i.id: i for i in (*found.values(), *latest.values())}
     before = dict(current)  # what each existing incident was: its row is updated if touched
@@ -299,13 +334,34 @@ def _write_records(desk: Desk, tx: ImportTransaction,
     # per severity and opening instant (every untimed line opens at `now`).
     sla_of: dict[str, tuple[int, Schedule]] = {}
     shifted: dict[tuple[str, int], Schedule] = {}
-    opened = repeated = late_count = 0
+    opened = repeated = late_count = cleared = 0
     for number, record in records:
         get = record.get
         key = get("dedup_key") or None
         opened_at = get("opened_at")
         target = None
-        if key is not None:
+        kind = "repeated"
+        if get("cleared"):
+            target_id = open_ids.get(key) if key is not None else None
+            if target_id is None and key in latest:
+                target_id = latest[key].id
+            if target_id is not None:
+                target = current.get(target_id)
+                if target is None:  # opened earlier in this file
+                    first = opened_event[target_id]
+                    opening = json.loads(first.payload) if isinstance(first.payload, str) \
+                        else first.payload
+                    target = apply_event(None, event_id=first.id, version=1, kind="opened",
+                                         payload=opening, at=now, actor=actor, levels=levels)
+            if target is None or target.source_cleared_at is not None:
+                report.unmatched += target is None  # no incident: nothing to clear
+                continue  # cleared already: the source said so before
+            kind = "source_cleared"
+            payload = {"dedup_key": key, "source": f"{name}:{number}"}
+            if get("ended_at") is not None:
+                payload["ended_at"] = to_iso(get("ended_at"))
+            cleared += 1
+        elif key is not None:
             target_id = open_ids.get(key)
             if target_id is not None:
                 target = current.get(target_id)
@@ -317,6 +373,9 @@ def _write_records(desk: Desk, tx: ImportTransaction,
                                          payload=opening, at=now, actor=actor, levels=levels)
                 payload = {"dedup_key": key, "title": record["title"],
                            "severity": record["severity"], "source": f"{name}:{number}"}
+                upgrade = severity_upgrade(policy, target.severity, record["severity"])
+                if upgrade:
+                    payload["upgrade"] = upgrade
                 repeated += 1
             elif opened_at is not None and key in latest:
                 late = current[latest[key].id]
@@ -330,10 +389,10 @@ def _write_records(desk: Desk, tx: ImportTransaction,
         if target is not None:
             at = at_of[target.id]
             new = current[target.id] = apply_event(
-                target, event_id=event_id, version=target.version, kind="repeated",
+                target, event_id=event_id, version=target.version, kind=kind,
                 payload=payload, at=at, actor=actor,
                 levels=store.policy(target.policy_id).levels)
-            plan.events.append(NewEvent(event_id, new.id, new.version, at, "repeated", payload))
+            plan.events.append(NewEvent(event_id, new.id, new.version, at, kind, payload))
             made.append(new)
         else:
             if not next_id:
@@ -376,6 +435,7 @@ def _write_records(desk: Desk, tx: ImportTransaction,
     report.opened += opened
     report.repeated += repeated
     report.late += late_count
+    report.cleared += cleared
     # A new incident a later line repeated is written as the Incident it became.
     plan.new = [current.get(o.id) or o for o in openings]
     plan.changed = [(current[i], old.version) for i, old in before.items()

@@ -118,6 +118,9 @@ class Incident:
     updated_at: datetime | None = None
     updated_by: str | None = None
     last_change: str | None = None
+    # When the alert's source last said it ended (`source_cleared`); a later repeat of
+    # the alert clears it again. People resolve: this never does.
+    source_cleared_at: datetime | None = None
 
     @property
     def ref(self) -> str:

@@ -243,6 +243,7 @@ class Opening:
     repeats: ClassVar[int] = 0
     version: ClassVar[int] = 1
     last_change: ClassVar[str] = "opened"
+    source_cleared_at: ClassVar[None] = None
 
 
 @dataclass(slots=True)

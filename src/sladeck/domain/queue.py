@@ -31,7 +31,7 @@ from sladeck.domain.clocks import (
     schedule,
     to_us,
 )
-from sladeck.domain.model import ACKNOWLEDGED, CLOSED, OPEN, Incident, format_ref
+from sladeck.domain.model import ACKNOWLEDGED, CLOSED, OPEN, Incident, format_ref, to_iso
 from sladeck.policy import Policy
 
 DEFAULT_STATES = frozenset({OPEN, ACKNOWLEDGED})
@@ -84,6 +84,7 @@ class QueueItem(Schedule):
     policy_id: int
     version: int
     changed_seq: int
+    source_cleared_at: str | None = None  # as stored: set while the alert's source says it ended
 
     @property
     def ref(self) -> str:
@@ -95,7 +96,8 @@ class QueueItem(Schedule):
         return cls(s.active, s.breached, s.breach_at, s.breach_kind, s.due_at, s.due_kind,
                    s.warn_at, i.id, i.title, intern(i.service),
                    intern(i.assignee) if i.assignee else None, intern(i.severity),
-                   intern(i.level), intern(i.state), i.policy_id, i.version, i.changed_seq)
+                   intern(i.level), intern(i.state), i.policy_id, i.version, i.changed_seq,
+                   i.source_cleared_at and to_iso(i.source_cleared_at))
 
 
 @dataclass(slots=True)

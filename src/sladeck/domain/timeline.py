@@ -29,7 +29,8 @@ STATE_EVENTS = frozenset({
     "closed", "reopened", "policy_applied"})
 EVENT_KINDS = STATE_EVENTS | {
     "note", "repeated", "checklist_ticked", "checklist_unticked", "review_filed",
-    "follow_up_added", "follow_up_done", "sla_due", "sla_breached", "hook_failed"}
+    "follow_up_added", "follow_up_done", "sla_due", "sla_breached", "hook_failed",
+    "source_cleared"}
 
 
 def _reach(reached: dict[str, datetime], levels: tuple[str, ...], level: str,
@@ -76,8 +77,10 @@ def apply_event(incident: Incident | None, *, event_id: int, version: int, kind:
         changes = {"state": CLOSED, "closed_at": at}
     elif kind == "policy_applied":
         changes = {"policy_id": payload["policy_id"]}
-    elif kind == "repeated":
-        changes = {"repeats": incident.repeats + 1}
+    elif kind == "repeated":  # the alert fires again: its source no longer says it ended
+        changes = {"repeats": incident.repeats + 1, "source_cleared_at": None}
+    elif kind == "source_cleared":
+        changes = {"source_cleared_at": at}
     if kind in STATE_EVENTS:
         changes.update(version=version, updated_at=at, updated_by=actor.display,
                        last_change=kind)
@@ -102,7 +105,13 @@ def describe(kind: str, payload: dict[str, Any]) -> str:
         case "note":
             return "given a note"
         case "repeated":
+            upgrade = payload.get("upgrade")
+            if isinstance(upgrade, dict):  # kept visible: a person changes the severity
+                return (f"repeated by an alert that now says {visible(str(upgrade.get('to')))} "
+                        f"(the incident is {visible(str(upgrade.get('from')))})")
             return "repeated by an alert"
+        case "source_cleared":
+            return "cleared at its source (the alert ended; resolve it when it is)"
         case "checklist_ticked":
             return f"ticked {payload.get('item')}"
         case "checklist_unticked":

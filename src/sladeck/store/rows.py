@@ -91,6 +91,7 @@ INCIDENT: tuple[Column, ...] = (
     Column("updated_at", "time?"),
     Column("updated_by"),
     Column("last_change"),
+    Column("source_cleared_at", "time?"),  # added by schema._source_cleared
 )
 SCHEDULE: tuple[Column, ...] = (  # `Schedule`'s fields, each as `sla_<field>`
     Column("sla_active", item="bool({v})"),
@@ -106,7 +107,7 @@ if [c.name for c in SCHEDULE] != [f"sla_{f.name}" for f in fields(Schedule)]:
 
 INCIDENT_COLUMNS = tuple(c.name for c in INCIDENT)
 SLA_COLUMNS = tuple(c.name for c in SCHEDULE)
-WRITTEN_COLUMNS = INCIDENT_COLUMNS + SLA_COLUMNS  # the table's order
+WRITTEN_COLUMNS = INCIDENT_COLUMNS + SLA_COLUMNS  # every column (INSERTs name them)
 SELECT_INCIDENT = f"SELECT {', '.join(INCIDENT_COLUMNS)} FROM incidents"
 # A QueueItem's fields in order: Schedule's (as sla_ columns), then incident columns.
 _BY_NAME = {c.name: c for c in INCIDENT + SCHEDULE}

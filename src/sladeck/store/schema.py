@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sladeck.store.rows import SELECT_INCIDENT, SLA_COLUMNS, incident_from_row, sla_values
+from sladeck.store.rows import INCIDENT_COLUMNS, SLA_COLUMNS, incident_from_row, sla_values
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -101,6 +101,15 @@ def _v2(db: sqlite_utils.Database) -> None:
                "WHERE dedup_key IS NOT NULL")
 
 
+def _select_as_of(version: int) -> str:
+    """SELECT_INCIDENT as a file at `version` can answer it: incident columns added by a
+    later migration (ADDED_BY) read NULL."""
+    added = {column: MIGRATIONS.index(step) + 1 for column, step in ADDED_BY.items()}
+    columns = [f"NULL AS {c}" if added.get(c, 0) > version else c
+               for c in INCIDENT_COLUMNS]
+    return f"SELECT {', '.join(columns)} FROM incidents"
+
+
 def _v3(db: sqlite_utils.Database) -> None:
     """Each incident's SLA schedule beside it, so the queue's worst rows are one
     `ORDER BY … LIMIT` away and the dashboard never needs every incident's clocks."""
@@ -114,7 +123,7 @@ def _v3(db: sqlite_utils.Database) -> None:
                 for pid, source in conn.execute("SELECT id, source FROM policies")}
     after = 0
     while True:
-        rows = conn.execute(f"{SELECT_INCIDENT} WHERE id > ? ORDER BY id LIMIT 2000",
+        rows = conn.execute(f"{_select_as_of(3)} WHERE id > ? ORDER BY id LIMIT 2000",
                             (after,)).fetchall()
         if not rows:
             break
@@ -144,6 +153,14 @@ def _events_by_time(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS events_time ON events(at, kind, incident_id)")
 
 
-MIGRATIONS = (_v1, _v2, _v3, _v4, _events_by_time)
+def _source_cleared(db: sqlite_utils.Database) -> None:
+    """When an alert's source last said it ended (`source_cleared` events), so the queue
+    marks the row without reading its timeline."""
+    db.execute("ALTER TABLE incidents ADD COLUMN source_cleared_at TEXT")
+
+
+MIGRATIONS = (_v1, _v2, _v3, _v4, _events_by_time, _source_cleared)
+# Incident columns added after the first version, with the step that added each.
+ADDED_BY = {"source_cleared_at": _source_cleared}
 SCHEDULES_SINCE = 3  # the schema version that stores SLA schedules
 SCHEMA_VERSION = len(MIGRATIONS)

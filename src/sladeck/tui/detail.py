@@ -71,6 +71,9 @@ def header_text(detail: IncidentDetail, policy: Policy, now: datetime) -> Text:
     text.append(f"\nService {visible(i.service) or '-'} · assignee {visible(i.assignee) or '-'}"
                 f" · ref {visible(i.external_ref) or '-'} · repeats {i.repeats}")
     text.append(f"\nOpened {local(i.opened_at)} by {visible(i.opened_by)}")
+    if i.source_cleared_at is not None:  # the alert ended at its source; people resolve
+        text.append(f"\nSource cleared {local(i.source_cleared_at)}: the alert has ended; "
+                    "resolve the incident when it is", style="bold")
     if i.description:
         text.append("\n\n" + visible(i.description, multiline=True))
     return text

@@ -122,6 +122,8 @@ def tail_cells(row: Row, width: int, ref: int = REF_WIDTH) -> list[tuple[str, st
             text = one_line(i.assignee or "-")
         elif key == "service":
             text = one_line(i.service or "-")
+        elif i.source_cleared_at:  # the alert ended; the row waits for a person to resolve
+            text = "source cleared · " + one_line(i.title)
         else:
             text = one_line(i.title)
         cells.append((key, _fit(text, w)))
