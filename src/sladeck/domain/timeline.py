@@ -66,6 +66,10 @@ def apply_event(incident: Incident | None, *, event_id: int, version: int, kind:
         changes = {"level": level, "state": OPEN, "level_entered_at": at,
                    "acknowledged_at": None, "acknowledged_by": None, "resolved_at": None,
                    "closed_at": None, "reached": _reach(incident.reached, levels, level, at)}
+        if kind == "escalated" and "assignee" in payload:
+            # Ownership moves to the new level: cleared unless the escalation names the
+            # new owner (escalations recorded before this rule carry no key and kept it).
+            changes["assignee"] = payload["assignee"] or None
     elif kind == "severity_changed":
         changes = {"severity": payload["to"]}
     elif kind == "assigned":
