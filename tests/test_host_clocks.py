@@ -8,15 +8,12 @@ one real `sladeck` process runs with its own clock set ten years ahead.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from conftest import T0
+from conftest import T0, cli_at
 from sladeck.clock import FixedClock
 from sladeck.domain import actions
 from sladeck.domain.actions import Desk
@@ -148,37 +145,18 @@ def test_a_host_a_little_ahead_keeps_the_timeline_in_order(hosts, store: Store) 
 
 # -- a real process whose clock is ten years ahead ---------------------------------------------
 
-SKEWED = """
-import sys
-from datetime import datetime
-import sladeck.clock
-at = datetime.fromisoformat(sys.argv[1])
-sladeck.clock.SystemClock.now = lambda self: at
-from sladeck.cli import main
-main(sys.argv[2:])
-"""
-
-
-def run_at(when, db: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """`sladeck ARGS` in its own process, its system clock reading `when`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SLADECK_")}
-    env |= {"SLADECK_DB": str(db), "TZ": "UTC"}
-    return subprocess.run([sys.executable, "-c", SKEWED, when.isoformat(), *args],
-                          capture_output=True, text=True, env=env, timeout=60)
-
-
 def test_a_real_command_from_a_host_ten_years_ahead(db_path: Path, hosts, store: Store) -> None:
     here, _ = hosts
     actions.open_incident(here, title="Checkout down", severity="P1")
     before = store.last_seq()
-    future = run_at(T0 + TEN_YEARS, db_path, "open", "--severity", "P0", "--title", "Leak")
+    future = cli_at(T0 + TEN_YEARS, db_path, "open", "--severity", "P0", "--title", "Leak")
     assert future.returncode == 1 and future.stdout == ""
     assert future.stderr.splitlines() == [
         "sladeck: error: this host's clock is 10 years ahead of the newest event in the file "
         "(INC-1 opened by ana at 2026-11-26 15:00:00 UTC); fix the clock before acting (if "
         f"it is right and the file has rested that long, set {CLOCK_OK_VARIABLE}=1)"]
     assert nothing_written(store, before)
-    right = run_at(T0 + timedelta(minutes=1), db_path, "note", "1", "from a right clock")
+    right = cli_at(T0 + timedelta(minutes=1), db_path, "note", "1", "from a right clock")
     assert right.returncode == 0, right.stderr
-    shown = json.loads(run_at(T0 + timedelta(minutes=1), db_path, "show", "1", "--json").stdout)
+    shown = json.loads(cli_at(T0 + timedelta(minutes=1), db_path, "show", "1", "--json").stdout)
     assert [e["kind"] for e in shown["events"]] == ["opened", "note"]

@@ -94,7 +94,9 @@ def describe(kind: str, payload: dict[str, Any]) -> str:
         case "opened":
             return f"opened as {payload.get('severity')} at {payload.get('level')}"
         case "escalated":
-            return f"escalated to {payload.get('to')}"
+            owner = payload.get("assignee")  # free text: escaped, as for `assigned`
+            return f"escalated to {payload.get('to')}" + (
+                f", assigned to {visible(str(owner))}" if owner else "")
         case "severity_changed":
             return f"changed to {payload.get('to')}"
         case "assigned":

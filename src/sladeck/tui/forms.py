@@ -459,15 +459,15 @@ class EscalateForm(ActionForm):
         widgets += [trigger, Label("Reason (needed for Other)", classes="field-help"),
                     Input(self.typed.get("__reason", ""), id="reason", name="reason",
                           classes="field", compact=True)]
-        owner = Input(self.typed.get("__owner", ""), id="owner", name="assignee",
-                      placeholder="blank: unassigned until someone takes it", compact=True)
-        widgets += list(self.labelled(
-            f"New owner at {level}", "Ownership moves with the escalation: the current "
-            "assignee is cleared unless you name who takes it", owner))
         for item in target.handoff:
             area = _area(self.typed.get(item.key, ""), name=item.key)
             area.add_class("handoff")
             widgets += list(self.labelled(item.label, item.help, area))
+        owner = Input(self.typed.get("__owner", ""), id="owner", name="assignee",
+                      placeholder="blank: unassigned", compact=True)
+        widgets += list(self.labelled(
+            f"New owner at {level}", "Ownership moves to the new level: the assignee is "
+            "cleared unless you name who takes it", owner))
         # The level's reference text after the fields: the fields stay near the top.
         widgets.append(Static(tier_text(self.policy, level), id="tier-info",
                               classes="procedure"))
