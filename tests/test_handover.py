@@ -22,6 +22,8 @@ from sladeck.store import Store
 from sladeck.tui.forms import EscalateForm
 from sladeck.verify import verify
 
+pytestmark = pytest.mark.usefixtures("utc_and_still")  # times of day read in UTC
+
 L2 = ("issue_summary", "actions_taken", "current_status", "logs_and_evidence",
       "business_impact")
 L3 = ("technical_details", "system_architecture", "security_assessment", "business_impact",
@@ -123,7 +125,8 @@ async def test_the_form_shows_the_wait_and_refuses_a_timed_trigger_until_then(
         assert form.target == "L2"
         trigger = form.query_one("#trigger", Select)
         labels = [str(prompt) for prompt, _ in trigger._options]
-        assert "Issue not resolved within 30 minutes (after 30m at L1; in 12m30s)" in labels
+        # T0 is 15:00 UTC: the trigger can be chosen from 15:30 (the tests run in UTC).
+        assert "Issue not resolved within 30 minutes (after 30m at L1; from 15:30:00)" in labels
         assert "Performance issues" in labels
         await choose_trigger(pilot, form, 1)
         assert trigger.value == "not_resolved_30m"

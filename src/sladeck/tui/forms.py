@@ -11,7 +11,7 @@ life: the next time the same form opens on the same incident it comes back.
 from __future__ import annotations
 
 import contextlib
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -28,7 +28,7 @@ from textual.widgets import Button, Checkbox, Input, Label, Select, Static, Text
 from textual.widgets.select import InvalidSelectValueError
 
 from sladeck.clock import Clock
-from sladeck.domain.actions import OTHER, Outcome, trigger_wait, wait_countdown, wait_message
+from sladeck.domain.actions import OTHER, Outcome, trigger_wait, wait_message
 from sladeck.domain.clocks import SEVERITY_LEVEL, assess
 from sladeck.domain.model import Incident
 from sladeck.domain.queue import DEFAULT_STATES, Filter
@@ -489,14 +489,21 @@ class EscalateForm(ActionForm):
         return self.clock.now() if self.clock is not None else self.now
 
     def _trigger_label(self, level: str, trigger: Trigger) -> Text:
-        """A trigger's label, with the time it names and how long is left until then."""
+        """A trigger's label, with the time it names and, while it must wait, when it can
+        be chosen (a time of day in the viewer's zone: it does not go stale while the form
+        is open; choosing it early says how long is left)."""
         assert self.policy is not None and self.incident is not None
         label = Text(visible(trigger.label))
         if trigger.after is not None:
-            left = trigger_wait(self.policy, level, trigger.key, self.incident, self._now())
+            now = self._now()
+            left = trigger_wait(self.policy, level, trigger.key, self.incident, now)
+            when = ""
+            if left is not None:
+                local = (now + timedelta(seconds=-(-left // timedelta(seconds=1)))).astimezone()
+                when = f"; from {local:%H:%M:%S}" + ("" if left < timedelta(hours=12)
+                                                     else f" on {local:%a %d %b}")
             label.append(f" (after {format_duration(trigger.after)} at "
-                         f"{visible(self.incident.level)}"
-                         + (f"; in {wait_countdown(left)})" if left is not None else ")"))
+                         f"{visible(self.incident.level)}{when})")
         return label
 
     def _trigger_refusal(self, trigger: object) -> str | None:
