@@ -28,7 +28,7 @@ from sladeck.domain.model import (
     to_iso,
 )
 from sladeck.domain.ports import Storage, WriteTransaction
-from sladeck.domain.stamps import check_clock, stamp
+from sladeck.domain.stamps import CLOCK_TOLERANCE, check_clock, stamp
 from sladeck.domain.timeline import STATE_EVENTS, apply_event, describe
 from sladeck.errors import Conflict, MissingFields, NotFound, Refused
 from sladeck.policy import Policy
@@ -175,7 +175,7 @@ def _open(w: _Writer, *, title: str, severity: str, description: str, service: s
                               limit=MAX_TITLE) or None
     if severity not in policy.severities:
         raise Refused(f"unknown severity {severity!r} (choose {', '.join(policy.severities)})")
-    if opened_at is not None and opened_at > w.now + timedelta(minutes=5):
+    if opened_at is not None and opened_at > w.now + CLOCK_TOLERANCE:
         raise Refused(f"opened_at {to_iso(opened_at)} is in the future")
     if dedup_key:
         existing = w.tx.open_by_dedup(dedup_key)

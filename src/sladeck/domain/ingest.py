@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import cached_property
 from json.encoder import encode_basestring as _json_text
 from typing import Any, BinaryIO
@@ -14,7 +14,7 @@ from sladeck.domain.actions import MAX_TEXT, MAX_TITLE, Desk, Outcome, clean_tex
 from sladeck.domain.clocks import Schedule, schedule, to_us
 from sladeck.domain.model import CLOSED, RESOLVED, Actor, Event, Incident, to_iso
 from sladeck.domain.ports import ImportPlan, ImportTransaction, NewEvent, Opening
-from sladeck.domain.stamps import check_clock, stamp
+from sladeck.domain.stamps import CLOCK_TOLERANCE, check_clock, stamp
 from sladeck.domain.timeline import apply_event
 from sladeck.errors import Refused, SladeckError
 
@@ -156,7 +156,7 @@ def parse_line(raw: bytes, severities: tuple[str, ...], now: datetime) -> dict[s
                              "for UTC, or an offset such as +01:00)")
         if at < EARLIEST:  # an alert from before 1970 is a typo, not an alert
             raise ValueError(f"opened_at {opened!r} is before {EARLIEST.year}")
-        if at > now + timedelta(minutes=5):
+        if at > now + CLOCK_TOLERANCE:  # another host's clock may be this far ahead
             raise ValueError(f"opened_at {opened!r} is in the future")
         record["opened_at"] = at
     return record
