@@ -95,6 +95,26 @@ def call_cli(*argv: str) -> tuple[int, str, str]:
     return (0 if code is None else code), out.getvalue(), err.getvalue()
 
 
+_AT = """
+import sys
+from datetime import datetime
+import sladeck.clock
+at = datetime.fromisoformat(sys.argv[1])
+sladeck.clock.SystemClock.now = lambda self: at
+from sladeck.cli import main
+main(sys.argv[2:])
+"""
+
+
+def cli_at(when: datetime, db: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`sladeck ARGS` in a process of its own (another host) whose clock reads `when`:
+    commands at exact instants (the CLI has no option to fake its clock, on purpose)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLADECK_")}
+    env |= {"SLADECK_DB": str(db), "TZ": "UTC"}
+    return subprocess.run([sys.executable, "-c", _AT, when.isoformat(), *args],
+                          capture_output=True, text=True, env=env, timeout=60)
+
+
 # -- the dashboard: a real app on a fixed clock, with no poll, tick timer or hooks ------
 
 ME = Actor("tester", "Tess")

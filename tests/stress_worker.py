@@ -58,7 +58,7 @@ def handoff(policy, level: str) -> dict[str, str]:
 
 
 def trigger(policy, level: str) -> str:
-    return policy.escalation[level].triggers[0].key
+    return next(t.key for t in policy.escalation[level].triggers if t.after is None)
 
 
 def ndjson(records: list[dict[str, Any]]) -> bytes:

@@ -834,8 +834,10 @@ def test_hostile_text_is_stored_as_given_and_shown_inert(run: Cli) -> None:
     j = run.open("P2", MARKUP)
     run.ok("note", str(i), "note \x1b]52;c;ZXZpbA==\x07 " + MARKUP)
     run.ok("assign", str(i), "eve\x1b[8m")
-    run.ok("escalate", str(i), "--to", "L2", "--trigger", "other", "--reason", "r\x1b[A",
-           *fields(*L2_FIELDS, value="\x1b[1;1H\x07"))
+    escalated = run.ok("escalate", str(i), "--to", "L2", "--trigger", "other", "--reason",
+                       "r\x1b[A", "--assign", "eve\x1b[8m",  # the owner moves with it
+                       *fields(*L2_FIELDS, value="\x1b[1;1H\x07"))
+    assert_inert(escalated)
     shown = run.show(i)
     assert shown["title"] == HOSTILE
     assert shown["service"] == "svc\x1b[31m"

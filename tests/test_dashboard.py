@@ -56,7 +56,8 @@ CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # no ESC, BEL, C1 … on
 
 def fill_handoff(form: EscalateForm, policy: Policy, *, skip: str | None = None) -> None:
     target = policy.escalation[form.target]
-    form.query_one("#trigger", Select).value = target.triggers[0].key
+    form.query_one("#trigger", Select).value = next(
+        t.key for t in target.triggers if t.after is None)  # a timed one waits
     for area in form.query(".handoff"):
         assert isinstance(area, TextArea)
         if area.name != skip:

@@ -46,7 +46,8 @@ async def open_escalation_to(pilot: Pilot, incident_id: int, level: str,
     form.query_one("#target", Select).value = level
     await pilot.pause()
     assert form.target == level
-    form.query_one("#trigger", Select).value = policy.escalation[level].triggers[0].key
+    form.query_one("#trigger", Select).value = next(
+        t.key for t in policy.escalation[level].triggers if t.after is None)  # a timed one waits
     return form
 
 

@@ -197,8 +197,10 @@ def test_hostile_arguments_are_stored_as_given_or_refused_in_one_line(desks: Des
     handoff = desks.tmp / "handoff.yaml"
     handoff.write_text("".join(f'{k}: "\\e]52;c;eA==\\a {k} \\u202e"\n' for k in L2_FIELDS))
     out = desks.run("escalate", "1", "--to", "L2", "--trigger", "other", "--reason",
-                    "\x1b[2J", "--handoff-file", str(handoff))
+                    "\x1b[2J", "--handoff-file", str(handoff),
+                    "--assign", "\x1b]2;ASSIGNEE\x07")  # the owner moves with it
     assert out.returncode == 0, out.stderr
+    assert_inert_bytes(out.stdout)
     got = show(desks, 1)
     assert got["title"] == raw[:1000] and got["assignee"] == "\x1b]2;ASSIGNEE\x07"
     note = next(e for e in got["events"] if e["kind"] == "note")
@@ -587,6 +589,7 @@ def hostile_policy_db(db_path: Path, policy: Policy, monkeypatch: pytest.MonkeyP
     triage = next(iter(checklist_items(stored, first).items()))
     actions.tick(desk, first.id, triage[0], triage[1][0].key)
     actions.acknowledge(desk, first.id)
+    desk.clock.advance(minutes=30)  # type: ignore[attr-defined]  # the trigger's own time
     actions.escalate(desk, first.id, to=l2, trigger=POLICY_KEYS["not_resolved_30m"],
                      fields={i.key: "handed over" for i in stored.escalation[l2].handoff})
     actions.resolve(desk, first.id, summary="fixed", checks="all")

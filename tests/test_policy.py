@@ -114,6 +114,11 @@ def test_escalation_triggers_and_handoff_fields(policy: Policy) -> None:
         assert len(target.triggers) == 4 and all(t.label for t in target.triggers)
         assert target.process
     assert policy.escalation["L2"].triggers[0].key == "not_resolved_30m"
+    # A trigger that names a time carries it; the others carry none.
+    timed = {lvl: [(t.key, t.after) for t in target.triggers if t.after is not None]
+             for lvl, target in policy.escalation.items()}
+    assert timed == {"L2": [("not_resolved_30m", m(30))], "L3": [("not_resolved_2h", h(2))],
+                     "L4": [("not_resolved_8h", h(8))]}
     assert "other" not in {t.key for t in policy.escalation["L4"].triggers}
 
 
@@ -250,6 +255,24 @@ def test_bad_duration_hints(written: str, hint: str) -> None:
     line = line_of(text, f"P1: {{L1: {written},")
     assert problems(text) == [
         f'policy.yaml:{line}: response_matrix.P1.L1: "{written}" is not a duration ({hint})']
+
+
+def test_a_triggers_time_is_a_duration_with_its_line() -> None:
+    label = "label: Issue not resolved within 2 hours, after: 2h}"
+    text = edit(label, label.replace("after: 2h", 'after: "2 hours"'))
+    text = edit("within 8 hours, after: 8h}", "within 8 hours, after: 0m}", text)
+    bad = line_of(text, 'after: "2 hours"')
+    assert problems(text) == [
+        f"policy.yaml:{bad}: escalation.L3.triggers[0].after: "
+        '"2 hours" is not a duration (write 2h)',
+        f"policy.yaml:{line_of(text, 'after: 0m')}: escalation.L4.triggers[0].after: must be "
+        "longer than 0m (leave it out for a trigger that names no time)"]
+
+
+def test_after_belongs_to_triggers_only() -> None:
+    text = edit("help: Steps already attempted}", "help: Steps already attempted, after: 1h}")
+    assert problems(text) == [f"policy.yaml:{line_of(text, 'after: 1h}')}: "
+                              "escalation.L2.handoff[1].after: unknown key"]
 
 
 def test_undefined_level() -> None:

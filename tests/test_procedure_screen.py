@@ -216,7 +216,8 @@ async def test_details_show_the_level_outside_help_and_earlier_levels_ticks(
     first = policy.internal_communication["L1"][0]
     actions.tick(desk, incident.id, "internal.L1", first.key)
     target = policy.escalation["L2"]
-    actions.escalate(desk, incident.id, to="L2", trigger=target.triggers[0].key,
+    untimed = next(t.key for t in target.triggers if t.after is None)
+    actions.escalate(desk, incident.id, to="L2", trigger=untimed,
                      fields={item.key: "filled" for item in target.handoff})
     app = make_app(db_path, policy)
     async with app.run_test(size=(120, 36)) as pilot:

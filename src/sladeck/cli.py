@@ -256,15 +256,18 @@ def ack_cmd(incident_id: int) -> None:
 @click.option("--field", "fields", multiple=True, metavar="KEY=VALUE", help="A handoff field.")
 @click.option("--handoff-file", type=click.Path(dir_okay=False), default=None,
               help="YAML file of handoff field: text.")
+@click.option("--assign", "assignee", default=None, metavar="NAME",
+              help="The new owner at the target level (else the incident is unassigned).")
 def escalate_cmd(incident_id: int, to: str, trigger: str, reason: str, fields: tuple[str, ...],
-                 handoff_file: str | None) -> None:
-    """Escalate to a higher level with the handoff that level needs."""
+                 handoff_file: str | None, assignee: str | None) -> None:
+    """Escalate to a higher level with the handoff that level needs; ownership moves to
+    that level (the assignee is cleared unless --assign names the new owner)."""
     from sladeck.domain.actions import escalate
 
     handoff = parse_fields(fields, handoff_file, "--handoff-file")
     s = session()
     say(escalate(s.desk, incident_id, to=policy_key(s, incident_id, to, "level"),
-                 trigger=trigger, reason=reason, fields=handoff).message)
+                 trigger=trigger, reason=reason, fields=handoff, assignee=assignee).message)
 
 
 @command(cli, "note")

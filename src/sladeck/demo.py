@@ -99,8 +99,12 @@ def _step(desk: actions.Desk, policy: Policy, incident_id: int, title: str, acti
     if action == "ack":
         actions.acknowledge(desk, incident_id)
     elif action == "escalate":
-        trigger = policy.escalation[arg].triggers[0].key
+        # A trigger that names a time (not resolved within 30m) waits for it: take the
+        # first that names none.
+        triggers = policy.escalation[arg].triggers
+        trigger = next((t.key for t in triggers if t.after is None), "other")
         actions.escalate(desk, incident_id, to=arg, trigger=trigger,
+                         reason="demo" if trigger == "other" else "",
                          fields=_handoff(policy, arg, title))
     elif action == "assign":
         actions.assign(desk, incident_id, arg)

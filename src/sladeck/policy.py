@@ -43,6 +43,15 @@ class Item:
 
 
 @dataclass(frozen=True)
+class Trigger(Item):
+    """An escalation trigger; `after` is the time it names ("not resolved within 30
+    minutes"): it can be chosen only once the incident has been that long at its
+    current level (the tier's own escalation criteria, SPEC §3)."""
+
+    after: timedelta | None = None
+
+
+@dataclass(frozen=True)
 class Severity:
     """A severity (P0-P3): what it means and its SLA targets."""
 
@@ -80,7 +89,7 @@ class EscalationTarget:
 
     level: str
     process: tuple[str, ...]
-    triggers: tuple[Item, ...]
+    triggers: tuple[Trigger, ...]
     handoff: tuple[Item, ...]
 
 

@@ -32,7 +32,7 @@ VALIDATORS = ("policy.py", "policy_file.py", "policy_cache.py")  # beside this f
 SAFE_GLOBALS = frozenset({("datetime", "time"), ("datetime", "timedelta"),
                           (__name__, "_proxy")} | {
     ("sladeck.policy", name) for name in (
-        "Policy", "Severity", "Tier", "EscalationTarget", "Item", "LevelContact",
+        "Policy", "Severity", "Tier", "EscalationTarget", "Item", "Trigger", "LevelContact",
         "Availability", "ManagementContact", "NamedContact", "BusinessHours",
         "Notifications", "Intake")})
 

@@ -45,6 +45,7 @@ from sladeck.policy import (
     Policy,
     Severity,
     Tier,
+    Trigger,
     format_duration,
     parse_duration,
 )
@@ -206,13 +207,16 @@ class _Reader:
             return 0.25
         return share
 
-    def items(self, node: yaml.Node, path: str, *, with_help: bool = False) -> tuple[Item, ...]:
+    def items(self, node: yaml.Node, path: str, *, with_help: bool = False,
+              extra: tuple[str, ...] = ()) -> tuple[Item, ...]:
+        """Keyed items; `extra` names more optional keys, read by the caller."""
         result: list[Item] = []
         seen: set[str] = set()
         for i, child in enumerate(self.seq(node, path)):
             here = f"{path}[{i}]"
             fields = self.mapping(child, here, ("key", "label", "help") if with_help
-                                  else ("key", "label"), () if with_help else ("help",))
+                                  else ("key", "label"),
+                                  (() if with_help else ("help",)) + extra)
             if fields is None:
                 continue
             key = self.text(fields["key"], f"{here}.key") if "key" in fields else ""
@@ -293,6 +297,24 @@ def _tier(r: _Reader, node: yaml.Node, path: str, key: str) -> Tier | None:
         common_issues=lst("common_issues"),
         escalation_criteria=lst("escalation_criteria"),
     )
+
+
+def _triggers(r: _Reader, node: yaml.Node, path: str) -> tuple[Trigger, ...]:
+    """A level's triggers: keyed items, each with an optional `after` duration (the time
+    a trigger such as "not resolved within 30 minutes" names)."""
+    afters: list[timedelta | None] = []
+    children = node.value if isinstance(node, yaml.SequenceNode) else []  # items() tells
+    for i, child in enumerate(children):
+        fields = {k.value: v for k, v in child.value if isinstance(k, yaml.ScalarNode)} \
+            if isinstance(child, yaml.MappingNode) else {}
+        after = r.duration(fields["after"], f"{path}[{i}].after") if "after" in fields else None
+        if after is not None and not after:
+            r.problem(fields["after"], f"{path}[{i}].after",
+                      "must be longer than 0m (leave it out for a trigger that names no time)")
+        afters.append(after or None)
+    items = r.items(node, path, extra=("after",))
+    return tuple(Trigger(item.key, item.label, item.help, after)
+                 for item, after in zip(items, afters, strict=False))
 
 
 def _availability(r: _Reader, node: yaml.Node, path: str) -> tuple[Availability, ...]:
@@ -535,7 +557,8 @@ def _build(r: _Reader, top: dict[str, yaml.Node], source: str) -> Policy | None:
             f = r.mapping(node, path, ("triggers", "handoff"), ("process",))
             if f is None:
                 continue
-            triggers = r.items(f["triggers"], f"{path}.triggers") if "triggers" in f else ()
+            triggers = _triggers(r, f["triggers"], f"{path}.triggers") if "triggers" in f \
+                else ()
             for item in triggers:
                 if item.key == "other":
                     r.problem(f["triggers"], f"{path}.triggers", '"other" is built in; do not list it')

@@ -53,6 +53,9 @@ def _items(title: str, items: Iterable[Item], indent: str = "  ",
         text = f"{box}{v(item.key)}: {v(item.label)}"
         if item.help:
             text += f" ({v(item.help)})"
+        after = getattr(item, "after", None)  # a timed trigger
+        if after is not None:
+            text += f" [after {format_duration(after)} at the current level]"
         if marks and item.key in marks:
             text += f" - {marks[item.key]}"
         out += wrap(f"- {text}", indent + "  ", indent + "    " + " " * len(box))

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sladeck.clock import Clock
-from sladeck.domain.clocks import BREACHED, DUE, assess
+from sladeck.domain.clocks import BREACHED, DUE, assess, format_countdown
 from sladeck.domain.model import (
     ACKNOWLEDGED,
     ACTIVE_STATES,
@@ -28,6 +28,7 @@ from sladeck.domain.model import (
     to_iso,
 )
 from sladeck.domain.ports import Storage, WriteTransaction
+from sladeck.domain.stamps import CLOCK_TOLERANCE, check_clock, stamp
 from sladeck.domain.timeline import STATE_EVENTS, apply_event, describe
 from sladeck.errors import Conflict, MissingFields, NotFound, Refused
 from sladeck.policy import Policy
@@ -127,18 +128,22 @@ class _Writer:
         return self.desk.store.policy(incident.policy_id)
 
     def at(self, incident: Incident | None) -> datetime:
-        """Now, but never before the incident's last event: the timeline never runs back
-        (notes and ticks leave `updated_at` alone, so ask the timeline itself)."""
+        """When an event written now happens (`stamps.stamp`): now, or the incident's last
+        event when that is at most a few minutes ahead (notes and ticks leave
+        `updated_at` alone, so ask the timeline itself); never dragged further."""
         if incident is None:
             return self.now
-        last = self.tx.last_event_at(incident.id) or incident.updated_at
-        if last is not None and last > self.now:
-            return last
-        return self.now
+        return stamp(self.now, self.tx.last_event_at(incident.id) or incident.updated_at)
+
+    _clock_checked = False
 
     def record(self, incident: Incident | None, kind: str, payload: dict[str, Any],
                levels: tuple[str, ...]) -> tuple[Incident, Event]:
-        """Append one event and store the state it produces."""
+        """Append one event and store the state it produces (refused, before anything is
+        written, when this host's clock is far ahead of the file: `stamps.check_clock`)."""
+        if not self._clock_checked:
+            check_clock(self.now, self.tx.newest_event())
+            self._clock_checked = True
         at = self.at(incident)
         event_id = self.tx.next_event_id()
         version = (incident.version if incident else 0) + (1 if kind in STATE_EVENTS else 0)
@@ -180,7 +185,7 @@ def _open(w: _Writer, *, title: str, severity: str, description: str, service: s
                               limit=MAX_TITLE) or None
     if severity not in policy.severities:
         raise Refused(f"unknown severity {severity!r} (choose {', '.join(policy.severities)})")
-    if opened_at is not None and opened_at > w.now + timedelta(minutes=5):
+    if opened_at is not None and opened_at > w.now + CLOCK_TOLERANCE:
         raise Refused(f"opened_at {to_iso(opened_at)} is in the future")
     if dedup_key:
         existing = w.tx.open_by_dedup(dedup_key)
@@ -225,9 +230,36 @@ def acknowledge(desk: Desk, incident_id: int, *, expected_version: int | None = 
         return Outcome(new, event, f"{new.ref} acknowledged at {new.level}")
 
 
+def trigger_wait(policy: Policy, to: str, trigger: str, incident: Incident, now: datetime
+                 ) -> timedelta | None:
+    """How long before `trigger` (to `to`) can be chosen for `incident`, or None if it can
+    be now. A trigger that names a time ("not resolved within 30 minutes", `after` in the
+    policy) counts it from when the incident entered its current level: the procedure
+    lists it under that level's own escalation criteria, as the level clock does."""
+    target = policy.escalation.get(to)
+    found = next((t for t in target.triggers if t.key == trigger), None) if target else None
+    after = getattr(found, "after", None)
+    if after is None:
+        return None
+    left = incident.level_entered_at + after - now
+    return left if left > timedelta(0) else None
+
+
+def wait_countdown(left: timedelta) -> str:
+    """`12m30s`: a wait in whole seconds, rounded up (never `0m00s` while one is left)."""
+    return format_countdown(timedelta(seconds=-(-left // timedelta(seconds=1))))
+
+
+def wait_message(trigger: str, left: timedelta) -> str:
+    """`trigger 'not_resolved_30m' can be chosen in 12m30s`."""
+    return f"trigger {trigger!r} can be chosen in {wait_countdown(left)}"
+
+
 def handoff_problems(policy: Policy, to: str, trigger: str, reason: str,
-                     fields: Mapping[str, str]) -> tuple[list[str], str | None]:
-    """(missing handoff field keys, other problem) for an escalation to `to`."""
+                     fields: Mapping[str, str], *, incident: Incident | None = None,
+                     now: datetime | None = None) -> tuple[list[str], str | None]:
+    """(missing handoff field keys, other problem) for an escalation to `to`; given the
+    incident and the time, a timed trigger chosen too early is a problem too."""
     target = policy.escalation[to]
     known = {item.key for item in target.handoff}
     unknown = sorted(set(fields) - known)
@@ -244,12 +276,19 @@ def handoff_problems(policy: Policy, to: str, trigger: str, reason: str,
         problem = (f"unknown trigger {trigger!r} for {to} "
                    f"(choose {', '.join([*sorted(triggers), OTHER])})" if trigger
                    else "choose a trigger")
+    elif incident is not None and now is not None:
+        left = trigger_wait(policy, to, trigger, incident, now)
+        if left is not None:
+            problem = wait_message(trigger, left)
     return missing, problem
 
 
 def escalate(desk: Desk, incident_id: int, *, to: str, trigger: str, fields: Mapping[str, str],
-             reason: str = "", expected_version: int | None = None) -> Outcome:
-    """Hand the incident to a higher level with that level's complete handoff."""
+             reason: str = "", expected_version: int | None = None,
+             assignee: str | None = None) -> Outcome:
+    """Hand the incident to a higher level with that level's complete handoff. Ownership
+    moves with it (SPEC §2): the assignee is cleared, unless `assignee` names the new
+    owner."""
     with desk.store.write() as tx:
         w = _Writer(desk, tx)
         incident = w.load(incident_id, expected_version)
@@ -267,7 +306,9 @@ def escalate(desk: Desk, incident_id: int, *, to: str, trigger: str, fields: Map
         fields = {k: clean_text(v, f"handoff field {k}", required=False)
                   for k, v in fields.items()}
         reason = clean_text(reason, "reason", required=False)
-        missing, problem = handoff_problems(policy, to, trigger, reason, fields)
+        owner = clean_text(assignee, "assignee", required=False, limit=200).strip() or None
+        missing, problem = handoff_problems(policy, to, trigger, reason, fields,
+                                            incident=incident, now=w.at(incident))
         if missing:
             labels = {item.key: item.label for item in policy.escalation[to].handoff}
             message = f"escalating {incident.ref} to {to} needs: " + ", ".join(
@@ -278,10 +319,12 @@ def escalate(desk: Desk, incident_id: int, *, to: str, trigger: str, fields: Map
         if problem:
             raise MissingFields(problem, ["reason" if trigger == OTHER else "trigger"])
         payload = {"from": incident.level, "to": to, "trigger": trigger, "reason": reason,
-                   "fields": dict(fields)}
+                   "fields": dict(fields), "assignee": owner}
         new, event = w.record(incident, "escalated", payload, policy.levels)
         tx.add_handoff(new.id, event.id, incident.level, to, trigger, reason, dict(fields))
-        return Outcome(new, event, f"{new.ref} escalated to {to}")
+        owned = f", assigned to {owner}" if owner else \
+            f", unassigned (was {incident.assignee})" if incident.assignee else ""
+        return Outcome(new, event, f"{new.ref} escalated to {to}{owned}")
 
 
 def add_note(desk: Desk, incident_id: int, text: str) -> Outcome:

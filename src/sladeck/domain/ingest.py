@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import cached_property
 from json.encoder import encode_basestring as _json_text
 from typing import Any, BinaryIO
@@ -14,6 +14,7 @@ from sladeck.domain.actions import MAX_TEXT, MAX_TITLE, Desk, Outcome, clean_tex
 from sladeck.domain.clocks import Schedule, schedule, to_us
 from sladeck.domain.model import CLOSED, RESOLVED, Actor, Event, Incident, to_iso
 from sladeck.domain.ports import ImportPlan, ImportTransaction, NewEvent, Opening
+from sladeck.domain.stamps import CLOCK_TOLERANCE, check_clock, stamp
 from sladeck.domain.timeline import apply_event
 from sladeck.errors import Refused, SladeckError
 
@@ -167,7 +168,7 @@ def check_record(record: dict[str, Any], severities: tuple[str, ...], now: datet
                              "for UTC, or an offset such as +01:00)")
         if at < EARLIEST:  # an alert from before 1970 is a typo, not an alert
             raise ValueError(f"opened_at {opened!r} is before {EARLIEST.year}")
-        if at > now + timedelta(minutes=5):
+        if at > now + CLOCK_TOLERANCE:  # another host's clock may be this far ahead
             raise ValueError(f"opened_at {opened!r} is in the future")
         record["opened_at"] = at
     return record
@@ -301,6 +302,8 @@ def _write_records(desk: Desk, tx: ImportTransaction,
     `Incident` is made only if a later line repeats it).
     """
     now = desk.clock.now()
+    if records:
+        check_clock(now, tx.newest_event())  # as `_Writer.record`: refused before any write
     actor, policy, store = desk.actor, desk.policy, desk.store
     now_us = to_us(now)
     levels = policy.levels
@@ -315,12 +318,11 @@ def _write_records(desk: Desk, tx: ImportTransaction,
     current: dict[int, Incident] = {i.id: i for i in (*found.values(), *latest.values())}
     before = dict(current)  # what each existing incident was: its row is updated if touched
     open_ids = {key: i.id for key, i in found.items()}
-    # `_Writer.at`: an existing incident's events never run back before its last one.
+    # `_Writer.at`: stamped as `stamps.stamp` says (never dragged far ahead).
     last_at = tx.last_events_at(current) if current else {}
     at_of = {}
     for incident_id, incident in current.items():
-        last = last_at.get(incident_id) or incident.updated_at
-        at_of[incident_id] = last if last is not None and last > now else now
+        at_of[incident_id] = stamp(now, last_at.get(incident_id) or incident.updated_at)
     event_id = tx.next_event_id()
     next_id = policy_id = 0  # assigned at the first new incident
     plan = ImportPlan(actor)

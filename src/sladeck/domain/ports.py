@@ -116,6 +116,11 @@ class WriteTransaction(Protocol):
         """When the incident's latest event happened, or None."""
         ...
 
+    def newest_event(self) -> Event | None:
+        """The last event written to the file (the highest id, whatever its incident), or
+        None in an empty file: the file's own idea of the present (`stamps`). Cheap."""
+        ...
+
     def next_event_id(self) -> int:
         """The id the next appended event takes."""
         ...

@@ -67,6 +67,10 @@ def apply_event(incident: Incident | None, *, event_id: int, version: int, kind:
         changes = {"level": level, "state": OPEN, "level_entered_at": at,
                    "acknowledged_at": None, "acknowledged_by": None, "resolved_at": None,
                    "closed_at": None, "reached": _reach(incident.reached, levels, level, at)}
+        if kind == "escalated" and "assignee" in payload:
+            # Ownership moves to the new level: cleared unless the escalation names the
+            # new owner (escalations recorded before this rule carry no key and kept it).
+            changes["assignee"] = payload["assignee"] or None
     elif kind == "severity_changed":
         changes = {"severity": payload["to"]}
     elif kind == "assigned":
@@ -93,7 +97,9 @@ def describe(kind: str, payload: dict[str, Any]) -> str:
         case "opened":
             return f"opened as {payload.get('severity')} at {payload.get('level')}"
         case "escalated":
-            return f"escalated to {payload.get('to')}"
+            owner = payload.get("assignee")  # free text: escaped, as for `assigned`
+            return f"escalated to {payload.get('to')}" + (
+                f", assigned to {visible(str(owner))}" if owner else "")
         case "severity_changed":
             return f"changed to {payload.get('to')}"
         case "assigned":

@@ -623,6 +623,12 @@ class Transaction:
             "ORDER BY id", (incident_id, version)).fetchall()
         return [event_from_row(r) for r in rows]
 
+    def newest_event(self) -> Event | None:
+        """The last event written (by id: one step down the primary key)."""
+        row = self.conn.execute(f"SELECT {', '.join(EVENT_COLUMNS)} FROM events "
+                                "ORDER BY id DESC LIMIT 1").fetchone()
+        return event_from_row(row) if row else None
+
     def last_event_at(self, incident_id: int) -> datetime | None:
         """When the incident's latest event happened (its timeline never runs back)."""
         row = self.conn.execute("SELECT max(at) FROM events WHERE incident_id = ?",

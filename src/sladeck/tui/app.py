@@ -575,7 +575,8 @@ class SladeckApp(App[int]):
     def action_escalate(self) -> None:
         from sladeck.tui.forms import EscalateForm
 
-        self._open_form(lambda incident, policy: EscalateForm(incident, policy, self.clock.now()))
+        self._open_form(lambda incident, policy: EscalateForm(
+            incident, policy, self.clock.now(), clock=self.clock))
 
     def action_resolve(self) -> None:
         from sladeck.tui.forms import ResolveForm

@@ -11,7 +11,7 @@ life: the next time the same form opens on the same incident it comes back.
 from __future__ import annotations
 
 import contextlib
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -27,11 +27,12 @@ from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static, TextArea
 from textual.widgets.select import InvalidSelectValueError
 
-from sladeck.domain.actions import OTHER, Outcome
+from sladeck.clock import Clock
+from sladeck.domain.actions import OTHER, Outcome, trigger_wait, wait_message
 from sladeck.domain.clocks import SEVERITY_LEVEL, assess
 from sladeck.domain.model import Incident
 from sladeck.domain.queue import DEFAULT_STATES, Filter
-from sladeck.policy import Policy
+from sladeck.policy import Policy, Trigger, format_duration
 from sladeck.text import visible
 from sladeck.tui.cursors import steady_cursors
 from sladeck.tui.messages import ActionRefused, ActionRequested, StoreChanged
@@ -378,8 +379,9 @@ class EscalateForm(ActionForm):
     heading = "Escalate"
 
     def __init__(self, incident: Incident, policy: Policy, now: datetime,
-                 typed: dict[str, str] | None = None) -> None:
+                 typed: dict[str, str] | None = None, *, clock: Clock | None = None) -> None:
         super().__init__(incident, policy, now)
+        self.clock = clock  # timed triggers are checked at the instant one is chosen
         self.typed: dict[str, str] = dict(typed or {})
         above = policy.levels[policy.level_rank(incident.level) + 1:]
         self.targets = above
@@ -421,6 +423,8 @@ class EscalateForm(ActionForm):
                 self.typed[area.name] = area.text
         if self.query("#reason"):
             self.typed["__reason"] = self.query_one("#reason", Input).value
+        if self.query("#owner"):
+            self.typed["__owner"] = self.query_one("#owner", Input).value
         if self.query("#trigger") and self._shown_level:
             trigger = self.query_one("#trigger", Select).value
             if isinstance(trigger, str):  # each level has its own triggers
@@ -447,7 +451,7 @@ class EscalateForm(ActionForm):
             vendors,
             Label(Text("Trigger", style="bold"), classes="field-label"),
         ]
-        choices = ([(Text(visible(t.label)), t.key) for t in target.triggers]
+        choices = ([(self._trigger_label(level, t), t.key) for t in target.triggers]
                    + [("Other (give a reason)", OTHER)])
         trigger = Select(choices, prompt="Choose why", id="trigger", name="trigger",
                          value=chosen if chosen in {key for _, key in choices} else Select.NULL,
@@ -459,6 +463,11 @@ class EscalateForm(ActionForm):
             area = _area(self.typed.get(item.key, ""), name=item.key)
             area.add_class("handoff")
             widgets += list(self.labelled(item.label, item.help, area))
+        owner = Input(self.typed.get("__owner", ""), id="owner", name="assignee",
+                      placeholder="blank: unassigned", compact=True)
+        widgets += list(self.labelled(
+            f"New owner at {level}", "Ownership moves to the new level: the assignee is "
+            "cleared unless you name who takes it", owner))
         # The level's reference text after the fields: the fields stay near the top.
         widgets.append(Static(tier_text(self.policy, level), id="tier-info",
                               classes="procedure"))
@@ -475,12 +484,51 @@ class EscalateForm(ActionForm):
             self.target = event.value
             await self._show_level(self.target)
 
+    def _now(self) -> datetime:
+        assert self.now is not None
+        return self.clock.now() if self.clock is not None else self.now
+
+    def _trigger_label(self, level: str, trigger: Trigger) -> Text:
+        """A trigger's label, with the time it names and, while it must wait, when it can
+        be chosen (a time of day in the viewer's zone: it does not go stale while the form
+        is open; choosing it early says how long is left)."""
+        assert self.policy is not None and self.incident is not None
+        label = Text(visible(trigger.label))
+        if trigger.after is not None:
+            now = self._now()
+            left = trigger_wait(self.policy, level, trigger.key, self.incident, now)
+            when = ""
+            if left is not None:
+                local = (now + timedelta(seconds=-(-left // timedelta(seconds=1)))).astimezone()
+                when = f"; from {local:%H:%M:%S}" + ("" if left < timedelta(hours=12)
+                                                     else f" on {local:%a %d %b}")
+            label.append(f" (after {format_duration(trigger.after)} at "
+                         f"{visible(self.incident.level)}{when})")
+        return label
+
+    def _trigger_refusal(self, trigger: object) -> str | None:
+        """The domain's message for a timed trigger chosen too early, or None."""
+        assert self.policy is not None and self.incident is not None
+        if not isinstance(trigger, str):
+            return None
+        left = trigger_wait(self.policy, self.target, trigger, self.incident, self._now())
+        return wait_message(trigger, left) if left is not None else None
+
     @on(Select.Changed, "#trigger")
     def _trigger_changed(self, event: Select.Changed) -> None:
-        """External vendor support needed: show whom to call outside the company."""
+        """External vendor support needed: show whom to call outside the company. A timed
+        trigger chosen before its time is refused on the spot, as the action would."""
         found = self.query("#outside-help")
         if found:
             found.first().display = event.value == VENDOR_TRIGGER
+        refusal = self._trigger_refusal(event.value)
+        if refusal is not None:
+            self.show_refusal(refusal, ["trigger"])
+        elif self._told_wait:
+            self.show_refusal("")
+        self._told_wait = refusal is not None
+
+    _told_wait = False  # the form's error line says a trigger must wait
 
     def build(self) -> Request | None:
         assert self.incident is not None
@@ -490,9 +538,14 @@ class EscalateForm(ActionForm):
         fields = {a.name: a.text for a in self.query(".handoff")
                   if isinstance(a, TextArea) and a.name}
         reason = self.query_one("#reason", Input).value
+        refusal = self._trigger_refusal(trigger_key)
+        if refusal is not None:
+            self.show_refusal(refusal, ["trigger"])
+            return None
         return EscalateRequest(self.incident.id, to=self.target, trigger=trigger_key,
                                fields=fields, reason=reason,
-                               expected_version=self.expected_version)
+                               expected_version=self.expected_version,
+                               assignee=self.query_one("#owner", Input).value)
 
 
 class ResolveForm(ActionForm):

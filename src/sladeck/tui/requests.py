@@ -31,11 +31,13 @@ class EscalateRequest:
     fields: dict[str, str] = field(default_factory=dict)
     reason: str = ""
     expected_version: int | None = None
+    assignee: str = ""  # the new owner; blank: unassigned
 
     def run(self, desk: Desk) -> Outcome:
         return actions.escalate(desk, self.incident_id, to=self.to, trigger=self.trigger,
                                 fields=self.fields, reason=self.reason,
-                                expected_version=self.expected_version)
+                                expected_version=self.expected_version,
+                                assignee=self.assignee)
 
 
 @dataclass(frozen=True)
