@@ -29,7 +29,8 @@ STATE_EVENTS = frozenset({
     "closed", "reopened", "policy_applied"})
 EVENT_KINDS = STATE_EVENTS | {
     "note", "repeated", "checklist_ticked", "checklist_unticked", "review_filed",
-    "follow_up_added", "follow_up_done", "sla_due", "sla_breached", "hook_failed"}
+    "follow_up_added", "follow_up_done", "sla_due", "sla_breached", "hook_failed",
+    "arrived", "paged", "repaged"}
 
 
 def _reach(reached: dict[str, datetime], levels: tuple[str, ...], level: str,
@@ -117,7 +118,22 @@ def describe(kind: str, payload: dict[str, Any]) -> str:
             return f"due for escalation ({payload.get('clock')})"
         case "sla_breached":
             return f"breached its {payload.get('clock')} SLA"
+        case "arrived":
+            risk = payload.get("risk")
+            late = f", already {risk}" if risk in ("due", "breached") else ""
+            return f"announced on arrival ({payload.get('severity')} at {payload.get('level')}{late})"
+        case "paged":
+            return f"paged to {payload.get('level')}" + _to(payload)
+        case "repaged":
+            return (f"paged again, still unacknowledged at {payload.get('level')} "
+                    f"({payload.get('page')} of {payload.get('of')})" + _to(payload))
         case "hook_failed":
             return "not delivered to the notification command"
         case _:
             return kind.replace("_", " ")
+
+
+def _to(payload: dict[str, Any]) -> str:
+    """` (who, where)`: the contacts a notice went to, if it names any."""
+    to = payload.get("to")
+    return f" ({', '.join(str(c) for c in to)})" if isinstance(to, list) and to else ""
