@@ -576,7 +576,7 @@ def test_a_due_notice_is_recorded_once_across_desks(desk: Desk, store: Store, db
     # a P0 is announced, and due for escalation to L4 the moment it opens
     recorded = actions.record_notices(desk, store.incidents())
     assert [(e.kind, e.payload.get("clock"), e.payload["level"]) for _, e in recorded] == [
-        ("arrived", None, "L1"), ("sla_due", "severity_level", "L4")]
+        ("announced", None, "L1"), ("sla_due", "severity_level", "L4")]
     assert actions.record_notices(desk, store.incidents()) == []
     other_store = Store(db_path)
     try:

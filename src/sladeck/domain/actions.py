@@ -488,14 +488,20 @@ def apply_policy(desk: Desk) -> list[Outcome]:
 NOTICE_BATCH = 200  # incidents per notices' transaction: the write lock is never held long
 
 
-def record_notices(desk: Desk, incidents: Iterable[Incident]) -> list[tuple[Incident, Event]]:
+def record_notices(desk: Desk, incidents: Iterable[Incident], *,
+                   into: list[tuple[Incident, Event]] | None = None
+                   ) -> list[tuple[Incident, Event]]:
     """Record every notice of SPEC §6 that `incidents` owe now and nobody has told yet,
     each once, whichever process sees it first (`notices.owed`; the store's claim on
     the notice's name decides, in the same transaction as its event).
 
     Returns the notices this process recorded (so it alone runs the notification hook).
-    Nothing is written when every notice owed was told already.
+    Nothing is written when every notice owed was told already. Notices are written
+    NOTICE_BATCH incidents per transaction; each committed batch is appended to `into`
+    at once, so a caller whose later batch failed (locked, disk full) still knows what
+    was recorded.
     """
+    recorded: list[tuple[Incident, Event]] = into if into is not None else []
     now = desk.clock.now()
     owing: list[int] = []
     hints: dict[int, set[tuple[str, str]]] = {}
@@ -507,12 +513,12 @@ def record_notices(desk: Desk, incidents: Iterable[Incident]) -> list[tuple[Inci
             owing.append(incident.id)
             hints[incident.id] = {(n.kind, n.key) for n in due}
     if not owing:
-        return []
+        return recorded
     for incident_id, kind, key in desk.store.told_notices(owing):
         hints[incident_id].discard((kind, key))
     owing = [i for i in owing if hints[i]]
-    recorded: list[tuple[Incident, Event]] = []
     for start in range(0, len(owing), NOTICE_BATCH):
+        batch: list[tuple[Incident, Event]] = []
         with desk.store.write() as tx:
             w = _Writer(desk, tx)
             for incident_id in owing[start:start + NOTICE_BATCH]:
@@ -526,7 +532,8 @@ def record_notices(desk: Desk, incidents: Iterable[Incident]) -> list[tuple[Inci
                     current, event = w.record(current, notice.kind, dict(notice.payload),
                                               policy.levels)
                     tx.link_notice(current.id, notice.kind, notice.key, event.id)
-                    recorded.append((current, event))
+                    batch.append((current, event))
+        recorded.extend(batch)  # committed
     return recorded
 
 

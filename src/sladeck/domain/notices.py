@@ -6,7 +6,8 @@ policy, never from the clock of whoever records it. The store claims each name o
 (a unique key in the database), so a notice is recorded once, whoever sees it first.
 
 Kinds (each an event on the timeline):
-- `arrived`: a severity the policy announces (P0, P1) arrived; key "".
+- `announced`: the incident arrived with, or was raised to, a severity the policy
+  announces (P0, P1); key "" (once per incident).
 - `paged`: escalated to a level, to that level's contacts; key `LEVEL@ENTERED`.
 - `sla_due` / `sla_breached`: a ticking clock passed its deadline (also one that had
   already passed when the incident arrived); key `CLOCK@DUE_AT`.
@@ -25,9 +26,9 @@ from sladeck.domain.clocks import BREACHED, DUE, RESPONSE, assess
 from sladeck.domain.model import Incident, to_iso
 from sladeck.policy import Policy
 
-ARRIVED, PAGED, SLA_DUE, SLA_BREACHED, REPAGED = (
-    "arrived", "paged", "sla_due", "sla_breached", "repaged")
-NOTICE_KINDS = (ARRIVED, PAGED, SLA_DUE, SLA_BREACHED, REPAGED)
+ANNOUNCED, PAGED, SLA_DUE, SLA_BREACHED, REPAGED = (
+    "announced", "paged", "sla_due", "sla_breached", "repaged")
+NOTICE_KINDS = (ANNOUNCED, PAGED, SLA_DUE, SLA_BREACHED, REPAGED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +65,7 @@ def owed(incident: Incident, policy: Policy, now: datetime) -> list[Notice]:
     settings = policy.notifications
     entered = to_iso(incident.level_entered_at)
     if incident.severity in settings.announce:
-        notices.append(Notice(ARRIVED, "", {
+        notices.append(Notice(ANNOUNCED, "", {
             "severity": incident.severity, "level": incident.level,
             "risk": assessment.risk, "to": _contacts(policy, incident.level)}))
     if _paged_level(incident, policy):

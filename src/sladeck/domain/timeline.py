@@ -30,7 +30,7 @@ STATE_EVENTS = frozenset({
 EVENT_KINDS = STATE_EVENTS | {
     "note", "repeated", "checklist_ticked", "checklist_unticked", "review_filed",
     "follow_up_added", "follow_up_done", "sla_due", "sla_breached", "hook_failed",
-    "arrived", "paged", "repaged"}
+    "announced", "paged", "repaged"}
 
 
 def _reach(reached: dict[str, datetime], levels: tuple[str, ...], level: str,
@@ -118,10 +118,10 @@ def describe(kind: str, payload: dict[str, Any]) -> str:
             return f"due for escalation ({payload.get('clock')})"
         case "sla_breached":
             return f"breached its {payload.get('clock')} SLA"
-        case "arrived":
+        case "announced":
             risk = payload.get("risk")
             late = f", already {risk}" if risk in ("due", "breached") else ""
-            return f"announced on arrival ({payload.get('severity')} at {payload.get('level')}{late})"
+            return f"announced as {payload.get('severity')} at {payload.get('level')}{late}"
         case "paged":
             return f"paged to {payload.get('level')}" + _to(payload)
         case "repaged":

@@ -151,7 +151,7 @@ def _v5_notice_keys(db: sqlite_utils.Database) -> None:
             key TEXT NOT NULL,
             event_id INTEGER,
             PRIMARY KEY (incident_id, kind, key)
-        ) WITHOUT ROWID""")
+        )""")
     conn.execute("""INSERT INTO notice_claims (incident_id, kind, key, event_id)
                     SELECT incident_id,
                            CASE status WHEN 'due' THEN 'sla_due' ELSE 'sla_breached' END,
@@ -160,7 +160,7 @@ def _v5_notice_keys(db: sqlite_utils.Database) -> None:
     conn.execute("ALTER TABLE notice_claims RENAME TO notices")
     active = "state IN ('open', 'acknowledged')"
     conn.execute(f"INSERT OR IGNORE INTO notices (incident_id, kind, key) "
-                 f"SELECT id, 'arrived', '' FROM incidents WHERE {active}")
+                 f"SELECT id, 'announced', '' FROM incidents WHERE {active}")
     conn.execute(f"INSERT OR IGNORE INTO notices (incident_id, kind, key) "
                  f"SELECT id, 'paged', level || '@' || level_entered_at FROM incidents "
                  f"WHERE {active}")
