@@ -71,7 +71,7 @@ def test_an_escalation_pages_the_new_levels_contacts_once(
     from sladeck.report import incident_markdown
 
     text = incident_markdown(detail, policy, clock.now())
-    assert f"paged to L3 ({policy.level_contacts['L3'].primary}" in text
+    assert f"paged L3: {policy.level_contacts['L3'].primary}" in text
 
 
 def test_repages_fall_at_exact_instants_up_to_the_limit(

@@ -115,18 +115,20 @@ def describe(kind: str, payload: dict[str, Any]) -> str:
         case "follow_up_done":
             return "had a follow-up done"
         case "sla_due":
-            return f"due for escalation ({payload.get('clock')})"
+            towards = "to" if payload.get("clock") == "severity_level" else "from"
+            return (f"due for escalation {towards} {payload.get('level')} "
+                    f"({_clock_name(payload.get('clock'))} deadline passed)")
         case "sla_breached":
-            return f"breached its {payload.get('clock')} SLA"
+            return f"breached its {_clock_name(payload.get('clock'))} SLA"
         case "announced":
             risk = payload.get("risk")
             late = f", already {risk}" if risk in ("due", "breached") else ""
             return f"announced as {payload.get('severity')} at {payload.get('level')}{late}"
         case "paged":
-            return f"paged to {payload.get('level')}" + _to(payload)
+            return f"paged {payload.get('level')}" + _to(payload)
         case "repaged":
             return (f"paged again, still unacknowledged at {payload.get('level')} "
-                    f"({payload.get('page')} of {payload.get('of')})" + _to(payload))
+                    f"(page {payload.get('page')} of {payload.get('of')})" + _to(payload))
         case "hook_failed":
             return "not delivered to the notification command"
         case _:
@@ -134,6 +136,13 @@ def describe(kind: str, payload: dict[str, Any]) -> str:
 
 
 def _to(payload: dict[str, Any]) -> str:
-    """` (who, where)`: the contacts a notice went to, if it names any."""
+    """`: who, where`: the contacts a notice went to, if it names any."""
     to = payload.get("to")
-    return f" ({', '.join(str(c) for c in to)})" if isinstance(to, list) and to else ""
+    return f": {', '.join(str(c) for c in to)}" if isinstance(to, list) and to else ""
+
+
+def _clock_name(kind: Any) -> str:
+    """`Response (acknowledge)` for `response`: a clock as people read it."""
+    from sladeck.domain.clocks import KIND_TITLE
+
+    return KIND_TITLE.get(str(kind), str(kind).replace("_", " "))
