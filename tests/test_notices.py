@@ -290,3 +290,21 @@ async def test_a_new_p3_rings_nothing(db_path: Path, policy: Policy, other: Desk
         assert app.bells == 0 and not [n for n in app._notifications if n.title]
 
 
+
+
+def test_hosts_with_different_clocks_name_a_notice_alike(
+        desk: Desk, db_path: Path, policy: Policy, clock: FixedClock) -> None:
+    """A host ten minutes ahead tells the breach first; the host behind, reaching the
+    same deadline later, finds it told: the name comes from the timeline, not a clock."""
+    inc = actions.open_incident(desk, title="Outage", severity="P2").incident
+    ahead_store = Store(db_path)
+    try:
+        ahead = Desk(ahead_store, policy, FixedClock(clock.now() + timedelta(hours=2)),
+                     Actor("ahead"))
+        told = {e.kind for _, e in actions.record_notices(ahead, [inc])}
+        assert "sla_breached" in told
+        clock.advance(hours=2, seconds=30)  # this host gets there later
+        again = {e.kind for _, e in actions.record_notices(desk, [desk.store.incident(inc.id)])}
+        assert "sla_breached" not in again and "announced" not in again
+    finally:
+        ahead_store.close()
