@@ -5,6 +5,7 @@ fixed clock (the real command's processes are in test_watch.py)."""
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -308,3 +309,30 @@ def test_hosts_with_different_clocks_name_a_notice_alike(
         assert "sla_breached" not in again and "announced" not in again
     finally:
         ahead_store.close()
+
+
+def test_the_watch_runs_its_own_command_once_per_notice_it_recorded(
+        store: Store, db_path: Path, policy: Policy, clock: FixedClock, tmp_path: Path) -> None:
+    from conftest import HOOK_PYTHON
+
+    log = tmp_path / "paged.ndjson"
+    code = ("import json, sys; n = json.load(sys.stdin); "
+            f"open({str(log)!r}, 'a').write(json.dumps([n['event'], n['notice'], "
+            "n['incident']['id']]) + '\\n')")
+    own = replace(policy, notifications=replace(policy.notifications,
+                                                command=(HOOK_PYTHON, "-c", code)))
+    watcher = Desk(store, own, clock, Actor("watcher"))
+    watch = NoticeWatch(watcher)
+    watch.start()
+    other = Store(db_path)
+    try:
+        inc = actions.open_incident(Desk(other, policy, clock, Actor("bob")), title="Outage",
+                                    severity="P1").incident
+    finally:
+        other.close()
+    assert watch.step() == 1
+    assert watch.step() == 0
+    import json
+
+    [(event, notice, incident_id)] = [json.loads(line) for line in log.read_text().splitlines()]
+    assert (event, incident_id, notice["severity"]) == ("announced", inc.id, "P1")
