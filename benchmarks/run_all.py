@@ -18,7 +18,7 @@ from pathlib import Path
 import _harness as h
 
 SCRIPTS = ("bench_startup.py", "bench_idle.py", "bench_latency.py", "bench_filter.py",
-           "bench_cli.py", "bench_receive.py")
+           "bench_cli.py", "bench_receive.py", "bench_watch.py")
 
 
 def machine() -> str:
@@ -56,7 +56,7 @@ def main() -> None:
                     "--workdir", str(Path(tmp) / script)]
             if args.quick:
                 argv.append("--quick")
-            if args.idle is not None and script == "bench_idle.py":
+            if args.idle is not None and script in ("bench_idle.py", "bench_watch.py"):
                 argv += ["--idle", str(args.idle)]
             print(f"== {script}", flush=True)
             subprocess.run(argv, check=True)

@@ -245,7 +245,7 @@ def notices(db: str, worker: int, policy_path: str, at: str, barrier: str) -> No
         run_hook(policy.notifications, {
             "event": event.kind, "clock": event.payload.get("clock"),
             "incident": incident_json(incident, policy, desk.clock.now())})
-    report(worker=worker, recorded=[[e.id, e.kind, e.payload["clock"]] for _, e in recorded])
+    report(worker=worker, recorded=[[e.id, e.kind, e.payload.get("clock")] for _, e in recorded])
 
 
 # -- 8. writers that keep going until told to stop ----------------------------------------------

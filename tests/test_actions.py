@@ -648,10 +648,10 @@ def test_apply_policy_rebases_open_incidents_as_an_event(desk: Desk, store: Stor
 def test_a_due_notice_is_recorded_once_across_desks(desk: Desk, store: Store, db_path: Path,
                                                     policy: Policy, clock) -> None:
     inc = actions.open_incident(desk, title="Total outage", severity="P0").incident
-    # a P0 is due for escalation to L4 the moment it opens
+    # a P0 is announced, and due for escalation to L4 the moment it opens
     recorded = actions.record_notices(desk, store.incidents())
-    assert [(e.kind, e.payload["clock"], e.payload["level"]) for _, e in recorded] == [
-        ("sla_due", "severity_level", "L4")]
+    assert [(e.kind, e.payload.get("clock"), e.payload["level"]) for _, e in recorded] == [
+        ("announced", None, "L1"), ("sla_due", "severity_level", "L4")]
     assert actions.record_notices(desk, store.incidents()) == []
     other_store = Store(db_path)
     try:

@@ -22,7 +22,7 @@ def test_every_benchmark_is_listed_in_run_all() -> None:
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_benchmark_runs_quick(script: str, tmp_path: Path) -> None:
     out = tmp_path / "figures.json"
-    extra = ["--idle", "1"] if script == "bench_idle.py" else []
+    extra = ["--idle", "1"] if script in ("bench_idle.py", "bench_watch.py") else []
     result = subprocess.run(
         [sys.executable, str(BENCH / script), "--quick", "--workdir", str(tmp_path),
          "--json", str(out), *extra],

@@ -220,7 +220,9 @@ def test_escalate_with_fields(run: Cli) -> None:
     assert (handoff["from"], handoff["to"], handoff["trigger"]) == ("L1", "L2", "performance")
     assert set(handoff["fields"]) == set(L2_FIELDS)
     assert handoff["fields"]["issue_summary"] == "text issue_summary"
-    assert [e["kind"] for e in shown["events"]] == ["opened", "acknowledged", "escalated"]
+    # the escalating command itself pages the new level (SPEC §6), once
+    assert [e["kind"] for e in shown["events"]] == ["opened", "acknowledged", "escalated",
+                                                    "paged"]
 
 
 def test_escalate_field_value_may_contain_equals(run: Cli) -> None:
@@ -318,7 +320,8 @@ def test_note_assign_severity(run: Cli) -> None:
     assert shown["severity"] == "P1"
     assert shown["clocks"] != before  # every clock follows the severity
     kinds = [e["kind"] for e in shown["events"]]
-    assert kinds[0] == "opened" and "note" in kinds and len(kinds) == 4
+    # raised to P1, it is announced (SPEC §6)
+    assert kinds == ["opened", "note", "assigned", "severity_changed", "announced"]
     note = next(e for e in shown["events"] if e["kind"] == "note")
     assert note["payload"]["text"] == "Looked at the graphs.\nSecond line."
     assert "blank" in run.refused("note", str(i), "  ")
@@ -498,7 +501,7 @@ def test_show_text_and_json(varied: Cli) -> None:
         assert section in text
     data = varied.show(3)
     assert data["id"] == 3
-    assert [e["kind"] for e in data["events"]] == ["opened", "escalated"]
+    assert [e["kind"] for e in data["events"]] == ["opened", "escalated", "paged"]
     for e in data["events"]:
         assert ISO_UTC.match(e["at"]) and e["account"] == ME
     assert data["handoffs"][0]["to"] == "L2"

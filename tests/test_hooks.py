@@ -678,8 +678,12 @@ def test_a_teammates_stored_policy_never_runs_its_command_as_you(
     assert json.loads(stdin)["incident"]["id"] == 1
     shown = as_member(crew, VICTIM, *member_sladeck(), "show", "1", "--json")
     assert shown.returncode == 0, shown.stderr
-    kinds = [e["kind"] for e in json.loads(shown.stdout)["events"]]
-    assert kinds[0] == "opened" and "hook_failed" not in kinds
+    events = json.loads(shown.stdout)["events"]
+    kinds = [e["kind"] for e in events]
+    # (Mallory's own `open` announced the P1 and ran her command, as herself: it could
+    # not write into the victim's home, and said so on the timeline, as Mallory)
+    assert kinds[0] == "opened"
+    assert [e["account"] for e in events if e["kind"] == "hook_failed"] in ([], [MALLORY])
     assert {"sla_due", "sla_breached"} & set(kinds)
     verified = as_member(crew, VICTIM, *member_sladeck(), "verify")
     assert verified.returncode == 0, verified.stderr

@@ -654,6 +654,9 @@ def test_schema_2_databases_get_their_schedules(desk: Desk, store: Store, db_pat
 
     for column in (*SLA_COLUMNS, *ADDED_BY):  # what schema 2 did not have
         raw.execute(f"ALTER TABLE incidents DROP COLUMN {column}")
+    raw.execute("DROP TABLE notices")  # schema 1's, as schema 2 had it
+    raw.execute("CREATE TABLE notices (incident_id INTEGER, clock TEXT, due_at TEXT, "
+                "status TEXT, event_id INTEGER, PRIMARY KEY (incident_id, clock, due_at, status))")
     raw.execute("PRAGMA user_version=2")
     raw.close()
     migrated = Store(db_path)

@@ -62,8 +62,17 @@ def common_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def session() -> Session:
+    """The command's session; once the command has acted, the notices its changes owe
+    are recorded (SPEC §6: whichever process sees them first)."""
     ctx = click.get_current_context()
-    return Session(ctx.ensure_object(Settings))
+    s = Session(ctx.ensure_object(Settings))
+
+    def after() -> None:
+        from sladeck.service import notices_after_command
+
+        notices_after_command(s)
+    ctx.call_on_close(after)
+    return s
 
 
 def command(group: click.Group, name: str | None = None, **kwargs: Any
@@ -744,6 +753,20 @@ def demo_cmd(count: int, seed: int) -> None:
         return
     made = fill_demo(s.store, s.policy, s.actor, s.clock.now(), count=count, seed=seed)
     click.echo(f"{s.db_path}: {made} demo incidents")
+
+
+@command(cli, "watch")
+@click.option("--once", is_flag=True, help="One pass, then exit (for cron).")
+def watch_cmd(once: bool) -> None:
+    """Service: record notices, re-pages and run the notification command with no
+    dashboard open. One copy per database; SIGTERM or ctrl+c stops it cleanly."""
+    from sladeck.policy import default_policy_path
+    from sladeck.service import run_watch
+
+    s = Session(click.get_current_context().ensure_object(Settings))
+    code = run_watch(s.desk, s.db_path, policy_file=s.policy_file or default_policy_path(),
+                     once=once)
+    raise click.exceptions.Exit(code)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -383,7 +383,7 @@ def deliver_notices(desk: Any, recorded: Iterable[tuple[Any, Any]], settings: No
                 described = incident_json(incident, desk.store.policy(incident.policy_id),
                                           desk.clock.now())
             payload = {"event": event.kind, "clock": event.payload.get("clock"),
-                       "incident": described}
+                       "notice": event.payload, "incident": described}
             reason = run_hook(settings, payload, policy_file=policy_file)
         except Exception as exc:  # a hook never stops anything else
             log.exception("notification hook for %s failed", incident.ref)

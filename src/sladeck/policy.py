@@ -147,11 +147,16 @@ class BusinessHours:
 
 @dataclass(frozen=True)
 class Notifications:
-    """How the dashboard alerts: the bell and an optional command."""
+    """How notices are told: the bell, an optional command, which severities are
+    announced on arrival, and how an unacknowledged incident is paged again (SPEC §6).
+    The defaults are what a stored policy kept before these keys existed promises."""
 
     bell: bool
     command: tuple[str, ...]
     timeout: timedelta
+    announce: tuple[str, ...] = ("P0", "P1")
+    repage_every: timedelta = timedelta(minutes=15)
+    repage_limit: int = 3
 
 
 @dataclass(frozen=True)

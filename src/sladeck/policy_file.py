@@ -78,8 +78,9 @@ _NULLS = {"", "~", "null", "Null", "NULL"}
 class _Reader:
     """Walks the node tree, collecting every problem with its line and key path."""
 
-    def __init__(self, filename: str) -> None:
+    def __init__(self, filename: str, stored: bool = False) -> None:
         self.filename = filename
+        self.stored = stored  # a policy kept in a database: keys added since may be absent
         self.problems: list[str] = []
         self.lines: list[int] = []
 
@@ -195,6 +196,14 @@ class _Reader:
         if value not in ("false", "no", "off"):
             self.problem(node, path, f'"{written}" is not true or false')
         return False
+
+    def count(self, node: yaml.Node, path: str, most: int = 100) -> int:
+        """A whole number from 0 to `most`."""
+        value = (self.scalar(node, path) or "").strip()
+        if not value.isdigit() or int(value) > most:
+            self.problem(node, path, f'"{value}" is not a whole number from 0 to {most}')
+            return 0
+        return int(value)
 
     def ratio(self, node: yaml.Node, path: str) -> float:
         value = (self.scalar(node, path) or "").strip()
@@ -408,7 +417,7 @@ def parse_policy(source: str, filename: str = "policy.yaml", *, stored: bool = F
     """Validate policy text; raise PolicyError listing every problem. A `stored` text
     (accepted before aliases were refused) may hold aliases that expand to at most
     MAX_STORED_NODES nodes."""
-    r = _Reader(filename)
+    r = _Reader(filename, stored)
     if len(source) > MAX_POLICY_BYTES or len(source.encode("utf-8", "surrogatepass")) \
             > MAX_POLICY_BYTES:
         raise PolicyError([f"{filename}: too large (a policy is at most "
@@ -685,7 +694,9 @@ def _build(r: _Reader, top: dict[str, yaml.Node], source: str) -> Policy | None:
 
     notifications = Notifications(True, (), timedelta(seconds=10))
     if "notifications" in top:
-        f = r.mapping(top["notifications"], "notifications", ("bell",), ("command", "timeout")) or {}
+        required = ("bell",) if r.stored else ("bell", "announce", "repage_every", "repage_limit")
+        f = r.mapping(top["notifications"], "notifications", required,
+                      ("command", "timeout", "announce", "repage_every", "repage_limit")) or {}
         command: tuple[str, ...] = ()
         if "command" in f:
             if isinstance(f["command"], yaml.ScalarNode) and f["command"].value in _NULLS:
@@ -696,9 +707,23 @@ def _build(r: _Reader, top: dict[str, yaml.Node], source: str) -> Policy | None:
             else:
                 command = r.texts(f["command"], "notifications.command")
         timeout = r.duration(f["timeout"], "notifications.timeout") if "timeout" in f else None
+        defaults = Notifications(True, (), timedelta(seconds=10))
+        announce = defaults.announce
+        if "announce" in f:
+            announce = r.texts(f["announce"], "notifications.announce")
+            for sev in announce:
+                check_severity(f["announce"], "notifications.announce", sev)
+        every = r.duration(f["repage_every"], "notifications.repage_every") \
+            if "repage_every" in f else None
+        if every is not None and every <= timedelta(0):
+            r.problem(f["repage_every"], "notifications.repage_every",
+                      "must be longer than 0m")
+        limit = r.count(f["repage_limit"], "notifications.repage_limit") \
+            if "repage_limit" in f else defaults.repage_limit
         notifications = Notifications(
             r.boolean(f["bell"], "notifications.bell") if "bell" in f else True,
-            command, timeout or timedelta(seconds=10))
+            command, timeout or timedelta(seconds=10), announce,
+            every or defaults.repage_every, limit)
 
     def opt_text(name: str, default: str) -> str:
         return r.text(top[name], name) if name in top else default

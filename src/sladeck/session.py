@@ -61,6 +61,8 @@ class Session:
         self.store.adopt(self.policy)
         self.clock = SystemClock()
         self.actor = current_actor(settings.name)
+        self.policy_file = Path(settings.policy).absolute() if settings.policy else None
+        self.acted_from = 0
         self._desk: Any = None
 
     @property
@@ -70,8 +72,14 @@ class Session:
         if self._desk is None:
             from sladeck.domain.actions import Desk
 
+            self.acted_from = self.store.last_seq()  # what a command's notices look after
             self._desk = Desk(self.store, self.policy, self.clock, self.actor)
         return self._desk
+
+    @property
+    def acted(self) -> bool:
+        """True once the command asked for the desk (it acts, and may have written)."""
+        return self._desk is not None
 
     def policy_of(self, incident: Any) -> Any:
         return self.store.policy(incident.policy_id)
@@ -125,6 +133,14 @@ def say_error(message: str) -> None:
 
     with suppress(OSError, ValueError):  # no stderr left to tell
         print(f"sladeck: error: {visible(message)}", file=sys.stderr, flush=True)
+
+
+def say_warning(message: str) -> None:
+    """One warning line on stderr (the command still succeeds)."""
+    from sladeck.text import visible
+
+    with suppress(OSError, ValueError):
+        print(f"sladeck: warning: {visible(message)}", file=sys.stderr, flush=True)
 
 
 def failure(exc: BaseException) -> int:

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sladeck.clock import Clock
-from sladeck.domain.clocks import BREACHED, DUE, assess, format_countdown
+from sladeck.domain.clocks import format_countdown
 from sladeck.domain.model import (
     ACKNOWLEDGED,
     ACTIVE_STATES,
@@ -27,6 +27,7 @@ from sladeck.domain.model import (
     local_time,
     to_iso,
 )
+from sladeck.domain.notices import owed
 from sladeck.domain.ports import Storage, WriteTransaction
 from sladeck.domain.stamps import CLOCK_TOLERANCE, check_clock, stamp
 from sladeck.domain.timeline import STATE_EVENTS, apply_event, describe
@@ -541,37 +542,55 @@ def apply_policy(desk: Desk) -> list[Outcome]:
     return outcomes
 
 
-def record_notices(desk: Desk, incidents: Iterable[Incident]) -> list[tuple[Incident, Event]]:
-    """Record each newly due or breached clock once, whichever process sees it first.
+NOTICE_BATCH = 200  # incidents per notices' transaction: the write lock is never held long
+
+
+def record_notices(desk: Desk, incidents: Iterable[Incident], *,
+                   into: list[tuple[Incident, Event]] | None = None
+                   ) -> list[tuple[Incident, Event]]:
+    """Record every notice of SPEC §6 that `incidents` owe now and nobody has told yet,
+    each once, whichever process sees it first (`notices.owed`; the store's claim on
+    the notice's name decides, in the same transaction as its event).
 
     Returns the notices this process recorded (so it alone runs the notification hook).
+    Nothing is written when every notice owed was told already. Notices are written
+    NOTICE_BATCH incidents per transaction; each committed batch is appended to `into`
+    at once, so a caller whose later batch failed (locked, disk full) still knows what
+    was recorded.
     """
-    recorded = []
+    recorded: list[tuple[Incident, Event]] = into if into is not None else []
     now = desk.clock.now()
-    candidates = []
+    owing: list[int] = []
+    hints: dict[int, set[tuple[str, str]]] = {}
     for incident in incidents:
         if not incident.active:
             continue
-        policy = desk.store.policy(incident.policy_id)
-        for clock in assess(incident, policy, now).clocks:
-            if not clock.stopped and clock.status in (DUE, BREACHED):
-                candidates.append((incident, clock))
-    if not candidates:
+        due = owed(incident, desk.store.policy(incident.policy_id), now)
+        if due:
+            owing.append(incident.id)
+            hints[incident.id] = {(n.kind, n.key) for n in due}
+    if not owing:
         return recorded
-    with desk.store.write() as tx:
-        w = _Writer(desk, tx)
-        for incident, clock in candidates:
-            current = tx.incident(incident.id)
-            if current is None or current.version != incident.version:
-                continue  # it changed; the next refresh re-assesses it
-            if not tx.claim_notice(incident.id, clock.kind, clock.due_at, clock.status):
-                continue
-            kind = "sla_due" if clock.status == DUE else "sla_breached"
-            payload = {"clock": clock.kind, "due_at": to_iso(clock.due_at),
-                       "level": clock.target_level or current.level}
-            new, event = w.record(current, kind, payload, w.policy(current).levels)
-            tx.link_notice(incident.id, clock.kind, clock.due_at, clock.status, event.id)
-            recorded.append((new, event))
+    for incident_id, kind, key in desk.store.told_notices(owing):
+        hints[incident_id].discard((kind, key))
+    owing = [i for i in owing if hints[i]]
+    for start in range(0, len(owing), NOTICE_BATCH):
+        batch: list[tuple[Incident, Event]] = []
+        with desk.store.write() as tx:
+            w = _Writer(desk, tx)
+            for incident_id in owing[start:start + NOTICE_BATCH]:
+                current = tx.incident(incident_id)
+                if current is None:
+                    continue
+                policy = w.policy(current)
+                for notice in owed(current, policy, now):  # as it stands, under the lock
+                    if not tx.claim_notice(current.id, notice.kind, notice.key):
+                        continue
+                    current, event = w.record(current, notice.kind, dict(notice.payload),
+                                              policy.levels)
+                    tx.link_notice(current.id, notice.kind, notice.key, event.id)
+                    batch.append((current, event))
+        recorded.extend(batch)  # committed
     return recorded
 
 

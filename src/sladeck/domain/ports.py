@@ -62,6 +62,11 @@ class Storage(PolicySource, Protocol):
         with ids below `before_id` when given: one page, read on demand."""
         ...
 
+    def told_notices(self, incident_ids: Iterable[int]) -> set[tuple[int, str, str]]:
+        """The (incident id, notice kind, key) of every notice already claimed for
+        `incident_ids` (read outside a transaction: a hint, the claim decides)."""
+        ...
+
     def write(self, *, bulk: bool = False) -> AbstractContextManager[ImportTransaction]:
         """One write transaction: it holds the write lock from the start (no one else
         writes until it ends), commits when the block ends, rolls back when it raises.
@@ -163,14 +168,13 @@ class WriteTransaction(Protocol):
         """Mark a follow-up done by event `event_id`."""
         ...
 
-    # -- notices: each SLA deadline is told once, whichever process sees it first ---------------
-    def claim_notice(self, incident_id: int, clock: str, due_at: datetime, status: str) -> bool:
-        """True for the one transaction that claims this notice first, False for every
-        later one (in any process)."""
+    # -- notices: each notice of SPEC §6 is told once, whichever process sees it first ------
+    def claim_notice(self, incident_id: int, kind: str, key: str) -> bool:
+        """True for the one transaction that claims notice (incident, kind, key) first,
+        False for every later one (in any process): the database's unique key decides."""
         ...
 
-    def link_notice(self, incident_id: int, clock: str, due_at: datetime, status: str,
-                    event_id: int) -> None:
+    def link_notice(self, incident_id: int, kind: str, key: str, event_id: int) -> None:
         """Record which event told a claimed notice."""
         ...
 

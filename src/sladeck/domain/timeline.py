@@ -30,7 +30,7 @@ STATE_EVENTS = frozenset({
 EVENT_KINDS = STATE_EVENTS | {
     "note", "repeated", "checklist_ticked", "checklist_unticked", "review_filed",
     "follow_up_added", "follow_up_done", "sla_due", "sla_breached", "hook_failed",
-    "source_cleared"}
+    "source_cleared", "announced", "paged", "repaged"}
 
 
 def _reach(reached: dict[str, datetime], levels: tuple[str, ...], level: str,
@@ -129,10 +129,34 @@ def describe(kind: str, payload: dict[str, Any]) -> str:
         case "follow_up_done":
             return "had a follow-up done"
         case "sla_due":
-            return f"due for escalation ({payload.get('clock')})"
+            towards = "to" if payload.get("clock") == "severity_level" else "from"
+            return (f"due for escalation {towards} {payload.get('level')} "
+                    f"({_clock_name(payload.get('clock'))} deadline passed)")
         case "sla_breached":
-            return f"breached its {payload.get('clock')} SLA"
+            return f"breached its {_clock_name(payload.get('clock'))} SLA"
+        case "announced":
+            risk = payload.get("risk")
+            late = f", already {risk}" if risk in ("due", "breached") else ""
+            return f"announced as {payload.get('severity')} at {payload.get('level')}{late}"
+        case "paged":
+            return f"paged {payload.get('level')}" + _to(payload)
+        case "repaged":
+            return (f"paged again, still unacknowledged at {payload.get('level')} "
+                    f"(page {payload.get('page')} of {payload.get('of')})" + _to(payload))
         case "hook_failed":
             return "not delivered to the notification command"
         case _:
             return kind.replace("_", " ")
+
+
+def _to(payload: dict[str, Any]) -> str:
+    """`: who, where`: the contacts a notice went to, if it names any."""
+    to = payload.get("to")
+    return f": {', '.join(str(c) for c in to)}" if isinstance(to, list) and to else ""
+
+
+def _clock_name(kind: Any) -> str:
+    """`Response (acknowledge)` for `response`: a clock as people read it."""
+    from sladeck.domain.clocks import KIND_TITLE
+
+    return KIND_TITLE.get(str(kind), str(kind).replace("_", " "))

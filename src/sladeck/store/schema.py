@@ -159,7 +159,35 @@ def _source_cleared(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE incidents ADD COLUMN source_cleared_at TEXT")
 
 
-MIGRATIONS = (_v1, _v2, _v3, _v4, _events_by_time, _source_cleared)
+def _notice_keys(db: sqlite_utils.Database) -> None:
+    """Every notice of SPEC §6 claimed once by its name (incident, kind, key), unique in
+    the database: the deadline notices keep their claims (`CLOCK@DUE_AT`), and the
+    arrivals and escalation pages of incidents open today count as told (they happened
+    before notices were kept: an upgrade must not page a whole queue again)."""
+    conn = db.conn
+    conn.execute("""
+        CREATE TABLE notice_claims (
+            incident_id INTEGER NOT NULL REFERENCES incidents(id),
+            kind TEXT NOT NULL,
+            key TEXT NOT NULL,
+            event_id INTEGER,
+            PRIMARY KEY (incident_id, kind, key)
+        )""")
+    conn.execute("""INSERT INTO notice_claims (incident_id, kind, key, event_id)
+                    SELECT incident_id,
+                           CASE status WHEN 'due' THEN 'sla_due' ELSE 'sla_breached' END,
+                           clock || '@' || due_at, event_id FROM notices""")
+    conn.execute("DROP TABLE notices")
+    conn.execute("ALTER TABLE notice_claims RENAME TO notices")
+    active = "state IN ('open', 'acknowledged')"
+    conn.execute(f"INSERT OR IGNORE INTO notices (incident_id, kind, key) "
+                 f"SELECT id, 'announced', '' FROM incidents WHERE {active}")
+    conn.execute(f"INSERT OR IGNORE INTO notices (incident_id, kind, key) "
+                 f"SELECT id, 'paged', level || '@' || level_entered_at FROM incidents "
+                 f"WHERE {active}")
+
+
+MIGRATIONS = (_v1, _v2, _v3, _v4, _events_by_time, _source_cleared, _notice_keys)
 # Incident columns added after the first version, with the step that added each.
 ADDED_BY = {"source_cleared_at": _source_cleared}
 SCHEDULES_SINCE = 3  # the schema version that stores SLA schedules

@@ -368,6 +368,17 @@ class Store:
             by_risk[RISKS[risk]] = by_risk.get(RISKS[risk], 0) + count
         return by_severity, by_risk
 
+    def told_notices(self, incident_ids: Iterable[int]) -> set[tuple[int, str, str]]:
+        """The (incident, kind, key) of every notice already claimed for `incident_ids`."""
+        found: set[tuple[int, str, str]] = set()
+        ids = list(incident_ids)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            found.update(self.conn.execute(
+                f"SELECT incident_id, kind, key FROM notices WHERE incident_id IN "
+                f"({', '.join('?' * len(chunk))})", chunk).fetchall())
+        return found
+
     def changed_since(self, seq: int) -> list[QueueItem]:
         """Incidents changed by events after `seq`, as the queue keeps them (cheap: an
         index range scan; `+id` keeps SQLite from walking the whole table in id order)."""
@@ -783,15 +794,13 @@ class Transaction:
         self.conn.execute("UPDATE follow_ups SET done_event_id = ? WHERE id = ?",
                           (event_id, follow_up_id))
 
-    def claim_notice(self, incident_id: int, clock: str, due_at: datetime, status: str) -> bool:
-        """True for the one process that records this notice first; False for the rest."""
-        cursor = self.conn.execute("INSERT OR IGNORE INTO notices (incident_id, clock, due_at, "
-                                   "status) VALUES (?, ?, ?, ?)",
-                                   (incident_id, clock, to_iso(due_at), status))
+    def claim_notice(self, incident_id: int, kind: str, key: str) -> bool:
+        """True for the one process that records this notice first; False for the rest
+        (the primary key decides, inside the write lock: never timing)."""
+        cursor = self.conn.execute("INSERT OR IGNORE INTO notices (incident_id, kind, key) "
+                                   "VALUES (?, ?, ?)", (incident_id, kind, key))
         return cursor.rowcount == 1
 
-    def link_notice(self, incident_id: int, clock: str, due_at: datetime, status: str,
-                    event_id: int) -> None:
-        self.conn.execute("UPDATE notices SET event_id = ? WHERE incident_id = ? AND clock = ? "
-                          "AND due_at = ? AND status = ?",
-                          (event_id, incident_id, clock, to_iso(due_at), status))
+    def link_notice(self, incident_id: int, kind: str, key: str, event_id: int) -> None:
+        self.conn.execute("UPDATE notices SET event_id = ? WHERE incident_id = ? AND kind = ? "
+                          "AND key = ?", (event_id, incident_id, kind, key))

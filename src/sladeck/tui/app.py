@@ -124,6 +124,9 @@ def transition_text(t: Transition) -> str:
     return f"{item.ref} {title} — due for escalation ({name}{when})"
 
 
+NOTICE_LIMIT = 1_000  # incidents a refresh records notices for (sladeck watch does the rest)
+
+
 class SladeckApp(App[int]):
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses keep it
     TITLE = "sladeck"
@@ -289,9 +292,12 @@ class SladeckApp(App[int]):
         if not changed:
             return
         self.seq = max(self.seq, *(i.changed_seq for i in changed))
-        transitions = self.queue.merge(changed, self.clock.now())
+        now = self.clock.now()
+        arrivals = self._arrivals(changed, now)
+        transitions = self.queue.merge(changed, now)
         self._rows_changed()
-        self._alert(transitions)
+        # every change may owe a notice (an arrival, an escalation): record it if first
+        self._alert(transitions, arrivals, [i.id for i in changed if i.state in ACTIVE_STATES])
         if len(self.screen_stack) > 1:  # details and forms over the queue read what they show
             ids = frozenset(i.id for i in changed)
             for screen in self.screen_stack[1:]:
@@ -444,19 +450,41 @@ class SladeckApp(App[int]):
         summary.show(summary_text(self.queue, self.policy, now, summary.size.width or 80,
                                   summary.risk_styles()), out)
 
-    def _alert(self, transitions: list[Transition]) -> None:
-        """An incident crossed into due or breached: notify, ring once, record once."""
-        if not transitions:
-            return
+    def _arrivals(self, changed: list[QueueItem], now: datetime) -> list[tuple[QueueItem, str]]:
+        """The new incidents among `changed` whose severity their policy announces
+        (P0, P1), with their risk as they arrive."""
+        found = []
+        for item in changed:
+            if item.id <= self.queue.max_id or item.state not in ACTIVE_STATES:
+                continue  # known already (or back from closed): not an arrival
+            if item.severity in self.reader.policy(item.policy_id).notifications.announce:
+                found.append((item, item.at(to_us(now))[0]))
+        return found
+
+    def _alert(self, transitions: list[Transition],
+               arrivals: list[tuple[QueueItem, str]] | None = None,
+               changed: Iterable[int] = ()) -> None:
+        """New P0/P1 incidents, or incidents crossed into due or breached: a toast each,
+        the bell once for them all (an arrival already breached rings once), and the
+        notices recorded once, whichever process sees them first."""
+        arrivals = arrivals or []
+        for item, risk in arrivals[:5]:
+            late = f", already {risk}" if risk in ("due", "breached") else ""
+            self.notify(f"{item.ref} {one_line(item.title, 40)} — {item.severity} arrived at "
+                        f"{item.level}{late}", severity="error", title=f"NEW {item.severity}",
+                        markup=False)
         for t in transitions[:5]:
             self.notify(transition_text(t),
                         severity="error" if t.after == "breached" else "warning",
                         title=t.after.upper(), markup=False)
-        if len(transitions) > 5:
-            self.notify(f"and {len(transitions) - 5} more", markup=False)
-        if self.ring_bell:
+        more = max(0, len(arrivals) - 5) + max(0, len(transitions) - 5)
+        if more:
+            self.notify(f"and {more} more", markup=False)
+        if (arrivals or transitions) and self.ring_bell:
             self.bell()
-        self.record_notices([t.incident.id for t in transitions])
+        ids = list(dict.fromkeys([*(t.incident.id for t in transitions), *changed]))
+        if ids:
+            self.record_notices(ids[:NOTICE_LIMIT])
 
     @work(thread=True, exit_on_error=False, group="notices")
     def record_notices(self, incident_ids: list[int]) -> None:
