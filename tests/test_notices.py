@@ -21,6 +21,7 @@ from sladeck.errors import PolicyError, StoreError
 from sladeck.policy import Policy, parse_policy
 from sladeck.service import NoticeWatch
 from sladeck.store import Store
+from sladeck.store.schema import MIGRATIONS, _notice_keys
 
 SHIPPED = (REPO / "policy.yaml").read_text(encoding="utf-8")
 
@@ -197,7 +198,7 @@ def test_the_claim_is_unique_in_the_database(desk: Desk, store: Store, db_path: 
         raw.close()
 
 
-def test_notice_claims_of_a_schema_4_database_migrate(
+def test_notice_claims_of_a_database_before_named_notices_migrate(
         desk: Desk, store: Store, db_path: Path, clock: FixedClock) -> None:
     """The old claims (clock, due_at, status) become names; the incidents open at the
     upgrade count as announced and paged (they were, before notices were kept)."""
@@ -212,7 +213,8 @@ def test_notice_claims_of_a_schema_4_database_migrate(
                 "status TEXT, event_id INTEGER, PRIMARY KEY (incident_id, clock, due_at, status))")
     raw.execute("INSERT INTO notices VALUES (?, 'level', ?, 'due', ?)",
                 (inc.id, told.payload["due_at"], told.id))
-    raw.execute("PRAGMA user_version=4")
+    # A file just before the step that names notices (other steps may come before it).
+    raw.execute(f"PRAGMA user_version={MIGRATIONS.index(_notice_keys)}")
     raw.commit()
     raw.close()
     migrated = Store(db_path)
