@@ -44,10 +44,10 @@ def desk_for(db: str, name: str, policy_path: str | None = None, at: str | None 
     from sladeck.domain.actions import Desk
     from sladeck.domain.model import Actor
     from sladeck.policy import load_policy
-    from sladeck.store import Store
+    from sladeck.store import open_store
 
     policy = load_policy(policy_path or REPO / "policy.yaml")
-    store = Store(db)
+    store = open_store(db)
     store.adopt(policy)
     clock = FixedClock(datetime.fromisoformat(at)) if at else SystemClock()
     return Desk(store, policy, clock, Actor(name))
