@@ -207,11 +207,11 @@ class PgStore:
 
     @contextmanager
     def _immediate(self) -> Iterator[PgTransaction]:
-        tx = PgTransaction(self)
         try:
             self._begin()
         except psycopg.Error as exc:
             raise self.refusal(exc) or StoreError(f"cannot write {self.path}: {exc}") from None
+        tx = PgTransaction(self)  # on the connection the transaction began on
         try:
             yield tx
         except BaseException as exc:

@@ -1,0 +1,224 @@
+"""What only the PostgreSQL backend has: choosing it, its roles and grants, its write
+lock, LISTEN/NOTIFY, reconnecting, and the SQLite path that never loads it.
+
+The behaviour both backends share is proven by the store's, the actions', the CLI's and
+the concurrency tests, which run on each (`pytestmark = pytest.mark.both_backends`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import select
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ME, make_app, sync
+from sladeck.domain import actions
+from sladeck.domain.actions import Desk
+from sladeck.domain.model import Actor
+from sladeck.errors import StoreError
+from sladeck.store import open_store
+
+SLADECK = Path(sys.executable).with_name("sladeck")
+REPO = Path(__file__).resolve().parent.parent
+# The grants the README gives a team's role (no superuser, not the owner): the event log
+# can be read and appended to, never changed.
+GRANTS = """
+    GRANT USAGE ON SCHEMA public TO {role};
+    GRANT SELECT ON sladeck_schema TO {role};
+    GRANT SELECT, INSERT ON policies, events TO {role};
+    GRANT SELECT, INSERT, UPDATE ON incidents, notices, follow_ups TO {role};
+    GRANT SELECT, INSERT, UPDATE, DELETE ON handoffs, checklist_ticks, reviews TO {role};
+    GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role};
+"""
+
+
+def sladeck(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("SLADECK_")}
+    return subprocess.run([str(SLADECK), *args], capture_output=True, text=True, timeout=60,
+                          env=base | (env or {}))
+
+
+def one_error(out: subprocess.CompletedProcess[str]) -> str:
+    assert out.returncode == 1, (out.returncode, out.stdout, out.stderr)
+    [line] = out.stderr.splitlines()
+    assert line.startswith("sladeck: error: ") and "Traceback" not in out.stderr
+    return line
+
+
+def test_the_sqlite_path_never_imports_psycopg(tmp_path: Path) -> None:
+    code = ("import sys\nfrom sladeck.cli import main\n"
+            "try:\n    main(['--db', sys.argv[1], 'open', '--severity', 'P2', '--title', 't'])\n"
+            "except SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m.startswith('psycopg')))")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "x.db")],
+                         capture_output=True, text=True, timeout=60)
+    assert out.stdout.splitlines()[-1] == "[]", out.stderr
+
+
+def test_the_postgresql_schema_keeps_pace_with_sqlite_s() -> None:
+    """A migration added on SQLite must be ported (pg_schema.STEPS, same number)."""
+    from sladeck.store import SCHEMA_VERSION, pg_schema
+
+    assert pg_schema.SCHEMA_VERSION == SCHEMA_VERSION
+
+
+def test_a_url_with_a_password_is_refused_before_connecting(tmp_path: Path) -> None:
+    for url in ("postgresql://alice:hunter2@db.example/desk",
+                "postgresql://db.example/desk?password=hunter2"):
+        line = one_error(sladeck("--db", url, "list"))
+        assert "hunter2" not in line and "~/.pgpass" in line
+        line = one_error(sladeck("list", env={"SLADECK_DB": url}))
+        assert "hunter2" not in line
+
+
+def test_an_unreachable_server_is_one_line(tmp_path: Path) -> None:
+    line = one_error(sladeck("--db", f"postgresql://nobody@/x?host={tmp_path}&port=1", "list"))
+    assert "cannot connect to postgresql://" in line
+
+
+pg = pytest.mark.usefixtures("pg_cluster")
+
+
+@pytest.fixture
+def backend() -> str:
+    """This module's `store` and `desk` are on PostgreSQL."""
+    return "postgres"
+
+
+@pytest.fixture
+def url(db_url: str) -> str:
+    return db_url
+
+
+@pg
+def test_backup_on_a_server_points_to_pg_dump(url: str, tmp_path: Path) -> None:
+    line = one_error(sladeck("--db", url, "backup", str(tmp_path / "copy")))
+    assert "pg_dump" in line
+    assert not (tmp_path / "copy").exists()
+
+
+@pg
+def test_a_login_role_per_person_is_the_recorded_actor_with_only_the_readme_grants(
+        pg_cluster, url: str) -> None:
+    """No superuser, not the owner: the README's grants are enough to act, the event log
+    can only be appended to, and the account recorded is the role the server
+    authenticated (the OS account does not matter); --as names a person behind it."""
+    db = url.split("/")[3].split("?")[0]
+    pg_cluster.sql("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'alice') "
+                   "THEN CREATE ROLE alice LOGIN; END IF; END $$")
+    pg_cluster.sql(f"GRANT CONNECT ON DATABASE {db} TO alice")
+    pg_cluster.sql(GRANTS.format(role="alice"), db=db)
+    alice = pg_cluster.url(db, user="alice")
+    out = sladeck("--db", alice, "open", "--severity", "P2", "--title", "Disk full")
+    assert out.returncode == 0, out.stderr
+    assert sladeck("--db", alice, "--as", "Alice Liddell", "ack", "1").returncode == 0
+    store = open_store(url)
+    try:
+        assert [(e.account, e.name) for e in store.events(1)] == [
+            ("alice", None), ("alice", "Alice Liddell")]
+        assert ME not in {e.account for e in store.events(1)}
+    finally:
+        store.close()
+    import psycopg
+
+    with psycopg.connect(alice, autocommit=True) as conn:
+        for statement in ("UPDATE events SET kind = 'note'", "DELETE FROM events",
+                          "DROP TRIGGER events_no_update ON events", "TRUNCATE events"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement)
+    assert sladeck("--db", alice, "verify").returncode == 0
+
+
+@pg
+def test_writers_take_the_write_lock_one_at_a_time(url: str, policy, clock) -> None:
+    """A second writer waits for the first one's commit, then sees it: the next ids and
+    the chain's head are never read by two transactions at once."""
+    first, second = open_store(url), open_store(url)
+    seen: list[int] = []
+    try:
+        with first.write() as tx:
+            incident_id = tx.next_incident_id()
+            thread = threading.Thread(target=lambda: seen.append(
+                actions.open_incident(Desk(second, policy, clock, Actor("bob")),
+                                      title="Second", severity="P3").incident.id))
+            thread.start()
+            time.sleep(0.3)
+            assert seen == []  # still waiting for the lock
+            tx.policy_id(policy, clock.now())
+        thread.join(10)
+        assert seen == [incident_id]  # nothing was inserted by the first: it got the id
+    finally:
+        first.close()
+        second.close()
+
+
+@pg
+def test_a_dropped_connection_reconnects_and_says_so_once(pg_cluster, url: str, desk: Desk,
+                                                          store) -> None:
+    said: list[str] = []
+    store.on_reconnect = said.append
+    actions.open_incident(desk, title="Before", severity="P2")
+    pid = store.conn.info.backend_pid
+    pg_cluster.sql(f"SELECT pg_terminate_backend({pid})")
+    assert [i.title for i in store.incidents()] == ["Before"]  # a read reconnects
+    assert len(said) == 1 and "reconnected" in said[0]
+    pg_cluster.sql(f"SELECT pg_terminate_backend({store.conn.info.backend_pid})")
+    actions.open_incident(desk, title="After", severity="P2")  # so does a write's BEGIN
+    assert len(said) == 2
+    assert [i.title for i in store.incidents()] == ["Before", "After"]
+
+
+@pg
+def test_a_connection_lost_inside_a_write_writes_nothing(pg_cluster, url: str, desk: Desk,
+                                                         store) -> None:
+    actions.open_incident(desk, title="Before", severity="P2")
+    with pytest.raises(StoreError, match=r"nothing was written|lost"), store.write() as tx:
+        tx.append_event(1, 1, desk.clock.now(), desk.actor, "note", {"text": "half"})
+        pg_cluster.sql(f"SELECT pg_terminate_backend({store.conn.info.backend_pid})")
+        tx.set_tick(1, "triage", "x", 2)
+    assert [e.kind for e in store.events(1)] == ["opened"]
+
+
+@pg
+def test_a_commit_notifies_the_listeners_at_once(url: str, desk: Desk, store) -> None:
+    watch = store.listen()
+    try:
+        assert not select.select([watch.fd], [], [], 0.05)[0]
+        assert watch.read() is False
+        actions.open_incident(desk, title="Heard", severity="P1")
+        assert select.select([watch.fd], [], [], 2)[0]
+        assert watch.read() is True
+        assert watch.read() is False and not watch.broken
+    finally:
+        watch.close()
+
+
+@pg
+@sync
+async def test_the_dashboard_shows_another_host_s_commit_through_listen(
+        url: str, policy, other_store_desk) -> None:
+    app = make_app(url, policy, poll_interval=30.0)  # a poll would come far too late
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        assert type(app.live.watch).__name__ == "PgWatch"
+        new = actions.open_incident(other_store_desk, title="From elsewhere",
+                                    severity="P0").incident
+        start = time.monotonic()
+        while new.id not in app.queue.rows and time.monotonic() - start < 2:
+            await asyncio.sleep(0.01)
+        assert new.id in app.queue.rows
+        assert time.monotonic() - start < 0.25
+
+
+@pytest.fixture
+def other_store_desk(url: str, policy, clock):
+    store = open_store(url)
+    yield Desk(store, policy, clock, Actor("alice"))
+    store.close()
