@@ -110,7 +110,8 @@ class PgCluster:
 
     def restart(self) -> None:
         """`pg_ctl restart -m fast`: every connection is ended, the server comes back."""
-        self.run(str(BIN / "pg_ctl"), "-D", str(self.data), "-w", "-m", "fast", "restart")
+        self.run(str(BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w", "-m",
+                 "fast", "restart")
 
     def stop(self) -> None:
         if self.data.exists():

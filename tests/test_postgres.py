@@ -248,3 +248,62 @@ def test_migrate_copies_a_sqlite_database_whole_and_verifies_it(url: str, tmp_pa
                    ).stdout.strip() == f"INC-{count + 1}"
     line = one_error(sladeck("--db", db, "migrate", "--to", url, env=env))
     assert "empty" in line
+
+
+WORKER = Path(__file__).with_name("stress_worker.py")
+
+
+def _spawn(mode: str, **kwargs: object) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "TZ": "UTC"}
+    return subprocess.Popen([sys.executable, str(WORKER), mode, json.dumps(kwargs)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+
+
+@pg
+@pytest.mark.slow
+@sync
+async def test_a_server_restart_under_eight_writers_and_a_dashboard_loses_nothing_done(
+        pg_cluster, url: str, policy, tmp_path: Path) -> None:
+    """`pg_ctl restart -m fast` mid-work: every client reconnects and says so in one
+    line, every action a writer reported done is in the database, whole, and the
+    dashboard shows the database as it is afterwards."""
+    from test_concurrency import whole
+
+    stop = tmp_path / "stop"
+    procs = [_spawn("steady", db=url, worker=w, stop=str(stop)) for w in range(8)]
+    app = make_app(url, policy, poll_interval=0.2)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        for proc in procs:  # every writer at work before the restart
+            assert b"ready" in await asyncio.to_thread(proc.stdout.readline)
+        await asyncio.sleep(1.0)
+        await asyncio.to_thread(pg_cluster.restart)
+        await asyncio.sleep(2.0)
+        stop.touch()
+        outs = [await asyncio.to_thread(p.communicate, timeout=120) for p in procs]
+        store = open_store(url)
+        try:
+            expected = {i.id for i in store.incidents()}
+            deadline = time.monotonic() + 5
+            while {i for i, row in app.queue.rows.items()
+                   if row.incident.state in ("open", "acknowledged")} != expected:
+                assert time.monotonic() < deadline, "the dashboard did not catch up"
+                await asyncio.sleep(0.05)
+        finally:
+            store.close()
+    done, reconnects = [], 0
+    for proc, (out, err) in zip(procs, outs, strict=True):
+        text = err.decode()
+        assert proc.returncode == 0 and "Traceback" not in text, text
+        reconnects += text.count("reconnected")
+        done += [r["done"] for r in map(json.loads, out.splitlines()) if r.get("done")]
+    assert reconnects >= 1, [o[1].decode()[-300:] for o in outs]  # said once per lost connection
+    assert all(line.startswith("sladeck: ") for p_err in outs
+               for line in p_err[1].decode().splitlines())
+    store = open_store(url)
+    try:
+        events = {e.id for e in store.events()}
+        assert len(done) > 50 and set(done) <= events  # nothing reported done was lost
+        whole(store, policy)
+    finally:
+        store.close()

@@ -35,7 +35,7 @@ from sladeck.clock import Clock, SystemClock
 from sladeck.domain.clocks import KIND_TITLE, from_us, to_us
 from sladeck.domain.model import ACTIVE_STATES, RESOLVED, Actor, Incident
 from sladeck.domain.queue import Filter, Queue, QueueItem, Transition
-from sladeck.errors import Conflict, MissingFields, SladeckError
+from sladeck.errors import Conflict, MissingFields, SladeckError, StoreError
 from sladeck.policy import Policy
 from sladeck.runtime import collector_back, freeze_heap
 from sladeck.store import BackendError, Store, is_server_url, open_store
@@ -269,9 +269,10 @@ class SladeckApp(App[int]):
             return
         try:
             self._refresh(force)
-        except (BackendError, self.reader.errors) as exc:  # a damaged file, a full disk ...
-            error = self.reader.refusal(exc)  # and writers refuse a damaged file from now on
-            if error is None:
+        except (BackendError, self.reader.errors, StoreError) as exc:  # damaged, full disk ...
+            # (a server that is restarting: its store says so; the next check retries)
+            error = exc if isinstance(exc, StoreError) else self.reader.refusal(exc)
+            if error is None:  # and writers refuse a damaged file from now on
                 raise
             if str(error) != self._store_problem:
                 self._store_problem = str(error)
