@@ -110,7 +110,6 @@ def main() -> None:
     if args.quick:
         args.runs, args.open_count, args.closed_count, args.actions = 3, 200, 500, 10
     from pg import PgCluster
-
     from sladeck.store import Store
     from sladeck.store.copy import copy_database
     from sladeck.store.postgres import PgStore
