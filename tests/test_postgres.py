@@ -307,3 +307,47 @@ async def test_a_server_restart_under_eight_writers_and_a_dashboard_loses_nothin
         whole(store, policy)
     finally:
         store.close()
+
+
+@pg
+@pytest.mark.slow
+def test_two_hosts_with_skewed_clocks_tell_each_notice_once_and_keep_time_forward(
+        url: str, policy, tmp_path: Path) -> None:
+    """Host A's clock runs two minutes ahead of host B's: three processes on each see
+    the same incidents turn due; each notice is recorded once, and a timeline never runs
+    back in time whichever host acts last."""
+    from datetime import timedelta
+
+    from conftest import T0
+    from sladeck.clock import FixedClock
+    from sladeck.verify import verify
+
+    store = open_store(url)
+    desk = Desk(store, policy, FixedClock(T0), Actor("opener"))
+    ids = [actions.open_incident(desk, title=f"Slow {n}", severity="P3").incident.id
+           for n in range(3)]
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    procs = [_spawn("notices", db=url, worker=w, policy_path=str(REPO / "policy.yaml"),
+                    at=(T0 + timedelta(minutes=33 if w % 2 else 31)).isoformat(),
+                    barrier=str(barrier)) for w in range(6)]
+    time.sleep(1.0)
+    (barrier / "go").touch()
+    recorded = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode()
+        recorded += json.loads(out.decode().splitlines()[-1])["recorded"]
+    assert sorted((kind, clock) for _, kind, clock in recorded) == [("sla_due", "level")] * 3
+    ahead = Desk(store, policy, FixedClock(T0 + timedelta(minutes=40)), Actor("host-a"))
+    behind = Desk(open_store(url), policy, FixedClock(T0 + timedelta(minutes=38)),
+                  Actor("host-b"))
+    try:
+        actions.add_note(ahead, ids[0], "from the host ahead")
+        actions.acknowledge(behind, ids[0])
+        times = [e.at for e in store.events(ids[0])]
+        assert times == sorted(times)
+        assert verify(store) == []
+    finally:
+        behind.store.close()
+        store.close()
