@@ -351,3 +351,12 @@ def test_two_hosts_with_skewed_clocks_tell_each_notice_once_and_keep_time_forwar
     finally:
         behind.store.close()
         store.close()
+
+
+@pg
+def test_the_postgresql_store_is_the_domain_s_storage_port(store) -> None:
+    from sladeck.domain.ports import ImportTransaction, Storage
+
+    assert isinstance(store, Storage)
+    with store.write() as tx:
+        assert isinstance(tx, ImportTransaction)
