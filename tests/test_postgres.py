@@ -28,16 +28,17 @@ from sladeck.store import open_store
 
 SLADECK = Path(sys.executable).with_name("sladeck")
 REPO = Path(__file__).resolve().parent.parent
-# The grants the README gives a team's role (no superuser, not the owner): the event log
-# can be read and appended to, never changed.
-GRANTS = """
-    GRANT USAGE ON SCHEMA public TO {role};
-    GRANT SELECT ON sladeck_schema TO {role};
-    GRANT SELECT, INSERT ON policies, events TO {role};
-    GRANT SELECT, INSERT, UPDATE ON incidents, notices, follow_ups TO {role};
-    GRANT SELECT, INSERT, UPDATE, DELETE ON handoffs, checklist_ticks, reviews TO {role};
-    GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role};
-"""
+
+
+def readme_grants(role: str) -> str:
+    """The README's grants (no superuser, not the owner), for `role`: the event log can
+    be read and appended to, never changed. CONNECT is granted on the test's database."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    block = text[text.index("CREATE ROLE sladeck_team"):]
+    block = block[:block.index("```")]
+    return "\n".join(line.split("--")[0].replace("sladeck_team", role)
+                     for line in block.splitlines()
+                     if line.startswith("GRANT") and "ON DATABASE" not in line)
 
 
 def sladeck(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -115,7 +116,7 @@ def test_a_login_role_per_person_is_the_recorded_actor_with_only_the_readme_gran
     pg_cluster.sql("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'alice') "
                    "THEN CREATE ROLE alice LOGIN; END IF; END $$")
     pg_cluster.sql(f"GRANT CONNECT ON DATABASE {db} TO alice")
-    pg_cluster.sql(GRANTS.format(role="alice"), db=db)
+    pg_cluster.sql(readme_grants("alice"), db=db)
     alice = pg_cluster.url(db, user="alice")
     out = sladeck("--db", alice, "open", "--severity", "P2", "--title", "Disk full")
     assert out.returncode == 0, out.stderr
