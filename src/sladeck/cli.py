@@ -49,7 +49,8 @@ def common_options(f: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed((
         click.option("--db", "db", metavar="PATH", envvar=ENV_DB, expose_value=False,
                      callback=_remember("db"), is_eager=True,
-                     help=f"Database file (env {ENV_DB}; default: your data directory)."),
+                     help=f"Database file, or a postgresql:// URL (env {ENV_DB}; default: "
+                     "a file in your data directory)."),
         click.option("--policy", "policy", metavar="PATH", envvar=ENV_POLICY,
                      expose_value=False, callback=_remember("policy"), is_eager=True,
                      help=f"Policy file (env {ENV_POLICY}; default: the built-in policy.yaml)."),
