@@ -29,7 +29,7 @@ from sladeck.demo import fill_demo
 from sladeck.domain.actions import Desk
 from sladeck.domain.model import Actor
 from sladeck.policy import Policy, load_policy
-from sladeck.store import Store
+from sladeck.store import Store, open_store
 from sladeck.tui.app import SladeckApp
 from sladeck.tui.queue import QueueView
 
@@ -62,11 +62,89 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "sladeck.db"
 
 
+# -- the backend: SQLite everywhere; a module parametrises `backend` to run on both ----
+
+BACKENDS = ("sqlite", "postgres")
+_cluster: Any = None  # the tests' PostgreSQL cluster (tests/pg.py), started on first use
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """A throwaway PostgreSQL cluster for the session (skipped, or failed under CI, when
+    it cannot start)."""
+    global _cluster
+    from pg import PgCluster, unavailable
+
+    if _cluster is None:
+        cluster = PgCluster()
+        try:
+            cluster.start()
+        except Exception as exc:
+            cluster.stop()
+            unavailable(str(exc))
+        _cluster = cluster
+    yield _cluster
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _cluster is not None:
+        _cluster.stop()
+
+
 @pytest.fixture
-def store(db_path: Path):
-    s = Store(db_path)
+def backend() -> str:
+    """Which store the test's `db_url` and `store` use; a module sets `pytestmark =
+    both_backends` to run its tests on each (SQLite-only tests mark `sqlite_only`)."""
+    return "sqlite"
+
+
+@pytest.fixture
+def db_url(backend: str, db_path: Path, request: pytest.FixtureRequest):
+    """What `--db` names: the SQLite file's path, or a fresh PostgreSQL database's URL."""
+    if backend == "sqlite":
+        yield str(db_path)
+        return
+    cluster = request.getfixturevalue("pg_cluster")
+    name = cluster.fresh_database()
+    yield cluster.url(name)
+    cluster.drop(name)
+
+
+@pytest.fixture
+def store(db_url: str):
+    s = open_store(db_url)
     yield s
     s.close()
+
+
+def transaction_class(store: Any) -> type:
+    """The class of `store`'s write transactions (for a test that breaks one on purpose)."""
+    if type(store).__name__ == "PgStore":
+        from sladeck.store.postgres import PgTransaction
+
+        return PgTransaction
+    from sladeck.store import Transaction
+
+    return Transaction
+
+
+def in_transaction(store: Any) -> bool:
+    """Whether `store`'s connection has a transaction open (on either backend)."""
+    info = getattr(store.conn, "info", None)
+    if info is not None and hasattr(info, "transaction_status"):
+        from psycopg.pq import TransactionStatus
+
+        return info.transaction_status != TransactionStatus.IDLE
+    return store.conn.in_transaction
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """`backend` over both stores for a test marked `both_backends` (SQLite only for one
+    also marked `sqlite_only`)."""
+    if "backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
+            "both_backends"):
+        only = metafunc.definition.get_closest_marker("sqlite_only")
+        metafunc.parametrize("backend", ["sqlite"] if only else list(BACKENDS), indirect=False)
 
 
 @pytest.fixture

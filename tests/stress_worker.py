@@ -44,10 +44,10 @@ def desk_for(db: str, name: str, policy_path: str | None = None, at: str | None 
     from sladeck.domain.actions import Desk
     from sladeck.domain.model import Actor
     from sladeck.policy import load_policy
-    from sladeck.store import Store
+    from sladeck.store import open_store
 
     policy = load_policy(policy_path or REPO / "policy.yaml")
-    store = Store(db)
+    store = open_store(db)
     store.adopt(policy)
     clock = FixedClock(datetime.fromisoformat(at)) if at else SystemClock()
     return Desk(store, policy, clock, Actor(name))
@@ -280,6 +280,43 @@ def writer(db: str, worker: int, stop: str) -> None:
     report(worker=worker, done=done)
 
 
+def steady(db: str, worker: int, stop: str) -> None:
+    """`writer`, reporting each action's events once committed, and going on after a
+    refusal (a server restarting): what it reported done must be in the database."""
+    import time as _time
+
+    from sladeck.domain import actions
+    from sladeck.errors import Conflict, SladeckError
+
+    rng = random.Random(worker)
+    desk = desk_for(db, f"st{worker}")
+    policy = desk.policy
+    report(ready=True)
+    while not os.path.exists(stop):
+        try:
+            active = desk.store.incidents()
+            if len(active) < 5 or rng.random() < 0.3:
+                out = actions.open_incident(desk, title=f"st{worker}", severity="P2")
+            else:
+                inc = rng.choice(active)
+                above = policy.next_level(inc.level)
+                if above and rng.random() < 0.5:
+                    out = actions.escalate(desk, inc.id, to=above, trigger=trigger(policy, above),
+                                           fields=handoff(policy, above),
+                                           expected_version=inc.version)
+                else:
+                    out = actions.resolve(desk, inc.id, summary="ok", checks="all",
+                                          expected_version=inc.version)
+            report(done=out.event.id if out.event else None)
+        except Conflict:
+            pass
+        except SladeckError as exc:
+            if "locked" in str(exc):
+                raise
+            report(refused=str(exc))
+            _time.sleep(0.05)
+
+
 # -- 9. migrations ---------------------------------------------------------------------------
 
 def migrate(db: str, log: str, barrier: str, hang: str | None) -> None:
@@ -311,7 +348,8 @@ def migrate(db: str, log: str, barrier: str, hang: str | None) -> None:
 
 
 MODES = {"chaos": chaos, "race": race, "mixed": mixed, "appender": appender,
-         "importer": importer, "notices": notices, "writer": writer, "migrate": migrate}
+         "importer": importer, "notices": notices, "writer": writer, "migrate": migrate,
+         "steady": steady}
 
 if __name__ == "__main__":
     os.environ.setdefault("TZ", "UTC")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import transaction_class
 from sladeck.domain import actions
 from sladeck.domain.actions import Desk
 from sladeck.domain.clocks import BREACHED, DUE, RUNNING, assess
@@ -15,7 +16,7 @@ from sladeck.domain.ingest import ImportRefused, import_ndjson
 from sladeck.domain.model import Actor, to_iso
 from sladeck.errors import Conflict, MissingFields, NotFound, Refused
 from sladeck.policy import Policy, parse_policy
-from sladeck.store import Store
+from sladeck.store import Store, open_store
 from sladeck.verify import verify
 
 T0 = datetime(2026, 11, 26, 15, 0, 0, tzinfo=UTC)  # the `clock` fixture's start
@@ -23,6 +24,8 @@ T0 = datetime(2026, 11, 26, 15, 0, 0, tzinfo=UTC)  # the `clock` fixture's start
 REVIEW = {"incident_analysis": "what happened", "root_cause_analysis": "a bad deploy",
           "lessons_learned": "canary first", "process_improvement": "add a canary stage"}
 
+
+pytestmark = pytest.mark.both_backends
 
 def handoff(policy: Policy, level: str) -> dict[str, str]:
     """Every handoff field of `level`, filled in."""
@@ -74,12 +77,12 @@ def test_open_starts_at_the_first_level(desk: Desk, store: Store, clock) -> None
     assert (event.kind, event.account, event.name, event.at) == ("opened", "tester", "Tess", T0)
 
 
-def test_policy_is_stored_once_per_distinct_text(desk: Desk, store: Store, db_path: Path,
+def test_policy_is_stored_once_per_distinct_text(desk: Desk, store: Store, db_url: str,
                                                  policy: Policy, clock) -> None:
     actions.open_incident(desk, title="One", severity="P2")
     actions.open_incident(desk, title="Two", severity="P3")
     assert count(store, "policies") == 1
-    other = Store(db_path)  # another process with an empty cache
+    other = open_store(db_url)  # another process with an empty cache
     try:
         actions.open_incident(Desk(other, policy, clock, Actor("bob")), title="Three",
                               severity="P1")
@@ -645,7 +648,7 @@ def test_apply_policy_rebases_open_incidents_as_an_event(desk: Desk, store: Stor
 
 # -- notices ------------------------------------------------------------------------------
 
-def test_a_due_notice_is_recorded_once_across_desks(desk: Desk, store: Store, db_path: Path,
+def test_a_due_notice_is_recorded_once_across_desks(desk: Desk, store: Store, db_url: str,
                                                     policy: Policy, clock) -> None:
     inc = actions.open_incident(desk, title="Total outage", severity="P0").incident
     # a P0 is announced, and due for escalation to L4 the moment it opens
@@ -653,7 +656,7 @@ def test_a_due_notice_is_recorded_once_across_desks(desk: Desk, store: Store, db
     assert [(e.kind, e.payload.get("clock"), e.payload["level"]) for _, e in recorded] == [
         ("announced", None, "L1"), ("sla_due", "severity_level", "L4")]
     assert actions.record_notices(desk, store.incidents()) == []
-    other_store = Store(db_path)
+    other_store = open_store(db_url)
     try:
         other = Desk(other_store, policy, clock, Actor("bob"))
         assert actions.record_notices(other, other_store.incidents()) == []
@@ -1023,7 +1026,7 @@ def test_a_bad_last_line_of_a_long_file_writes_nothing(desk: Desk, store: Store)
 
 def test_a_failed_bulk_write_rolls_the_whole_file_back(desk: Desk, store: Store,
                                                        monkeypatch) -> None:
-    from sladeck.store import Transaction
+    Transaction = transaction_class(store)
 
     actions.open_incident(desk, title="Before", severity="P3", dedup_key="k1")
     seq = store.last_seq()

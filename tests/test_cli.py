@@ -78,12 +78,28 @@ def check_output(code: int, stdout: str, stderr: str) -> None:
         assert any(line.startswith("sladeck: error: ") for line in lines), stderr
 
 
-class Cli:
-    """Runs the real `sladeck` console script against one temporary database."""
+class PgDb:
+    """A PostgreSQL database as `Cli.db`: `str` is its URL; it `exists` once sladeck wrote
+    anything to it (each test's database is made, migrated and empty, beforehand)."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def __str__(self) -> str:
+        return self.url
+
+    def exists(self) -> bool:
+        return any(dump(self)[t] for t in ("policies", "incidents"))
+
+
+class Cli:
+    """Runs the real `sladeck` console script against one temporary database (the
+    file, or on PostgreSQL the test's database: `url`)."""
+
+    def __init__(self, tmp: Path, url: str | None = None) -> None:
         self.tmp = tmp
-        self.db = tmp / "desk" / "sladeck.db"
+        self.db: Any = PgDb(url) if url else tmp / "desk" / "sladeck.db"
+        self.account = url.split("//")[1].split("@")[0] if url else ME  # the recorded actor
         self.env = base_env(tmp) | {"SLADECK_DB": str(self.db)}
 
     def __call__(self, *args: str, input: str | bytes | None = None,
@@ -129,7 +145,13 @@ class Cli:
         return dump(db or self.db)
 
 
-def dump(db: Path) -> dict[str, list[tuple]]:
+def dump(db: Path | PgDb) -> dict[str, list[tuple]]:
+    if isinstance(db, PgDb):
+        import psycopg
+
+        with psycopg.connect(db.url) as pg:
+            return {t: pg.execute(f"SELECT * FROM {t} ORDER BY 1, 2, 3").fetchall()
+                    for t in TABLES}
     con = sqlite3.connect(db)
     try:
         return {t: con.execute(f"SELECT * FROM {t} ORDER BY rowid").fetchall() for t in TABLES}
@@ -141,9 +163,12 @@ def fields(*keys: str, value: str = "text") -> list[str]:
     return [arg for key in keys for arg in ("--field", f"{key}={value} {key}")]
 
 
+pytestmark = pytest.mark.both_backends
+
+
 @pytest.fixture
-def run(tmp_path: Path) -> Cli:
-    return Cli(tmp_path)
+def run(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> Cli:
+    return Cli(tmp_path, request.getfixturevalue("db_url") if backend == "postgres" else None)
 
 
 # --- open, ack and the id forms ---------------------------------------------------------------
@@ -427,22 +452,40 @@ def test_follow_up_add_and_done(run: Cli) -> None:
 
 # --- list and show ----------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def varied_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def fill_varied(run: Cli) -> None:
     """INC-1 P1 open, INC-2 P2 acknowledged, INC-3 P2 at L2, INC-4 P3 closed."""
-    run = Cli(tmp_path_factory.mktemp("varied"))
     run.open("P1", "First")
     run.ok("ack", str(run.open("P2", "Second")))
     third = run.open("P2", "Third")
     run.ok("escalate", str(third), "--to", "L2", "--trigger", "performance",
            *fields(*L2_FIELDS))
     run.ok("resolve", str(run.open("P3", "Fourth")), "--summary", "s", "--check", "all")
+
+
+@pytest.fixture(scope="module")
+def varied_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run = Cli(tmp_path_factory.mktemp("varied"))
+    fill_varied(run)
     return run.db
 
 
+_VARIED_PG: dict[str, str] = {}  # the cluster's varied database, built once
+
+
 @pytest.fixture
-def varied(run: Cli, varied_db: Path) -> Cli:
-    """A private copy of `varied_db` (built once: subprocesses are slow)."""
+def varied(run: Cli, backend: str, request: pytest.FixtureRequest) -> Cli:
+    """A private copy of a varied database (built once: subprocesses are slow)."""
+    if backend == "postgres":
+        cluster = request.getfixturevalue("pg_cluster")
+        if "name" not in _VARIED_PG:
+            name = cluster.fresh_database()
+            fill_varied(Cli(run.tmp, cluster.url(name)))
+            _VARIED_PG["name"] = name
+        mine = run.db.url.split("/")[3].split("?")[0]
+        cluster.sql(f"DROP DATABASE {mine} WITH (FORCE)")
+        cluster.sql(f"CREATE DATABASE {mine} TEMPLATE {_VARIED_PG['name']}")
+        return run
+    varied_db = request.getfixturevalue("varied_db")
     run.db.parent.mkdir(mode=0o700)
     src, dst = sqlite3.connect(varied_db), sqlite3.connect(run.db)
     try:
@@ -503,7 +546,7 @@ def test_show_text_and_json(varied: Cli) -> None:
     assert data["id"] == 3
     assert [e["kind"] for e in data["events"]] == ["opened", "escalated", "paged"]
     for e in data["events"]:
-        assert ISO_UTC.match(e["at"]) and e["account"] == ME
+        assert ISO_UTC.match(e["at"]) and e["account"] == varied.account
     assert data["handoffs"][0]["to"] == "L2"
     assert "INC-99" in varied.refused("show", "99")
 
@@ -698,6 +741,7 @@ def test_policy_apply_rebases_open_incidents(run: Cli) -> None:
 
 # --- verify and backup ------------------------------------------------------------------------
 
+@pytest.mark.sqlite_only  # the SQLite file itself
 def test_verify_healthy_and_tampered(varied: Cli) -> None:
     assert "ok" in varied.ok("verify").stdout
     con = sqlite3.connect(varied.db)
@@ -712,6 +756,7 @@ def test_verify_healthy_and_tampered(varied: Cli) -> None:
     assert all(line.startswith("sladeck: error: ") for line in err.splitlines())
 
 
+@pytest.mark.sqlite_only  # the SQLite file itself
 def test_verify_detects_a_rewritten_row(varied: Cli) -> None:
     con = sqlite3.connect(varied.db)
     con.execute("UPDATE incidents SET state = 'closed' WHERE id = 1")
@@ -720,6 +765,7 @@ def test_verify_detects_a_rewritten_row(varied: Cli) -> None:
     assert "INC-1" in varied.refused("verify")
 
 
+@pytest.mark.sqlite_only  # the SQLite file itself
 def test_backup(varied: Cli) -> None:
     dest = varied.tmp / "copy.db"
     assert str(dest) in varied.ok("backup", str(dest)).stdout
@@ -806,6 +852,7 @@ def test_help_and_version(run: Cli) -> None:
 
 # --- identity ---------------------------------------------------------------------------------
 
+@pytest.mark.sqlite_only  # on a server the account is the role: test_postgres.py
 def test_actor_is_the_real_account(run: Cli) -> None:
     liar = {"USER": "mallory", "LOGNAME": "mallory", "USERNAME": "mallory"}
     i = run.open()
@@ -862,6 +909,7 @@ def test_hostile_text_is_stored_as_given_and_shown_inert(run: Cli) -> None:
 
 # --- the database file ------------------------------------------------------------------------
 
+@pytest.mark.sqlite_only  # the SQLite file itself
 def test_db_in_a_new_folder_is_private(run: Cli) -> None:
     db = run.tmp / "new" / "deeper" / "desk.db"
     assert run.ok("--db", str(db), "open", "--severity", "P1", "--title", "t").stdout == \
@@ -874,6 +922,7 @@ def test_db_in_a_new_folder_is_private(run: Cli) -> None:
     assert not run.db.exists()  # --db wins over SLADECK_DB
 
 
+@pytest.mark.sqlite_only  # the SQLite file itself
 def test_world_writable_db_is_refused(run: Cli) -> None:
     run.open()
     os.chmod(run.db, 0o666)
@@ -1143,6 +1192,7 @@ def test_the_dashboard_starts_without_click(tmp_path: Path) -> None:
     assert out.stdout.split() == ["[]", str(db)]
 
 
+@pytest.mark.sqlite_only  # the SQLite file itself
 @pytest.mark.parametrize("command", [(), ("list",)])
 def test_a_database_folder_that_cannot_be_made_is_one_line(run: Cli, command: tuple[str, ...]
                                                             ) -> None:

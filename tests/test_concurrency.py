@@ -25,14 +25,14 @@ from typing import Any
 
 import pytest
 
-from conftest import HOOK_PYTHON, REPO, T0
+from conftest import HOOK_PYTHON, REPO, T0, in_transaction, transaction_class
 from sladeck.clock import FixedClock
 from sladeck.domain import actions
 from sladeck.domain.actions import Desk
 from sladeck.domain.ingest import import_ndjson
 from sladeck.domain.model import Actor
 from sladeck.policy import Policy, load_policy
-from sladeck.store import SCHEMA_VERSION, Store
+from sladeck.store import SCHEMA_VERSION, Store, open_store
 from sladeck.verify import verify
 
 WORKER = Path(__file__).with_name("stress_worker.py")
@@ -104,12 +104,12 @@ def whole(store: Store, policy: Policy) -> None:
     assert q("SELECT count(*) FROM events e WHERE kind = 'escalated' AND NOT EXISTS "
              "(SELECT 1 FROM handoffs h WHERE h.event_id = e.id)").fetchone()[0] == 0
     assert q("SELECT count(*) FROM handoffs h LEFT JOIN events e ON e.id = h.event_id "
-             "WHERE e.kind IS NOT 'escalated' OR e.incident_id != h.incident_id"
+             "WHERE e.kind IS DISTINCT FROM 'escalated' OR e.incident_id != h.incident_id"
              ).fetchone()[0] == 0
     items = len(policy.checklists["resolution"])
     assert q("SELECT count(*) FROM events e WHERE kind = 'resolved' AND (SELECT count(*) "
              "FROM checklist_ticks t WHERE t.event_id = e.id AND t.checklist = 'resolution') "
-             "!= ?", (items,)).fetchone()[0] == 0
+             f"!= {int(items)}").fetchone()[0] == 0
     ids = [r[0] for r in q("SELECT id FROM events ORDER BY id").fetchall()]
     assert ids == list(range(1, len(ids) + 1))
 
@@ -119,11 +119,13 @@ def whole(store: Store, policy: Policy) -> None:
 KILLS = 120
 
 
+pytestmark = pytest.mark.both_backends
+
 @pytest.mark.slow
 def test_kill_9_during_writes_loses_nothing_and_leaves_nothing_half_written(
-        tmp_path: Path, policy: Policy) -> None:
-    db = tmp_path / "chaos.db"
-    Store(db).close()
+        tmp_path: Path, policy: Policy, db_url: str) -> None:
+    db = db_url
+    open_store(db).close()
     rng = random.Random(20261126)
     done: list[dict[str, Any]] = []
     in_action = unreported = 0  # kills during an action; commits the child never reported
@@ -151,7 +153,7 @@ def test_kill_9_during_writes_loses_nothing_and_leaves_nothing_half_written(
         reports = [json.loads(x) for x in [*lines, *rest.splitlines()]]
         in_action += bool(reports) and "start" in reports[-1]
         done += [r for r in reports if "action" in r]
-        store = Store(db)
+        store = open_store(db)
         try:
             whole(store, policy)
             events = {e.id: e for e in store.events()}
@@ -190,7 +192,7 @@ PEOPLE = 8
 
 @pytest.mark.slow
 def test_eight_people_acting_at_once_make_exactly_one_change(tmp_path: Path, desk: Desk,
-                                                             store: Store, db_path: Path,
+                                                             store: Store, db_url: str,
                                                              policy: Policy) -> None:
     rounds = []
     for number in range(ROUNDS):
@@ -198,7 +200,7 @@ def test_eight_people_acting_at_once_make_exactly_one_change(tmp_path: Path, des
         rounds.append({"incident": inc.id, "action": "ack" if number % 2 == 0 else "escalate"})
     barrier = tmp_path / "barrier"
     barrier.mkdir()
-    procs = [spawn("race", db=str(db_path), worker=w, rounds=rounds, barrier=str(barrier))
+    procs = [spawn("race", db=db_url, worker=w, rounds=rounds, barrier=str(barrier))
              for w in range(PEOPLE)]
     for number in range(ROUNDS):
         wait_until(lambda n=number: all((barrier / f"ready-{n}-{w}").exists()
@@ -230,11 +232,11 @@ def test_eight_people_acting_at_once_make_exactly_one_change(tmp_path: Path, des
 
 @pytest.mark.slow
 def test_eight_sladeck_ack_commands_at_once(tmp_path: Path, desk: Desk, store: Store,
-                                            db_path: Path) -> None:
+                                            db_url: str) -> None:
     inc = actions.open_incident(desk, title="Pager storm", severity="P1").incident
     barrier = tmp_path / "barrier"
     barrier.mkdir()
-    results = cli_together(barrier, [["--db", str(db_path), "--as", f"person{w}", "ack",
+    results = cli_together(barrier, [["--db", db_url, "--as", f"person{w}", "ack",
                                       f"INC-{inc.id}"] for w in range(PEOPLE)])
     assert all(code == 0 and err == "" for code, _, err in results), results
     outs = sorted(out.strip() for _, out, _ in results)
@@ -252,19 +254,19 @@ MIXED = 300
 
 
 @pytest.mark.slow
-def test_many_people_mixed_read_then_write_never_see_locked(tmp_path: Path, db_path: Path,
+def test_many_people_mixed_read_then_write_never_see_locked(tmp_path: Path, db_url: str,
                                                             policy: Policy) -> None:
-    Store(db_path).close()
+    open_store(db_url).close()
     barrier = tmp_path / "barrier"
     barrier.mkdir()
-    procs = [spawn("mixed", db=str(db_path), worker=w, actions_count=MIXED,
+    procs = [spawn("mixed", db=db_url, worker=w, actions_count=MIXED,
                    barrier=str(barrier)) for w in range(WORKERS)]
     release(barrier)
     reports = [finish(p, timeout=300)[0] for p in procs]
     assert sum(r["locked"] for r in reports) == 0
     assert [u for r in reports for u in r["unexpected"]] == []
     assert sum(r["done"] + r["conflicts"] + r["refused"] for r in reports) == WORKERS * MIXED
-    store = Store(db_path)
+    store = open_store(db_url)
     try:
         whole(store, policy)  # ids contiguous, chain linear, rows equal their replay
         changes = sum(r["changed"] for r in reports)
@@ -279,11 +281,11 @@ def test_many_people_mixed_read_then_write_never_see_locked(tmp_path: Path, db_p
 
 @pytest.mark.slow
 def test_concurrent_appenders_keep_the_chain_linear(tmp_path: Path, desk: Desk, store: Store,
-                                                    db_path: Path, policy: Policy) -> None:
+                                                    db_url: str, policy: Policy) -> None:
     inc = actions.open_incident(desk, title="Busy incident", severity="P2").incident
     barrier = tmp_path / "barrier"
     barrier.mkdir()
-    procs = [spawn("appender", db=str(db_path), worker=w, count=60, incident=inc.id,
+    procs = [spawn("appender", db=db_url, worker=w, count=60, incident=inc.id,
                    barrier=str(barrier)) for w in range(WORKERS)]
     release(barrier)
     got = [i for p in procs for i in finish(p)[0]["ids"]]
@@ -294,14 +296,14 @@ def test_concurrent_appenders_keep_the_chain_linear(tmp_path: Path, desk: Desk, 
 
 
 def test_detail_is_one_snapshot_even_if_someone_escalates_meanwhile(
-        desk: Desk, store: Store, db_path: Path, policy: Policy,
+        desk: Desk, store: Store, db_url: str, policy: Policy,
         monkeypatch: pytest.MonkeyPatch) -> None:
     """A commit between reading the events and reading the handoffs once made
     `detail()` (the detail screen, `show`) fail with a KeyError."""
     inc = actions.open_incident(desk, title="Checkout down", severity="P1").incident
-    other = Store(db_path)
+    other = open_store(db_url)
     bob = Desk(other, policy, desk.clock, Actor("bob"))
-    real_events = Store.events
+    real_events = type(store).events
 
     def events_then_someone_escalates(self: Store, *args: Any, **kwargs: Any):
         found = real_events(self, *args, **kwargs)
@@ -310,12 +312,12 @@ def test_detail_is_one_snapshot_even_if_someone_escalates_meanwhile(
                              fields=handoff(policy, "L2"))
         return found
 
-    monkeypatch.setattr(Store, "events", events_then_someone_escalates)
+    monkeypatch.setattr(type(store), "events", events_then_someone_escalates)
     try:
         detail = store.detail(inc.id)
         assert detail is not None
         assert [e.kind for e in detail.events] == ["opened"] and detail.handoffs == ()
-        assert not store.conn.in_transaction
+        assert not in_transaction(store)
         monkeypatch.undo()
         assert len(store.detail(inc.id).handoffs) == 1
     finally:
@@ -323,23 +325,23 @@ def test_detail_is_one_snapshot_even_if_someone_escalates_meanwhile(
 
 
 def test_verify_reads_one_snapshot_even_if_someone_acts_meanwhile(
-        desk: Desk, store: Store, db_path: Path, policy: Policy,
+        desk: Desk, store: Store, db_url: str, policy: Policy,
         monkeypatch: pytest.MonkeyPatch) -> None:
     """A commit after verify read the events and before it read the rows once made a
     healthy live database look edited ('stored state differs from its timeline')."""
     inc = actions.open_incident(desk, title="Checkout down", severity="P1").incident
-    other = Store(db_path)
+    other = open_store(db_url)
     bob = Desk(other, policy, desk.clock, Actor("bob"))
-    real = Store.iter_events
+    real = type(store).iter_events
 
     def events_then_someone_acknowledges(self: Store, *args: Any, **kwargs: Any):
         yield from real(self, *args, **kwargs)
         actions.acknowledge(bob, inc.id)
 
-    monkeypatch.setattr(Store, "iter_events", events_then_someone_acknowledges)
+    monkeypatch.setattr(type(store), "iter_events", events_then_someone_acknowledges)
     try:
         assert verify(store) == []
-        assert not store.conn.in_transaction
+        assert not in_transaction(store)
         assert store.incident(inc.id).state == "acknowledged"
         monkeypatch.undo()
         assert verify(store) == []
@@ -348,12 +350,12 @@ def test_verify_reads_one_snapshot_even_if_someone_acts_meanwhile(
 
 
 @pytest.mark.slow
-def test_verify_passes_while_others_write(tmp_path: Path, db_path: Path) -> None:
+def test_verify_passes_while_others_write(tmp_path: Path, db_url: str) -> None:
     """`sladeck verify` on a live database: rows newer than the events it read are not
     'edited' (it reads one snapshot)."""
-    store = Store(db_path)
+    store = open_store(db_url)
     stop = tmp_path / "stop"
-    procs = [spawn("writer", db=str(db_path), worker=w, stop=str(stop)) for w in range(2)]
+    procs = [spawn("writer", db=db_url, worker=w, stop=str(stop)) for w in range(2)]
     try:
         for p in procs:
             assert p.stdout is not None and b"ready" in p.stdout.readline()
@@ -457,14 +459,14 @@ def test_importing_the_same_file_twice_only_counts_repeats(desk: Desk, store: St
 
 
 @pytest.mark.slow
-def test_four_importers_at_once_open_one_incident_per_key(tmp_path: Path, db_path: Path,
+def test_four_importers_at_once_open_one_incident_per_key(tmp_path: Path, db_url: str,
                                                           policy: Policy) -> None:
-    Store(db_path).close()
+    open_store(db_url).close()
     file = tmp_path / "alerts.ndjson"
     file.write_bytes(ndjson(ALERTS))
     barrier = tmp_path / "barrier"
     barrier.mkdir()
-    procs = [spawn("importer", db=str(db_path), file=str(file), barrier=str(barrier))
+    procs = [spawn("importer", db=db_url, file=str(file), barrier=str(barrier))
              for _ in range(4)]
     release(barrier)
     outs = []
@@ -475,7 +477,7 @@ def test_four_importers_at_once_open_one_incident_per_key(tmp_path: Path, db_pat
     news = [int(re.match(r"imported (\d+) new, (\d+) repeated$", o.strip()).group(1))
             for o in outs]
     assert sum(news) == KEYS
-    store = Store(db_path)
+    store = open_store(db_url)
     try:
         assert {k: len(v) for k, v in open_by_key(store).items()} == {
             f"svc-{k}": 1 for k in range(KEYS)}
@@ -488,18 +490,18 @@ def test_four_importers_at_once_open_one_incident_per_key(tmp_path: Path, db_pat
 
 @pytest.mark.slow
 def test_eight_open_commands_with_one_dedup_key_open_one_incident(
-        tmp_path: Path, db_path: Path, policy: Policy) -> None:
-    Store(db_path).close()
+        tmp_path: Path, db_url: str, policy: Policy) -> None:
+    open_store(db_url).close()
     barrier = tmp_path / "barrier"
     barrier.mkdir()
-    results = cli_together(barrier, [["--db", str(db_path), "open", "--severity", "P1",
+    results = cli_together(barrier, [["--db", db_url, "open", "--severity", "P1",
                                       "--title", "Checkout 500s", "--dedup-key", "checkout-5xx"]
                                      for _ in range(PEOPLE)])
     assert all(code == 0 for code, _, _ in results), results
     assert {out.strip() for _, out, _ in results} == {"INC-1"}
     assert sorted(err.strip() for _, _, err in results)[1:] == [
         f"INC-1 repeated ({n} repeats)" for n in range(1, PEOPLE)]
-    store = Store(db_path)
+    store = open_store(db_url)
     try:
         assert store.incident(1).repeats == PEOPLE - 1 and store.incident(2) is None
         whole(store, policy)
@@ -510,7 +512,7 @@ def test_eight_open_commands_with_one_dedup_key_open_one_incident(
 def test_dedup_is_enforced_by_the_index_even_if_app_code_forgets(
         desk: Desk, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     from sladeck.errors import Refused
-    from sladeck.store import Transaction
+    Transaction = transaction_class(store)
 
     actions.open_incident(desk, title="Disk full", severity="P2", dedup_key="disk")
     seq = store.last_seq()
@@ -556,7 +558,7 @@ def to_text(at) -> str:
 
 @pytest.mark.slow
 def test_three_dashboards_record_a_due_notice_and_run_the_hook_once(
-        tmp_path: Path, db_path: Path) -> None:
+        tmp_path: Path, db_url: str) -> None:
     hook_log = tmp_path / "hook.log"
     hook = tmp_path / "hook.py"
     hook.write_text("import json, sys\n"
@@ -570,7 +572,7 @@ def test_three_dashboards_record_a_due_notice_and_run_the_hook_once(
                                         + json.dumps([HOOK_PYTHON, str(hook)]), 1))
     policy = load_policy(policy_file)
     assert policy.notifications.command
-    store = Store(db_path)
+    store = open_store(db_url)
     desk = Desk(store, policy, FixedClock(T0), Actor("opener"))
     ids = [actions.open_incident(desk, title=f"Slow {n}", severity="P3").incident.id
            for n in range(3)]
@@ -578,13 +580,13 @@ def test_three_dashboards_record_a_due_notice_and_run_the_hook_once(
     at = (T0 + timedelta(minutes=31)).isoformat()  # only the L1 level clock (30m) is due
     barrier = tmp_path / "barrier"
     barrier.mkdir()
-    procs = [spawn("notices", db=str(db_path), worker=w, policy_path=str(policy_file), at=at,
+    procs = [spawn("notices", db=db_url, worker=w, policy_path=str(policy_file), at=at,
                    barrier=str(barrier)) for w in range(3)]
     release(barrier)
     recorded = [n for p in procs for n in finish(p)[0]["recorded"]]
     assert sorted((kind, clock) for _, kind, clock in recorded) == [("sla_due", "level")] * 3
     assert sorted(hook_log.read_text().splitlines()) == [f"sla_due {i}" for i in ids]
-    store = Store(db_path)
+    store = open_store(db_url)
     try:
         for inc in ids:
             assert [e.kind for e in store.events(inc)] == ["opened", "sla_due"]

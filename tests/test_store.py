@@ -11,14 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from conftest import T0
+from conftest import T0, in_transaction
 from sladeck.clock import FixedClock
 from sladeck.domain import actions
 from sladeck.domain.actions import Desk
 from sladeck.domain.model import Actor
 from sladeck.errors import Refused, StoreError
-from sladeck.store import SCHEMA_VERSION, Store
+from sladeck.store import SCHEMA_VERSION, Store, open_store
+from sladeck.store.rows import WRITTEN_COLUMNS
 from sladeck.verify import verify
+
+pytestmark = pytest.mark.both_backends
 
 L2_FIELDS = {"issue_summary": "db down", "actions_taken": "restarted",
              "current_status": "degraded", "logs_and_evidence": "see log",
@@ -35,6 +38,7 @@ def _raw(path: Path) -> sqlite3.Connection:
 
 # -- schema and pragmas ---------------------------------------------------------
 
+@pytest.mark.sqlite_only  # SQLite's pragmas, plans, file or raw edits
 def test_new_database_has_current_schema_and_safe_pragmas(store: Store) -> None:
     conn = store.conn
     assert SCHEMA_VERSION >= 1
@@ -57,6 +61,7 @@ def test_newer_schema_is_refused(db_path: Path) -> None:
         Store(db_path)
 
 
+@pytest.mark.sqlite_only  # SQLite's pragmas, plans, file or raw edits
 def test_second_store_migrates_nothing_and_works(desk: Desk, db_path: Path, policy, clock
                                                  ) -> None:
     first = actions.open_incident(desk, title="Checkout down", severity="P1").incident
@@ -124,30 +129,27 @@ def test_world_writable_database_is_refused_with_the_fix(db_path: Path) -> None:
 
 def test_events_cannot_be_updated_or_deleted(desk: Desk, store: Store) -> None:
     actions.open_incident(desk, title="Checkout down", severity="P2")
-    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+    with pytest.raises(store.errors, match="append-only"):
         store.conn.execute("UPDATE events SET kind = 'note'")
-    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+    with pytest.raises(store.errors, match="append-only"):
         store.conn.execute("DELETE FROM events")
     assert [e.kind for e in store.events()] == ["opened"]
-    assert not store.conn.in_transaction
+    assert not in_transaction(store)
 
 
 def test_dedup_index_refuses_second_open_incident_at_sql_level(desk: Desk, store: Store
                                                                ) -> None:
     first = actions.open_incident(desk, title="Disk full", severity="P2",
                                   dedup_key="disk-full").incident
-    columns = ", ".join(c for c in _columns(store) if c != "id")
-    with pytest.raises(sqlite3.IntegrityError, match="dedup_key"):
-        store.conn.execute(f"INSERT INTO incidents ({columns}) SELECT {columns} FROM incidents "
-                           "WHERE id = ?", (first.id,))
+    columns = ", ".join(c for c in WRITTEN_COLUMNS if c != "id")
+    with pytest.raises(store.errors, match="dedup"):  # the partial unique index, by name
+        store.conn.execute(f"INSERT INTO incidents (id, {columns}) SELECT id + 1, {columns} "
+                           f"FROM incidents WHERE id = {int(first.id)}")
     # once resolved, the key is free again for a new incident
     actions.resolve(desk, first.id, summary="cleaned up", checks="all")
     second = actions.open_incident(desk, title="Disk full", severity="P2", dedup_key="disk-full")
     assert second.incident.id != first.id
 
-
-def _columns(store: Store) -> list[str]:
-    return [r[1] for r in store.conn.execute("PRAGMA table_info(incidents)")]
 
 
 # -- change detection -------------------------------------------------------------
@@ -168,9 +170,9 @@ def test_changed_since_returns_only_incidents_changed_after_seq(desk: Desk, stor
     assert [i.id for i in store.changed_since(seq)] == [one.id]
 
 
-def test_data_version_moves_only_when_another_connection_commits(desk: Desk, db_path: Path,
+def test_data_version_moves_only_when_another_connection_commits(desk: Desk, db_url: str,
                                                                  policy, clock) -> None:
-    watcher = Store(db_path)
+    watcher = open_store(db_url)
     try:
         before = watcher.data_version()
         assert watcher.data_version() == before  # nothing happened
@@ -188,7 +190,6 @@ def test_data_version_moves_only_when_another_connection_commits(desk: Desk, db_
 def test_reads_leave_no_open_transaction(desk: Desk, store: Store, policy) -> None:
     inc = actions.open_incident(desk, title="Checkout down", severity="P1").incident
     actions.escalate(desk, inc.id, to="L2", trigger="performance", fields=L2_FIELDS)
-    conn = store.conn
     reads = [
         lambda: store.schema_version(), lambda: store.data_version(), lambda: store.last_seq(),
         lambda: store.incident(inc.id), lambda: store.incidents(),
@@ -200,11 +201,11 @@ def test_reads_leave_no_open_transaction(desk: Desk, store: Store, policy) -> No
     ]
     for read in reads:
         read()
-        assert not conn.in_transaction
+        assert not in_transaction(store)
     # a half-consumed iterator holds no transaction either
     events = store.iter_events(batch=1)
     next(events)
-    assert not conn.in_transaction
+    assert not in_transaction(store)
     events.close()
 
 
@@ -232,6 +233,7 @@ def _check_transactions(statements: list[str]) -> int:
     return opened
 
 
+@pytest.mark.sqlite_only  # SQLite's pragmas, plans, file or raw edits
 def test_every_action_opens_with_begin_immediate(desk: Desk, store: Store, clock) -> None:
     from sladeck.domain.ingest import import_ndjson
 
@@ -287,6 +289,7 @@ def test_every_action_opens_with_begin_immediate(desk: Desk, store: Store, clock
 
 # -- backup and verify ---------------------------------------------------------------
 
+@pytest.mark.sqlite_only  # SQLite's pragmas, plans, file or raw edits
 def test_backup_is_a_consistent_copy(desk: Desk, store: Store, tmp_path: Path) -> None:
     actions.open_incident(desk, title="One", severity="P1")
     actions.open_incident(desk, title="Two", severity="P3")
@@ -321,6 +324,7 @@ def test_verify_passes_on_a_healthy_database(desk: Desk, store: Store) -> None:
     assert verify(store) == []
 
 
+@pytest.mark.sqlite_only  # SQLite's pragmas, plans, file or raw edits
 def test_verify_names_the_first_edited_event(desk: Desk, store: Store, db_path: Path) -> None:
     _busy_history(desk)
     raw = _raw(db_path)
@@ -333,6 +337,7 @@ def test_verify_names_the_first_edited_event(desk: Desk, store: Store, db_path: 
     assert "edited" in problems[0]
 
 
+@pytest.mark.sqlite_only  # SQLite's pragmas, plans, file or raw edits
 def test_verify_names_a_state_edit_of_an_event(desk: Desk, store: Store, db_path: Path) -> None:
     _busy_history(desk)
     raw = _raw(db_path)
@@ -343,6 +348,7 @@ def test_verify_names_a_state_edit_of_an_event(desk: Desk, store: Store, db_path
     assert problems[0].startswith("event 3 (INC-1, note)")
 
 
+@pytest.mark.sqlite_only  # SQLite's pragmas, plans, file or raw edits
 def test_verify_reports_a_deleted_event(desk: Desk, store: Store, db_path: Path) -> None:
     _busy_history(desk)
     raw = _raw(db_path)
@@ -354,6 +360,7 @@ def test_verify_reports_a_deleted_event(desk: Desk, store: Store, db_path: Path)
     assert "2..2 are missing (deleted)" in problems[0]
 
 
+@pytest.mark.sqlite_only  # SQLite's pragmas, plans, file or raw edits
 def test_verify_reports_an_edited_incident_row(desk: Desk, store: Store, db_path: Path) -> None:
     _busy_history(desk)
     raw = _raw(db_path)
@@ -363,6 +370,7 @@ def test_verify_reports_an_edited_incident_row(desk: Desk, store: Store, db_path
     assert problems == ["INC-1: stored level 'L4' differs from its timeline ('L2')"]
 
 
+@pytest.mark.sqlite_only  # SQLite's pragmas, plans, file or raw edits
 def test_verify_reports_an_edited_or_stale_sla_schedule(desk: Desk, store: Store,
                                                         db_path: Path) -> None:
     """The stored schedule orders the dashboard's queue: a hand edit, or one left behind
@@ -375,6 +383,7 @@ def test_verify_reports_an_edited_or_stale_sla_schedule(desk: Desk, store: Store
                              "(the dashboard would order it wrongly)"]
 
 
+@pytest.mark.sqlite_only  # SQLite's pragmas, plans, file or raw edits
 def test_dedup_lookups_use_an_index_not_a_table_scan(store) -> None:
     """Importing N alerts must not cost N table scans (10,000 lines took 10 s that way)."""
     from sladeck.store.rows import SELECT_INCIDENT as _SELECT_INCIDENT
@@ -388,6 +397,7 @@ def test_dedup_lookups_use_an_index_not_a_table_scan(store) -> None:
         assert "USING" in plan and "INDEX" in plan and "SCAN incidents" not in plan, plan
 
 
+@pytest.mark.sqlite_only  # SQLite's pragmas, plans, file or raw edits
 def test_noticing_a_change_reads_by_index_whatever_the_table_size(desk: Desk, store: Store
                                                                   ) -> None:
     """What the dashboard reads after another process's commit: an index range, never a
@@ -422,6 +432,7 @@ def test_bulk_rows_equal_single_rows(desk: Desk, store: Store, clock) -> None:
         for i in incidents]
 
 
+@pytest.mark.sqlite_only  # SQLite's pragmas, plans, file or raw edits
 def test_a_bulk_write_has_a_larger_cache_for_its_transaction_only(store: Store) -> None:
     from sladeck.store import BULK_CACHE_KIB
 
@@ -459,7 +470,7 @@ def test_incident_rows_are_inserted_many_to_a_statement_all_or_nothing(
     for bad, error in ((replace(first, id=99_999), "one of these"),  # open key "a" again
                        (replace(first, id=99_999, dedup_key=None, state="lost"), "CHECK")):
         for at in (0, MULTI_ROW - 1, MULTI_ROW):  # first, last of a statement, the rest
-            with pytest.raises((Refused, sqlite3.IntegrityError), match=error), \
+            with pytest.raises((Refused, store.errors), match=re.compile(error, re.I)), \
                     store.write() as tx:
                 tx.insert_incident_rows([*more[:at], incident_values(bad, policy), *more[at:]])
             assert store.conn.execute("SELECT count(*) FROM incidents").fetchone()[0] == \
@@ -525,6 +536,7 @@ def test_event_hash_hashes_the_json_text_it_always_did() -> None:
     assert event_hash(*odd) == reference(*odd)
 
 
+@pytest.mark.sqlite_only  # SQLite's pragmas, plans, file or raw edits
 def test_batched_dedup_lookup_uses_the_dedup_index(store: Store) -> None:
     """With a long IN list SQLite would rather scan the queue index (every open incident,
     once per batch); the lookup pins the partial dedup index."""
@@ -599,6 +611,7 @@ def test_the_worst_rows_read_from_the_store_are_the_queues_first_rows(store: Sto
         assert (by_severity, by_risk) == (+queue.by_severity, +queue.by_risk), minutes
 
 
+@pytest.mark.sqlite_only  # SQLite's pragmas, plans, file or raw edits
 def test_the_first_frame_reads_the_queue_index_not_every_row(store: Store, policy) -> None:
     """The worst rows are ordered and the counts taken from the queue index alone: with
     10,000 open among 100,000 closed, reading each open row cost ~8 ms of start-up."""
@@ -639,6 +652,7 @@ def test_every_write_keeps_the_stored_schedule(desk: Desk, store: Store, policy,
         assert item == QueueItem.of(incident, policy), item.id
 
 
+@pytest.mark.sqlite_only  # SQLite's pragmas, plans, file or raw edits
 def test_schema_2_databases_get_their_schedules(desk: Desk, store: Store, db_path: Path,
                                                 policy) -> None:
     """An older database migrates: every incident's schedule is computed once."""
@@ -757,6 +771,7 @@ def test_a_planted_wal_or_shm_link_is_refused(tmp_path: Path, sidecar: str) -> N
     assert victim.read_text() == "keep me"
 
 
+@pytest.mark.sqlite_only  # SQLite's pragmas, plans, file or raw edits
 def test_backup_is_private_never_through_a_link_never_into_a_missing_folder(
         tmp_path: Path, store: Store) -> None:
     old = os.umask(0o000)
@@ -818,6 +833,7 @@ def test_a_damaged_file_is_one_plain_line_and_writers_refuse_after(
     store.close()
 
 
+@pytest.mark.sqlite_only  # SQLite's pragmas, plans, file or raw edits
 def test_a_full_disk_is_one_plain_line_and_nothing_is_written(store: Store, policy) -> None:
     desk = Desk(store, policy, FixedClock(T0), Actor("alice"))
     actions.open_incident(desk, title="before", severity="P3")

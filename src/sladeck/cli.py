@@ -49,7 +49,8 @@ def common_options(f: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed((
         click.option("--db", "db", metavar="PATH", envvar=ENV_DB, expose_value=False,
                      callback=_remember("db"), is_eager=True,
-                     help=f"Database file (env {ENV_DB}; default: your data directory)."),
+                     help=f"Database file, or a postgresql:// URL (env {ENV_DB}; default: "
+                     "a file in your data directory)."),
         click.option("--policy", "policy", metavar="PATH", envvar=ENV_POLICY,
                      expose_value=False, callback=_remember("policy"), is_eager=True,
                      help=f"Policy file (env {ENV_POLICY}; default: the built-in policy.yaml)."),
@@ -734,6 +735,44 @@ def backup_cmd(dest: str) -> None:
     s = session()
     s.store.backup(dest)  # created 0600, or 0660 in a group-shared (setgid) folder
     click.echo(f"backed up {s.db_path} to {dest}")
+
+
+@command(cli, "migrate")
+@click.option("--to", "to", required=True, metavar="URL",
+              help="An empty PostgreSQL database: postgresql://ROLE@HOST/DB (no password).")
+def migrate_cmd(to: str) -> None:
+    """Copy this SQLite database whole to PostgreSQL, then verify the copy.
+
+    Incidents, events with their hash chain, handoffs, checklists, reviews, follow-ups,
+    notices and policies: every row, ids kept, in one transaction. The target must be
+    empty; nothing is written to it if anything is refused.
+    """
+    from sladeck.store import check_url, is_server_url
+    from sladeck.verify import audit
+
+    if not is_server_url(to):
+        raise click.UsageError("--to must be a postgresql:// URL")
+    s = session()
+    if is_server_url(s.db_path):
+        raise SladeckError("migrate copies a SQLite file; the database given is already "
+                           "on PostgreSQL (use pg_dump to copy between servers)")
+    from sladeck.store.copy import copy_database
+    from sladeck.store.postgres import PgStore
+
+    target = PgStore(check_url(to))
+    try:
+        copied = copy_database(s.store, target)
+        verdict = audit(target)
+    finally:
+        target.close()
+    if verdict.problems:
+        for problem in verdict.problems:
+            say_error(f"{target.path}: {problem}")
+        raise click.exceptions.Exit(1)
+    click.echo(f"copied {s.db_path} to {target.path}: {copied.get('incidents', 0)} incidents, "
+               f"{copied.get('events', 0)} events")
+    click.echo(f"{target.path}: ok ({verdict.events} events, chain intact, state matches)")
+    click.echo(f"head {verdict.head}")
 
 
 @command(cli, "demo")

@@ -45,5 +45,6 @@ def display_name(given: str | None) -> str | None:
     return name
 
 
-def current_actor(display: str | None = None) -> Actor:
-    return Actor(os_account(), display_name(display))
+def current_actor(display: str | None = None, account: str | None = None) -> Actor:
+    """The OS account (or `account`, a server's authenticated role) and the display name."""
+    return Actor(account or os_account(), display_name(display))

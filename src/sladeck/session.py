@@ -20,7 +20,7 @@ from sladeck.runtime import collector_back_after
 
 ENV_DB, ENV_POLICY, ENV_USER = "SLADECK_DB", "SLADECK_POLICY", "SLADECK_USER"
 COLLECTOR_GRACE = 5.0  # seconds the dashboard's start may keep the cycle collector off
-_opened: Path | None = None  # the database this process opened: named in SQLite's errors
+_opened: Path | str | None = None  # the database this process opened: named in SQLite's errors
 
 
 def default_db_path() -> Path:
@@ -51,16 +51,21 @@ class Session:
         from sladeck.clock import SystemClock
         from sladeck.identity import current_actor
         from sladeck.policy import load_policy
-        from sladeck.store import Store
+        from sladeck.store import is_server_url, open_store
 
         self.policy = load_policy(settings.policy)
-        self.db_path = Path(settings.db) if settings.db else default_db_path()
+        # a file's path, or a PostgreSQL server's URL (kept as given: a Path would mangle it)
+        self.db_path: Any = settings.db if is_server_url(settings.db) else \
+            Path(settings.db) if settings.db else default_db_path()
         global _opened
         _opened = self.db_path
-        self.store = Store(self.db_path)
+        self.store = open_store(self.db_path)
         self.store.adopt(self.policy)
         self.clock = SystemClock()
-        self.actor = current_actor(settings.name)
+        # On a server the recorded account is the role it authenticated (a login role per
+        # person), as the uid is on SQLite; `--as` names a person behind a shared role.
+        account = getattr(self.store, "account", None)
+        self.actor = current_actor(settings.name, account() if account else None)
         self.policy_file = Path(settings.policy).absolute() if settings.policy else None
         self.acted_from = 0
         self._desk: Any = None

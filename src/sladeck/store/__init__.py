@@ -6,7 +6,9 @@
 - `sqlite`: `Store` (one connection: reads, the queue's reads, change detection) and
   `Transaction` (one `BEGIN IMMEDIATE`);
 - `files`: preparing the database file, its identity, when it is read-only;
-- `bulk`: the import's write path (many rows and events to a statement).
+- `bulk`: the import's write path (many rows and events to a statement);
+- `postgres`, `pg_schema`: the same port on a PostgreSQL server (`--db postgresql://…`),
+  loaded only when a URL names one (`open_store`); `urls` tells which is named.
 
 `Store` implements the domain's `Storage` port and `Transaction` its
 `ImportTransaction` (`sladeck.domain.ports`): the domain never imports this package.
@@ -32,6 +34,18 @@ from sladeck.store.sqlite import (
     damaged_text,
     plain_error,
 )
+from sladeck.store.urls import check_url, is_server_url
+
+
+def open_store(db: object, **options: object) -> Store:
+    """The store `--db` names: a PostgreSQL server for a `postgresql://` URL (psycopg is
+    imported only then), else the SQLite file at that path."""
+    if is_server_url(db):
+        from sladeck.store.postgres import PgStore
+
+        return PgStore(check_url(str(db)), **options)  # type: ignore[return-value, arg-type]
+    return Store(db, **options)  # type: ignore[arg-type]
+
 
 __all__ = [
     "BATCH",
@@ -48,9 +62,12 @@ __all__ = [
     "BackendError",
     "Store",
     "Transaction",
+    "check_url",
     "damaged_text",
     "file_identity",
     "incident_values",
+    "is_server_url",
+    "open_store",
     "plain_error",
     "prepare_file",
     "read_only_reason",

@@ -21,13 +21,14 @@ from sladeck.errors import Refused, StoreError
 from sladeck.store.rows import EVENT_COLUMNS, WRITTEN_COLUMNS, incident_rows
 
 if TYPE_CHECKING:
+    from sladeck.store.postgres import PgTransaction
     from sladeck.store.sqlite import Transaction
 
 MULTI_ROW = 500  # rows per INSERT of `insert_incident_rows`
 EventItem = tuple[int, int, int, str, str, dict[str, Any] | str]
 
 
-def write_import(tx: Transaction, plan: ImportPlan) -> list[tuple[str, str]]:
+def write_import(tx: Transaction | PgTransaction, plan: ImportPlan) -> list[tuple[str, str]]:
     """`ImportTransaction.write_import`: new incidents, then the events, then the
     incidents the import changed; returns each event's (prev_hash, hash)."""
     tx.insert_incident_rows(incident_rows(plan.new, tx.store.policy))
@@ -80,6 +81,18 @@ def append_events(conn: sqlite3.Connection, last: tuple[int, str], actor: Actor,
     """Events by one actor after `last` (the chain's last (id, hash)), in one
     `executemany`: ([(prev_hash, hash)] of each, the new last). Each event's id must
     continue the chain, else StoreError; a payload is a dict or its canonical text."""
+    rows, links, last = event_rows(last, actor, events)
+    conn.executemany(f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
+                     f"VALUES ({', '.join('?' * len(EVENT_COLUMNS))})", rows)
+    return links, last
+
+
+def event_rows(last: tuple[int, str], actor: Actor, events: Iterable[EventItem]
+               ) -> tuple[list[tuple[Any, ...]], list[tuple[str, str]], tuple[int, str]]:
+    """The rows (in EVENT_COLUMNS' order) of events by one actor after `last`, linked
+    into the hash chain, whichever database they go to: (rows, [(prev_hash, hash)] of
+    each, the new last (id, hash)). Each event's id must continue the chain, else
+    StoreError."""
     last_id, prev_hash = last
     account, name = actor.account, actor.name
     link = chain_hasher(account, name)
@@ -94,6 +107,4 @@ def append_events(conn: sqlite3.Connection, last: tuple[int, str], actor: Actor,
                      payload_text, prev_hash, digest))
         links.append((prev_hash, digest))
         prev_hash = digest
-    conn.executemany(f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
-                     f"VALUES ({', '.join('?' * len(EVENT_COLUMNS))})", rows)
-    return links, (last_id, prev_hash)
+    return rows, links, (last_id, prev_hash)

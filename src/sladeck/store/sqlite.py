@@ -125,6 +125,7 @@ class Store:
     """
 
     _damaged: set[tuple[int, int]] = set()  # files SQLite called malformed in this process
+    errors = sqlite3.Error  # what a read may raise (each backend's own: `refusal` tells it)
 
     def __init__(self, path: str | os.PathLike[str], *, migrate: bool = True,
                  expect: tuple[int, int] | None = None) -> None:

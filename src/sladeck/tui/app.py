@@ -35,10 +35,10 @@ from sladeck.clock import Clock, SystemClock
 from sladeck.domain.clocks import KIND_TITLE, from_us, to_us
 from sladeck.domain.model import ACTIVE_STATES, RESOLVED, Actor, Incident
 from sladeck.domain.queue import Filter, Queue, QueueItem, Transition
-from sladeck.errors import Conflict, MissingFields, SladeckError
+from sladeck.errors import Conflict, MissingFields, SladeckError, StoreError
 from sladeck.policy import Policy
 from sladeck.runtime import collector_back, freeze_heap
-from sladeck.store import BackendError, Store
+from sladeck.store import BackendError, Store, is_server_url, open_store
 from sladeck.text import one_line, visible
 from sladeck.tui import compat
 from sladeck.tui.compat import display as display_cells
@@ -163,7 +163,7 @@ class SladeckApp(App[int]):
         else:
             compat.uninstall()
         self.cursor_blink = cursor_blink  # off for snapshots and screenshots
-        self.db_path = Path(db_path)
+        self.db_path: Any = db_path if is_server_url(db_path) else Path(db_path)
         self.policy = policy
         self.actor = actor
         self.clock: Clock = clock or SystemClock()
@@ -173,7 +173,7 @@ class SladeckApp(App[int]):
         self.log_file = log_file
         self.run_hooks = run_hooks
         self.policy_file = policy_file  # where `policy` was read: checked before a hook runs
-        self.reader = reader or Store(self.db_path)  # main thread: polls and reads
+        self.reader = reader or open_store(self.db_path)  # main thread: polls and reads
         self.reader.adopt(policy)
         self.reader.small_cache()
         self.write_lock = threading.Lock()  # held by whoever uses `desk`
@@ -193,7 +193,7 @@ class SladeckApp(App[int]):
         if self._desk is None:
             from sladeck.domain.actions import Desk
 
-            writer = Store(self.db_path, migrate=False, expect=self.reader.identity)
+            writer = open_store(self.db_path, migrate=False, expect=self.reader.identity)
             writer.adopt(self.policy)
             self._desk = Desk(writer, self.policy, self.clock, self.actor)
         return self._desk
@@ -255,7 +255,8 @@ class SladeckApp(App[int]):
             self.live = LiveUpdates(self.db_path, self.poll, interval=self.poll_interval,
                                     on_error=self.unexpected,
                                     watch_files=self.WATCH_FILES, step=self.WATCH_STEP,
-                                    quiet=self.WATCH_QUIET)
+                                    quiet=self.WATCH_QUIET,
+                                    opener=getattr(self.reader, "listen", None))
             self.live.start()
         self.refresh_from_store(force=force)
 
@@ -275,9 +276,10 @@ class SladeckApp(App[int]):
             return
         try:
             self._refresh(force)
-        except BackendError as exc:  # a damaged file, a full or failing disk: one line
-            error = self.reader.refusal(exc)  # and writers refuse a damaged file from now on
-            if error is None:
+        except (BackendError, self.reader.errors, StoreError) as exc:  # damaged, full disk ...
+            # (a server that is restarting: its store says so; the next check retries)
+            error = exc if isinstance(exc, StoreError) else self.reader.refusal(exc)
+            if error is None:  # and writers refuse a damaged file from now on
                 raise
             if str(error) != self._store_problem:
                 self._store_problem = str(error)

@@ -1,4 +1,5 @@
-"""When to look for other processes' commits: an inotify watch, or else a poll.
+"""When to look for other processes' commits: an inotify watch (on PostgreSQL, its
+LISTEN/NOTIFY: `opener`), or else a poll.
 
 `LiveUpdates` decides only *when* to check; `check` (the app's) does the check and
 says whether it saw a commit. With a watch on the database's folder (watch.py) an
@@ -18,7 +19,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sladeck.tui.watch import DatabaseWatch  # ctypes loads with the first watch
@@ -29,12 +30,16 @@ class LiveUpdates:
 
     def __init__(self, db_path: Path, check: Callable[[], bool], *, interval: float | None,
                  on_error: Callable[[Exception], None], watch_files: bool = True,
-                 step: float = 0.02, quiet: float = 0.5) -> None:
+                 step: float = 0.02, quiet: float = 0.5,
+                 opener: Callable[[], Any] | None = None) -> None:
         self.db_path = db_path
         self.check = check
         self.interval = interval  # None or 0: never check on its own
         self.on_error = on_error  # what a Textual timer would do with a failed check
         self.watch_files = watch_files
+        # what tells of commits instead of the folder's watch: a PostgreSQL store's
+        # LISTEN (`PgStore.listen`: the same fd/read/broken/close shape)
+        self.opener = opener
         self.step = step
         self.quiet = quiet
         self.watch: DatabaseWatch | None = None
@@ -58,12 +63,20 @@ class LiveUpdates:
             from sladeck.tui.watch import open_watch
 
             self._watch_tried = True
-            watch = open_watch(self.db_path)
+            watch = self._open(open_watch)
             if watch is not None:
                 self.watch = watch
                 asyncio.get_running_loop().add_reader(watch.fd, self._watched)
         if self.watch is None:
             self.handle = asyncio.get_running_loop().call_later(self.interval, self._polled)
+
+    def _open(self, open_watch: Callable[[Path], Any]) -> Any:
+        if self.opener is None:
+            return open_watch(self.db_path)
+        try:
+            return self.opener()
+        except Exception:  # no LISTEN connection: poll instead
+            return None
 
     def stop(self) -> None:
         """No more checks: the watch closed, the armed check cancelled."""

@@ -1,0 +1,706 @@
+"""The PostgreSQL store: `PgStore` (one connection: reads, the queue's reads, change
+detection) and `PgTransaction` (one write transaction), the same port as `sqlite`.
+
+Its methods mirror `sqlite.Store` and `sqlite.Transaction`, in the same order and with
+the same names: porting a new SQLite method is writing the same SQL with `%s`
+placeholders beside its twin. Rows are converted by `rows`, exactly as on SQLite.
+
+Writes. Every write transaction is `BEGIN ISOLATION LEVEL READ COMMITTED` followed by
+`pg_advisory_xact_lock(WRITE_LOCK)`, held until its COMMIT or ROLLBACK: writers run one
+at a time, as SQLite's `BEGIN IMMEDIATE` makes them, so the version checks, the next
+incident and event ids and the hash chain's head are read and written by one
+transaction alone, on every host. READ COMMITTED is the right level under that lock:
+each statement sees everything committed before it, so every read made after the lock
+was granted sees the previous writer's commit. REPEATABLE READ or SERIALIZABLE would
+take their snapshot at the lock's own statement, before waiting, and then fail with
+serialization errors a person would see. As one lock is the only one waited for first,
+no two writers can deadlock. `lock_timeout` bounds the wait as SQLite's busy timeout.
+
+Reads run in autocommit (no transaction left open); `snapshot` is one REPEATABLE READ
+READ ONLY transaction for reads that must agree. A connection the server dropped (a
+restart, `pg_terminate_backend`, a network cut) is reopened once before a read or
+before a write begins, and said in one line (`on_reconnect`); a connection lost inside
+a write rolls it back (the server does), and the person is told nothing was written.
+Committed writes `NOTIFY` CHANNEL, which a dashboard's `PgWatch` listens to.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg import errors as pgerrors
+
+from sladeck.domain.chain import GENESIS, canonical_json, event_hash
+from sladeck.domain.clocks import HEAD_SQL as _HEAD_SQL
+from sladeck.domain.clocks import NEVER as _NEVER
+from sladeck.domain.clocks import RISK_SQL as _RISK_SQL
+from sladeck.domain.clocks import RISKS
+from sladeck.domain.model import (
+    ACTIVE_STATES,
+    Actor,
+    ChecklistTick,
+    Event,
+    FollowUp,
+    Handoff,
+    Incident,
+    IncidentDetail,
+    Review,
+    current_cycle,
+    from_iso,
+    to_iso,
+)
+from sladeck.domain.ports import ImportPlan
+from sladeck.domain.queue import QueueItem
+from sladeck.errors import ReadOnly, Refused, StoreError
+from sladeck.policy import Policy
+from sladeck.store import bulk, pg_schema
+from sladeck.store.pg_schema import CHANNEL, MIGRATE_LOCK, WRITE_LOCK
+from sladeck.store.rows import (
+    EVENT_COLUMNS,
+    SELECT_INCIDENT,
+    SELECT_ITEM,
+    WRITTEN_COLUMNS,
+    event_from_row,
+    incident_from_row,
+    incident_row,
+    incident_rows,
+    item_from_row,
+)
+from sladeck.store.urls import display_url
+
+BackendError = psycopg.Error
+LOCK_TIMEOUT_MS = 30_000  # as SQLite's busy timeout
+CONNECT_TIMEOUT_S = 10
+_OPEN_STATES = "state IN ('open', 'acknowledged')"  # matches incidents_open_dedup's WHERE
+_RISK = _RISK_SQL.replace(":now", "%(now)s").replace(":never", "%(never)s")
+_HEAD = _HEAD_SQL.replace(":now", "%(now)s").replace(":never", "%(never)s").replace(
+    "min(", "least(")  # SQLite's scalar min: both sides are coalesced, so no NULL differs
+
+
+def _say(line: str) -> None:
+    with suppress(OSError, ValueError):
+        print(f"sladeck: {line}", file=sys.stderr, flush=True)
+
+
+def plain_pg_error(exc: psycopg.Error, where: str) -> StoreError | None:
+    """PostgreSQL's error as one line a person can act on (nothing was written), or
+    None for one that is a bug."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, pgerrors.LockNotAvailable | pgerrors.QueryCanceled):
+        return StoreError(f"cannot write {where}: another process kept it locked "
+                          f"(PostgreSQL: {text}); try again")
+    if isinstance(exc, pgerrors.InsufficientPrivilege):
+        return StoreError(f"cannot use {where}: permission denied (PostgreSQL: {text}); "
+                          f"ask its owner for the grants in the README")
+    if isinstance(exc, pgerrors.ReadOnlySqlTransaction):
+        return ReadOnly(f"cannot write {where}: the server is read-only (a standby?) "
+                        f"(PostgreSQL: {text}); nothing was written")
+    if isinstance(exc, pgerrors.DiskFull):
+        return StoreError(f"cannot write {where}: the server's disk is full (PostgreSQL: "
+                          f"{text}); nothing was written")
+    if isinstance(exc, psycopg.OperationalError):
+        return StoreError(f"cannot reach {where} (PostgreSQL: {text}); nothing was written; "
+                          f"try again")
+    return None
+
+
+class PgStore:
+    """One connection to a PostgreSQL database; one PgStore per thread.
+
+    `expect` and `identity` exist for the port's callers (a file's identity on SQLite):
+    a server has no file to replace, so both are None and `same_file` is always true.
+    """
+
+    errors = psycopg.Error  # what a read may raise: `refusal` turns it into one line
+
+    def __init__(self, url: str, *, migrate: bool = True, expect: object = None,
+                 on_reconnect: Callable[[str], None] | None = _say) -> None:
+        self.url = url
+        self.path = display_url(url)  # what messages name: the URL (it never holds a password)
+        self.read_only = False
+        self.identity: tuple[int, int] | None = None
+        self.on_reconnect = on_reconnect
+        self._in_snapshot = False
+        self.conn = self._connect()
+        self._policies: dict[int, Policy] = {}
+        self._policy_ids: dict[str, int] = {}
+        if migrate:
+            try:
+                self.migrate()
+            except psycopg.Error as exc:
+                self.conn.close()
+                raise self.refusal(exc) or StoreError(f"cannot open {self.path}: {exc}") \
+                    from None
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        try:
+            conn = psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
+                                   application_name="sladeck")
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot connect to {self.path}: "
+                             f"{' '.join(str(exc).split())}") from None
+        conn.execute(f"SET lock_timeout = {LOCK_TIMEOUT_MS}")
+        return conn
+
+    def reconnect(self) -> None:
+        """A new connection in place of one the server dropped; said in one line."""
+        with suppress(Exception):
+            self.conn.close()
+        self.conn = self._connect()
+        if self.on_reconnect is not None:
+            self.on_reconnect(f"the connection to {self.path} was lost; reconnected")
+
+    def _lost(self) -> bool:
+        return self.conn.closed or self.conn.broken
+
+    def file_identity(self) -> tuple[int, int] | None:
+        return None
+
+    def same_file(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def small_cache(self, kib: int = 256) -> None:
+        """Nothing to tune: the server caches."""
+
+    def account(self) -> str:
+        """The role this connection logged in as: the recorded actor's account."""
+        return self._one("SELECT session_user")[0]
+
+    # -- schema ---------------------------------------------------------------
+
+    def schema_version(self) -> int:
+        row = self._one("SELECT to_regclass('sladeck_schema') IS NOT NULL")
+        if not row[0]:
+            return 0
+        return self._one("SELECT version FROM sladeck_schema")[0]
+
+    def migrate(self) -> None:
+        """Bring the schema up to date under an advisory lock; starters wait, one migrates."""
+        if self.schema_version() == pg_schema.SCHEMA_VERSION:
+            return
+        with self.conn.transaction():
+            self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATE_LOCK,))
+            current = self.schema_version()
+            if current > pg_schema.SCHEMA_VERSION:
+                raise StoreError(f"{self.path} was written by a newer sladeck "
+                                 f"(schema {current}); upgrade sladeck")
+            if current == 0:
+                self.conn.execute("CREATE TABLE sladeck_schema (version INTEGER NOT NULL)")
+                self.conn.execute("INSERT INTO sladeck_schema VALUES (0)")
+            for number, step in pg_schema.STEPS:
+                if number > current:
+                    step(self.conn)
+                    self.conn.execute("UPDATE sladeck_schema SET version = %s", (number,))
+
+    def refusal(self, exc: BaseException) -> StoreError | None:
+        return plain_pg_error(exc, self.path) if isinstance(exc, psycopg.Error) else None
+
+    @contextmanager
+    def _immediate(self) -> Iterator[PgTransaction]:
+        try:
+            self._begin()
+        except psycopg.Error as exc:
+            raise self.refusal(exc) or StoreError(f"cannot write {self.path}: {exc}") from None
+        tx = PgTransaction(self)  # on the connection the transaction began on
+        try:
+            yield tx
+        except BaseException as exc:
+            if not self._lost():
+                with suppress(psycopg.Error):
+                    self.conn.execute("ROLLBACK")
+            error = self.refusal(exc)
+            if error is not None:
+                raise error from None
+            raise
+        try:
+            if tx.wrote:
+                self.conn.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
+            self.conn.execute("COMMIT")
+        except psycopg.Error as exc:
+            if self._lost():  # the COMMIT's answer never came: it may or may not have landed
+                raise StoreError(f"the connection to {self.path} was lost while committing; "
+                                 f"check with `sladeck show` before acting again") from None
+            with suppress(psycopg.Error):
+                self.conn.execute("ROLLBACK")
+            raise self.refusal(exc) or StoreError(f"cannot write {self.path}: {exc}") from None
+
+    def _begin(self) -> None:
+        """BEGIN and take the write lock; a dropped connection is reopened once first
+        (nothing was written on it)."""
+        for attempt in (1, 2):
+            if self._lost():
+                self.reconnect()
+            try:
+                self.conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
+                self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+                return
+            except psycopg.OperationalError:
+                if attempt == 2 or not self._lost():
+                    if not self._lost():
+                        with suppress(psycopg.Error):
+                            self.conn.execute("ROLLBACK")
+                    raise
+            except psycopg.Error:
+                with suppress(psycopg.Error):
+                    self.conn.execute("ROLLBACK")
+                raise
+
+    @contextmanager
+    def write(self, *, bulk: bool = False) -> Iterator[PgTransaction]:
+        """One write transaction under the write lock, committed on success (`bulk`
+        changes nothing here: the server sizes its own buffers)."""
+        with self._immediate() as tx:
+            yield tx
+
+    # -- reads ----------------------------------------------------------------
+
+    def _rows(self, sql: str, params: Any = ()) -> list[tuple[Any, ...]]:
+        """A read's rows; outside a transaction, a dropped connection is reopened once."""
+        try:
+            return self.conn.execute(sql, params).fetchall()
+        except psycopg.OperationalError:
+            if not self._lost() or self._in_snapshot:
+                raise
+            self.reconnect()
+            return self.conn.execute(sql, params).fetchall()
+
+    def _one(self, sql: str, params: Any = ()) -> tuple[Any, ...]:
+        rows = self._rows(sql, params)
+        return rows[0] if rows else ()
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Several reads that must agree: one REPEATABLE READ, READ ONLY transaction."""
+        if self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            yield
+            return
+        if self._lost():
+            self.reconnect()
+        self.conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        self._in_snapshot = True
+        try:
+            yield
+        finally:
+            self._in_snapshot = False
+            if not self._lost():
+                self.conn.execute("COMMIT")
+
+    def data_version(self) -> int:
+        """Moves whenever a write is committed: the chain's last event id (every change
+        of an incident appends an event)."""
+        return self._one("SELECT coalesce(max(id), 0) FROM events")[0]
+
+    def last_seq(self) -> int:
+        return self._one("SELECT coalesce(max(id), 0) FROM events")[0]
+
+    def incident(self, incident_id: int) -> Incident | None:
+        rows = self._rows(f"{SELECT_INCIDENT} WHERE id = %s", (incident_id,))
+        return incident_from_row(rows[0]) if rows else None
+
+    def incidents(self, states: Iterable[str] | None = ACTIVE_STATES, *,
+                  severity: str | None = None, level: str | None = None) -> list[Incident]:
+        where, params = [], []
+        if states is not None:
+            where.append("state = ANY(%s)")
+            params.append(list(states))
+        for column, value in (("severity", severity), ("level", level)):
+            if value:
+                where.append(f"{column} = %s")
+                params.append(value)
+        sql = SELECT_INCIDENT + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY id"
+        return [incident_from_row(row) for row in self._rows(sql, params)]
+
+    def queue_items(self, states: Sequence[str], *, worst: int | None = None, now: int = 0,
+                    severities: Sequence[str] = ()) -> list[QueueItem]:
+        """`Store.queue_items`: the same order, evaluated by the server."""
+        sql = f"{SELECT_ITEM} WHERE state = ANY(%(states)s)"
+        params: dict[str, Any] = {"states": list(states)}
+        if worst is not None:
+            rank = "CASE severity " + " ".join(
+                f"WHEN %(sev{n})s THEN {n}" for n in range(len(severities))) + " ELSE 99 END"
+            order = f"ORDER BY {_RISK}, {_HEAD}, {rank}, id"
+            sql = (f"{SELECT_ITEM} WHERE id IN (SELECT id FROM incidents "
+                   f"WHERE state = ANY(%(states)s) {order} LIMIT %(worst)s) {order}")
+            params.update({"now": now, "never": _NEVER, "worst": worst},
+                          **{f"sev{n}": s for n, s in enumerate(severities)})
+        return [item_from_row(row) for row in self._rows(sql, params)]
+
+    def queue_counts(self, states: Sequence[str], now: int
+                     ) -> tuple[dict[str, int], dict[str, int]]:
+        by_severity: dict[str, int] = {}
+        by_risk: dict[str, int] = {}
+        for severity, risk, count in self._rows(
+                f"SELECT severity, {_RISK} AS risk, count(*) FROM incidents "
+                f"WHERE state = ANY(%(states)s) GROUP BY severity, risk",
+                {"now": now, "never": _NEVER, "states": list(states)}):
+            by_severity[severity] = by_severity.get(severity, 0) + count
+            by_risk[RISKS[risk]] = by_risk.get(RISKS[risk], 0) + count
+        return by_severity, by_risk
+
+    def changed_since(self, seq: int) -> list[QueueItem]:
+        return [item_from_row(row) for row in self._rows(
+            f"{SELECT_ITEM} WHERE changed_seq > %s ORDER BY id", (seq,))]
+
+    def events(self, incident_id: int | None = None, *, after: int = 0) -> list[Event]:
+        sql = f"SELECT {', '.join(EVENT_COLUMNS)} FROM events WHERE id > %s"
+        params: list[Any] = [after]
+        if incident_id is not None:
+            sql += " AND incident_id = %s"
+            params.append(incident_id)
+        return [event_from_row(row) for row in self._rows(sql + " ORDER BY id", params)]
+
+    def iter_events(self, batch: int = 5000) -> Iterator[Event]:
+        after = 0
+        while True:
+            rows = self._rows(f"SELECT {', '.join(EVENT_COLUMNS)} FROM events "
+                              "WHERE id > %s ORDER BY id LIMIT %s", (after, batch))
+            if not rows:
+                return
+            chunk = [event_from_row(row) for row in rows]
+            yield from chunk
+            after = chunk[-1].id
+
+    def detail(self, incident_id: int) -> IncidentDetail | None:
+        with self.snapshot():
+            return self._detail(incident_id)
+
+    def _detail(self, incident_id: int) -> IncidentDetail | None:
+        incident = self.incident(incident_id)
+        if incident is None:
+            return None
+        events = self.events(incident_id)
+        by_id = {e.id: e for e in events}
+        handoffs = tuple(
+            Handoff(r[0], incident_id, r[1], by_id[r[1]].at, by_id[r[1]].actor.display, r[2],
+                    r[3], r[4], r[5] or "", json.loads(r[6]))
+            for r in self._rows(
+                'SELECT id, event_id, from_level, to_level, "trigger", reason, fields '
+                "FROM handoffs WHERE incident_id = %s ORDER BY id", (incident_id,)))
+        ticks = tuple(
+            ChecklistTick(r[0], r[1], by_id[r[2]].at, by_id[r[2]].actor.display, r[2])
+            for r in self._rows(
+                "SELECT checklist, item, event_id FROM checklist_ticks WHERE incident_id = %s "
+                "ORDER BY event_id", (incident_id,)))
+        row = self._one("SELECT event_id, fields FROM reviews WHERE incident_id = %s",
+                        (incident_id,))
+        review = Review(incident_id, by_id[row[0]].at, by_id[row[0]].actor.display,
+                        json.loads(row[1]), row[0]) if row else None
+        follow_ups = tuple(
+            FollowUp(r[0], incident_id, r[1], r[2], r[3], r[4], by_id[r[5]].at,
+                     by_id[r[6]].at if r[6] else None,
+                     by_id[r[6]].actor.display if r[6] else None)
+            for r in self._rows(
+                "SELECT id, kind, description, owner, due, event_id, done_event_id "
+                "FROM follow_ups WHERE incident_id = %s ORDER BY id", (incident_id,)))
+        return current_cycle(IncidentDetail(incident, tuple(events), handoffs, ticks, review,
+                                            follow_ups))
+
+    def policy(self, policy_id: int) -> Policy:
+        if policy_id not in self._policies:
+            from sladeck.policy import stored_policy
+
+            row = self._one("SELECT source FROM policies WHERE id = %s", (policy_id,))
+            if not row:
+                raise StoreError(f"{self.path}: policy {policy_id} is missing")
+            self._policies[policy_id] = stored_policy(row[0], f"stored policy {policy_id}")
+        return self._policies[policy_id]
+
+    def adopt(self, policy: Policy) -> None:
+        row = self._one("SELECT id FROM policies WHERE digest = %s", (policy.digest,))
+        if row:
+            self.remember_policy(row[0], policy)
+
+    def remember_policy(self, policy_id: int, policy: Policy) -> None:
+        self._policies[policy_id] = policy
+        self._policy_ids[policy.digest] = policy_id
+
+    def counts(self) -> dict[str, int]:
+        return dict(self._rows("SELECT state, count(*) FROM incidents GROUP BY state"))
+
+    def integrity_check(self) -> str:
+        """The server keeps its own pages whole (checksums, WAL): what sladeck can
+        check is the chain and the rows, which `verify` does."""
+        self._one("SELECT 1")
+        return "ok"
+
+    def backup(self, dest: str | os.PathLike[str]) -> None:
+        raise StoreError(f"backup copies SQLite files; for {self.path} use the server's "
+                         f"own tool: pg_dump --format=custom --file={os.fspath(dest)} "
+                         f"'{self.path}' (pg_restore puts it back)")
+
+    # -- a whole database, row for row (`sladeck migrate --to`) -----------------------
+
+    def is_empty(self) -> bool:
+        return not self._one("SELECT EXISTS (SELECT 1 FROM policies) "
+                             "OR EXISTS (SELECT 1 FROM incidents)")[0]
+
+    def listen(self) -> PgWatch:
+        """A watch on commits (LISTEN CHANNEL) on a connection of its own."""
+        return PgWatch(self.url)
+
+
+class PgWatch:
+    """Commits made anywhere, as NOTIFYs on a connection of its own: `fd` turns readable
+    when one arrives; `read()` says whether any did (and empties the queue). It looks
+    like `tui.watch.DatabaseWatch` so `LiveUpdates` uses either; `broken` once the
+    server dropped it (the dashboard polls from then on)."""
+
+    def __init__(self, url: str) -> None:
+        self.conn = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
+                                    application_name="sladeck-listen")
+        self.conn.execute(f"LISTEN {CHANNEL}")
+        self.fd = self.conn.pgconn.socket
+        self.broken = False
+
+    def read(self) -> bool:
+        pgconn = self.conn.pgconn
+        try:
+            pgconn.consume_input()
+        except psycopg.Error:
+            self.broken = True
+            return True
+        seen = False
+        while pgconn.notifies() is not None:
+            seen = True
+        if pgconn.status != psycopg.pq.ConnStatus.OK:
+            self.broken = True
+            return True
+        return seen
+
+    def close(self) -> None:
+        with suppress(Exception):
+            self.conn.close()
+
+
+class PgTransaction:
+    """Writes inside one transaction holding the write lock; from `PgStore.write()`."""
+
+    def __init__(self, store: PgStore) -> None:
+        self.store = store
+        self.conn = store.conn
+        self._last: tuple[int, str] | None = None  # (id, hash) of the chain's last event
+        self.wrote = False  # an event or a notice was written: tell the listeners
+
+    def _rows(self, sql: str, params: Any = ()) -> list[tuple[Any, ...]]:
+        return self.conn.execute(sql, params).fetchall()
+
+    def incident(self, incident_id: int) -> Incident | None:
+        rows = self._rows(f"{SELECT_INCIDENT} WHERE id = %s", (incident_id,))
+        return incident_from_row(rows[0]) if rows else None
+
+    def open_by_dedup(self, key: str) -> Incident | None:
+        rows = self._rows(f"{SELECT_INCIDENT} WHERE dedup_key = %s AND {_OPEN_STATES}", (key,))
+        return incident_from_row(rows[0]) if rows else None
+
+    def latest_by_dedup(self, key: str) -> Incident | None:
+        rows = self._rows(f"{SELECT_INCIDENT} WHERE dedup_key = %s ORDER BY id DESC LIMIT 1",
+                          (key,))
+        return incident_from_row(rows[0]) if rows else None
+
+    def open_by_dedup_keys(self, keys: Iterable[str]) -> dict[str, Incident]:
+        rows = self._rows(f"{SELECT_INCIDENT} WHERE dedup_key = ANY(%s) AND {_OPEN_STATES}",
+                          (list(keys),))
+        return {i.dedup_key: i for i in map(incident_from_row, rows) if i.dedup_key is not None}
+
+    def latest_by_dedup_keys(self, keys: Iterable[str]) -> dict[str, Incident]:
+        rows = self._rows(f"{SELECT_INCIDENT} WHERE id IN (SELECT max(id) FROM incidents "
+                          "WHERE dedup_key = ANY(%s) GROUP BY dedup_key)", (list(keys),))
+        return {i.dedup_key: i for i in map(incident_from_row, rows) if i.dedup_key is not None}
+
+    def last_events_at(self, incident_ids: Iterable[int]) -> dict[int, datetime]:
+        rows = self._rows("SELECT incident_id, max(at) FROM events WHERE incident_id = ANY(%s) "
+                          "GROUP BY incident_id", (list(incident_ids),))
+        return {incident_id: from_iso(at) for incident_id, at in rows if at}
+
+    def events_after(self, incident_id: int, version: int) -> list[Event]:
+        rows = self._rows(f"SELECT {', '.join(EVENT_COLUMNS)} FROM events WHERE incident_id = %s "
+                          "AND version > %s ORDER BY id", (incident_id, version))
+        return [event_from_row(r) for r in rows]
+
+    def last_event_at(self, incident_id: int) -> datetime | None:
+        rows = self._rows("SELECT max(at) FROM events WHERE incident_id = %s", (incident_id,))
+        return from_iso(rows[0][0]) if rows and rows[0][0] else None
+
+    def policy_id(self, policy: Policy, now: datetime) -> int:
+        known = self.store._policy_ids.get(policy.digest)
+        if known is not None:
+            return known
+        rows = self._rows("SELECT id FROM policies WHERE digest = %s", (policy.digest,))
+        if rows:
+            policy_id = rows[0][0]
+        else:
+            policy_id = self._rows(
+                "INSERT INTO policies (digest, name, source, added_at) VALUES (%s, %s, %s, %s) "
+                "RETURNING id", (policy.digest, policy.name, policy.source, to_iso(now)))[0][0]
+        self.store.remember_policy(policy_id, policy)
+        return policy_id
+
+    def next_incident_id(self) -> int:
+        return self._rows("SELECT coalesce(max(id), 0) + 1 FROM incidents")[0][0]
+
+    def _write_row(self, sql: str, params: Sequence[Any], incident: Incident | None) -> int:
+        try:
+            return self.conn.execute(sql, params).rowcount
+        except pgerrors.UniqueViolation as exc:
+            if exc.diag.constraint_name == "incidents_open_dedup":
+                key = repr(incident.dedup_key) if incident is not None else "of one of these"
+                raise Refused(f"another open incident has dedup key {key}") from None
+            raise
+
+    def insert_incident(self, incident: Incident) -> None:
+        row = incident_row(incident, self.store.policy(incident.policy_id))
+        self._write_row(f"INSERT INTO incidents ({', '.join(WRITTEN_COLUMNS)}) "
+                        f"VALUES ({', '.join(['%s'] * len(WRITTEN_COLUMNS))})",
+                        [row[c] for c in WRITTEN_COLUMNS], incident)
+
+    def insert_incidents(self, incidents: list[Incident]) -> None:
+        self.insert_incident_rows(incident_rows(incidents, self.store.policy))
+
+    def insert_incident_rows(self, rows: list[tuple[Any, ...]]) -> None:
+        """Rows in WRITTEN_COLUMNS' order, through COPY (one round trip for them all)."""
+        if not rows:
+            return
+        try:
+            with self.conn.cursor() as cursor, cursor.copy(
+                    f"COPY incidents ({', '.join(WRITTEN_COLUMNS)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        except pgerrors.UniqueViolation as exc:
+            if exc.diag.constraint_name == "incidents_open_dedup":
+                raise Refused("another open incident has the dedup key of one of these "
+                              "incidents") from None
+            raise
+
+    def update_incidents(self, changes: list[tuple[Incident, int]]) -> None:
+        if not changes:
+            return
+        columns = [c for c in WRITTEN_COLUMNS if c != "id"]
+        rows = incident_rows((incident for incident, _ in changes), self.store.policy)
+        changed = 0
+        with self.conn.cursor() as cursor:
+            for row, (_, version) in zip(rows, changes, strict=True):
+                cursor.execute(f"UPDATE incidents SET {', '.join(f'{c} = %s' for c in columns)} "
+                               "WHERE id = %s AND version = %s", (*row[1:], row[0], version))
+                changed += cursor.rowcount
+        if changed != len(changes):
+            raise StoreError("incidents changed during the transaction")
+
+    def update_incident(self, incident: Incident, expected_version: int) -> None:
+        row = incident_row(incident, self.store.policy(incident.policy_id))
+        columns = [c for c in WRITTEN_COLUMNS if c != "id"]
+        count = self._write_row(
+            f"UPDATE incidents SET {', '.join(f'{c} = %s' for c in columns)} "
+            "WHERE id = %s AND version = %s",
+            [row[c] for c in columns] + [incident.id, expected_version], incident)
+        if count != 1:
+            raise StoreError(f"INC-{incident.id} changed during the transaction")
+
+    def next_event_id(self) -> int:
+        if self._last is None:
+            rows = self._rows("SELECT id, hash FROM events ORDER BY id DESC LIMIT 1")
+            self._last = (rows[0][0], rows[0][1]) if rows else (0, GENESIS)
+        return self._last[0] + 1
+
+    def append_event(self, incident_id: int, version: int, at: datetime, actor: Actor,
+                     kind: str, payload: dict[str, Any]) -> Event:
+        """Append one event to the hash chain (the write lock keeps the chain linear)."""
+        event_id = self.next_event_id()
+        assert self._last is not None
+        prev_hash = self._last[1]
+        at_text, payload_text = to_iso(at), canonical_json(payload)
+        digest = event_hash(prev_hash, event_id, incident_id, version, at_text, actor.account,
+                            actor.name, kind, payload_text)
+        self.conn.execute(
+            f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
+            f"VALUES ({', '.join(['%s'] * len(EVENT_COLUMNS))})",
+            (event_id, incident_id, version, at_text, actor.account, actor.name, kind,
+             payload_text, prev_hash, digest))
+        self._last = (event_id, digest)
+        self.wrote = True
+        return Event(event_id, incident_id, version, at, actor.account, actor.name, kind,
+                     json.loads(payload_text), prev_hash, digest)
+
+    def append_events(self, actor: Actor, events: Iterable[bulk.EventItem]
+                      ) -> list[tuple[str, str]]:
+        """`Transaction.append_events`, through COPY."""
+        self.next_event_id()
+        assert self._last is not None
+        rows, links, self._last = bulk.event_rows(self._last, actor, events)
+        if rows:
+            with self.conn.cursor() as cursor, cursor.copy(
+                    f"COPY events ({', '.join(EVENT_COLUMNS)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            self.wrote = True
+        return links
+
+    def write_import(self, plan: ImportPlan) -> list[tuple[str, str]]:
+        return bulk.write_import(self, plan)
+
+    def add_handoff(self, incident_id: int, event_id: int, from_level: str, to_level: str,
+                    trigger: str, reason: str, fields: dict[str, str]) -> None:
+        self.conn.execute(
+            'INSERT INTO handoffs (incident_id, event_id, from_level, to_level, "trigger", '
+            "reason, fields) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            (incident_id, event_id, from_level, to_level, trigger, reason, canonical_json(fields)))
+
+    def ticks(self, incident_id: int) -> set[tuple[str, str]]:
+        return {(c, i) for c, i in self._rows(
+            "SELECT checklist, item FROM checklist_ticks WHERE incident_id = %s", (incident_id,))}
+
+    def set_tick(self, incident_id: int, checklist: str, item: str, event_id: int | None) -> None:
+        if event_id is None:
+            self.conn.execute("DELETE FROM checklist_ticks WHERE incident_id = %s AND "
+                              "checklist = %s AND item = %s", (incident_id, checklist, item))
+        else:
+            self.conn.execute(
+                "INSERT INTO checklist_ticks VALUES (%s, %s, %s, %s) ON CONFLICT "
+                "(incident_id, checklist, item) DO UPDATE SET event_id = EXCLUDED.event_id",
+                (incident_id, checklist, item, event_id))
+
+    def add_review(self, incident_id: int, event_id: int, fields: dict[str, str]) -> None:
+        self.conn.execute(
+            "INSERT INTO reviews VALUES (%s, %s, %s) ON CONFLICT (incident_id) DO UPDATE "
+            "SET event_id = EXCLUDED.event_id, fields = EXCLUDED.fields",
+            (incident_id, event_id, canonical_json(fields)))
+
+    def add_follow_up(self, incident_id: int, event_id: int, kind: str, description: str,
+                      owner: str, due: str | None) -> int:
+        return self._rows(
+            "INSERT INTO follow_ups (incident_id, kind, description, owner, due, event_id) "
+            "VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
+            (incident_id, kind, description, owner, due, event_id))[0][0]
+
+    def follow_up(self, follow_up_id: int) -> tuple[int, int | None] | None:
+        rows = self._rows("SELECT incident_id, done_event_id FROM follow_ups WHERE id = %s",
+                          (follow_up_id,))
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    def finish_follow_up(self, follow_up_id: int, event_id: int) -> None:
+        self.conn.execute("UPDATE follow_ups SET done_event_id = %s WHERE id = %s",
+                          (event_id, follow_up_id))
+
+    def claim_notice(self, incident_id: int, clock: str, due_at: datetime, status: str) -> bool:
+        """True for the one transaction, on any host, that inserts the notice first."""
+        count = self.conn.execute(
+            "INSERT INTO notices (incident_id, clock, due_at, status) VALUES (%s, %s, %s, %s) "
+            "ON CONFLICT DO NOTHING", (incident_id, clock, to_iso(due_at), status)).rowcount
+        if count == 1:
+            self.wrote = True
+        return count == 1
+
+    def link_notice(self, incident_id: int, clock: str, due_at: datetime, status: str,
+                    event_id: int) -> None:
+        self.conn.execute("UPDATE notices SET event_id = %s WHERE incident_id = %s AND "
+                          "clock = %s AND due_at = %s AND status = %s",
+                          (event_id, incident_id, clock, to_iso(due_at), status))
