@@ -36,7 +36,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.runs, args.open_count, args.closed_count, args.small = 1, 200, 500, 50
-        args.huge = min(args.huge, 1_000)
+        args.huge = min(args.huge, 300)
         args.idle, args.settle = min(args.idle, 3.0), 0.5
     work = h.workdir(args)
     horizon = (args.idle + args.settle + 10) * 3 * args.runs / 60 + 5

@@ -21,7 +21,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.runs, args.open_count, args.closed_count, args.settle = 1, 200, 500, 0.3
-        args.huge = min(args.huge, 1_000)
+        args.huge = min(args.huge, 300)
     work = h.workdir(args)
     # (name, fixture, first-frame limit, RSS limit): the usual desk, and one with every
     # incident open (issue 12: 100,000 open).
