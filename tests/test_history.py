@@ -280,3 +280,27 @@ def test_the_demos_p0s_read_met_and_late_and_sort_on_top(demo_db: Path,
     assert "breached" in lines[leak] and "breached" in lines[dark] and leak < dark
     new = next(n for n, line in enumerate(lines) if "Checkout API" in line)
     assert new < 6 and " ACK " in lines[new]
+
+
+def test_export_keeps_a_breach_that_escalation_left_behind(
+        desk: Desk, store: Store, clock: FixedClock, policy: Policy, db_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`export` (JSON and CSV) says breached for an incident whose L1 response breached
+    before it was escalated, as `list` does."""
+    import json
+
+    from conftest import call_cli
+
+    inc = actions.open_incident(desk, title="a", severity="P1").incident.id
+    clock.advance(m(16))
+    escalate(desk, inc, "L2", policy)
+    clock.advance(m(1))
+    actions.acknowledge(desk, inc)  # nothing running is late now: only the L1 breach
+    monkeypatch.setattr("sladeck.clock.SystemClock.now", lambda self: T0 + m(18))
+    for command in (("list", "--json"), ("export", "--format", "json")):
+        code, out, err = call_cli("--db", str(db_path), *command)
+        assert code == 0, err
+        (row,) = json.loads(out)
+        assert (row["risk"], row["breached"]) == ("breached", True), command
+    code, out, err = call_cli("--db", str(db_path), "export", "--format", "csv")
+    assert '"breached"' in out.splitlines()[1]

@@ -439,6 +439,7 @@ def import_cmd(file: str, skip_invalid: bool) -> None:
               help="Every incident (default) or only open ones.")
 def export_cmd(incident_id: int | None, fmt: str, show_all: bool) -> None:
     """Export incidents (or one) as JSON, CSV or Markdown."""
+    from sladeck.domain.clocks import assess
     from sladeck.domain.model import ACTIVE_STATES
     from sladeck.errors import NotFound
     from sladeck.report import (
@@ -460,12 +461,16 @@ def export_cmd(incident_id: int | None, fmt: str, show_all: bool) -> None:
             if fmt == "md":
                 click.echo(incident_markdown(detail, policy, now))
             elif fmt == "csv":
-                click.echo(incidents_csv([incident_json(detail.incident, policy, now)]), nl=False)
+                click.echo(incidents_csv([incident_json(detail.incident, policy, now, assess(
+                    detail.incident, policy, now, detail.clock_history or None))]), nl=False)
             else:
                 emit_json(detail_json(detail, policy, now))
             return
-        rows = [incident_json(i, s.policy_of(i), now)
-                for i in s.store.incidents(None if show_all else ACTIVE_STATES)]
+        states = None if show_all else ACTIVE_STATES
+        histories = s.store.clock_histories(states)
+        rows = [incident_json(i, s.policy_of(i), now,
+                              assess(i, s.policy_of(i), now, histories.get(i.id)))
+                for i in s.store.incidents(states)]
         if fmt == "csv":
             click.echo(incidents_csv(rows), nl=False)
         elif fmt == "md":
