@@ -199,19 +199,36 @@ def clock_history(events: Iterable[TimelineEvent],
                   policy_for: Callable[[int], Policy] | Policy) -> tuple[ClockCycle, ...]:
     """Every cycle of every clock of one incident, in the order they started, from its
     events in chain order and the policy (or `policy_for(policy_id)`) it was under."""
-    lookup = (lambda _id: policy_for) if isinstance(policy_for, Policy) else policy_for
-    cycles = _Cycles()
-    incident: Incident | None = None
+    replay = HistoryReplay(policy_for)
     for event in events:
+        replay.step(event)
+    return replay.history()
+
+
+class HistoryReplay:
+    """`clock_history` one event at a time (`verify` walks the whole chain once)."""
+
+    def __init__(self, policy_for: Callable[[int], Policy] | Policy) -> None:
+        self.lookup = (lambda _id: policy_for) if isinstance(policy_for, Policy) \
+            else policy_for
+        self.cycles = _Cycles()
+        self.incident: Incident | None = None
+
+    def history(self) -> tuple[ClockCycle, ...]:
+        return tuple(self.cycles.cycles)
+
+    def step(self, event: TimelineEvent) -> None:
+        """Take in the incident's next event."""
+        cycles, incident, lookup = self.cycles, self.incident, self.lookup
         kind = event.kind
         policy_id = event.payload["policy_id"] if kind == "opened" else \
             incident.policy_id if incident is not None else None
         if policy_id is None:
-            continue  # an event before its opening: `verify` reports it
+            return  # an event before its opening: `verify` reports it
         levels = lookup(policy_id).levels
-        incident = apply_event(incident, event_id=event.id, version=event.version, kind=kind,
-                               payload=event.payload, at=event.at, actor=event.actor,
-                               levels=levels)
+        incident = self.incident = apply_event(
+            incident, event_id=event.id, version=event.version, kind=kind,
+            payload=event.payload, at=event.at, actor=event.actor, levels=levels)
         policy, at = lookup(incident.policy_id), event.at
         if kind == "opened":
             cycles.start_all(incident, policy, incident.opened_at)
@@ -231,7 +248,6 @@ def clock_history(events: Iterable[TimelineEvent],
             cycles.start_all(incident, policy, at)
         elif kind in ("severity_changed", "policy_applied"):
             cycles.rebase(incident, policy, at)
-    return tuple(cycles.cycles)
 
 
 # -- what the cycles say at an instant --------------------------------------------------
