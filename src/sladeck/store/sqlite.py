@@ -646,7 +646,10 @@ class Transaction:
                                  "WHERE incident_id IN ({}) ORDER BY id", ids):
             event = event_from_row(row)
             events[event.incident_id].append(event)
-        histories = {i: clock_history(e, self.store.policy) for i, e in events.items() if e}
+        # An incident whose timeline lacks its opening (rows written without events, as
+        # the benchmarks' fixtures are) has no history: its state alone implies its clocks.
+        histories = {i: h for i, e in events.items()
+                     if e and (h := clock_history(e, self.store.policy))}
         self._batched("DELETE FROM clock_cycles WHERE incident_id IN ({})", ids)
         bulk.insert_cycles(self.conn, (row for i, h in histories.items()
                                        for row in cycle_rows(i, h)))
