@@ -385,7 +385,7 @@ def follow_up_done(follow_up_id: int) -> None:
 @click.option("--json", "as_json", is_flag=True, help="A JSON array of incident objects.")
 def list_cmd(show_all: bool, state: str | None, severity: str | None, level: str | None,
              as_json: bool) -> None:
-    """List incidents in queue order (risk, nearest deadline, severity)."""
+    """List incidents in queue order (risk, severity, nearest deadline)."""
     from sladeck.domain.clocks import assess
     from sladeck.domain.model import ACTIVE_STATES
     from sladeck.report import incident_json, queue_line
@@ -397,7 +397,9 @@ def list_cmd(show_all: bool, state: str | None, severity: str | None, level: str
         incidents = s.store.incidents(
             states, severity=severity and filter_key(s, "severity", severity),
             level=level and filter_key(s, "level", level))
-        assessed = [(i, assess(i, s.policy_of(i), now)) for i in incidents]
+        histories = s.store.clock_histories(states)
+        assessed = [(i, assess(i, s.policy_of(i), now, histories.get(i.id)))
+                    for i in incidents]
         assessed.sort(key=lambda pair: pair[1].sort_key(pair[0], s.policy_of(pair[0])))
         if as_json:
             emit_json([incident_json(i, s.policy_of(i), now, a) for i, a in assessed])
@@ -495,6 +497,7 @@ def receive_cmd(listen: str, token_file: str | None, no_token: bool, max_body: i
               help="Every incident (default) or only open ones.")
 def export_cmd(incident_id: int | None, fmt: str, show_all: bool) -> None:
     """Export incidents (or one) as JSON, CSV or Markdown."""
+    from sladeck.domain.clocks import assess
     from sladeck.domain.model import ACTIVE_STATES
     from sladeck.errors import NotFound
     from sladeck.report import (
@@ -516,12 +519,16 @@ def export_cmd(incident_id: int | None, fmt: str, show_all: bool) -> None:
             if fmt == "md":
                 click.echo(incident_markdown(detail, policy, now))
             elif fmt == "csv":
-                click.echo(incidents_csv([incident_json(detail.incident, policy, now)]), nl=False)
+                click.echo(incidents_csv([incident_json(detail.incident, policy, now, assess(
+                    detail.incident, policy, now, detail.clock_history or None))]), nl=False)
             else:
                 emit_json(detail_json(detail, policy, now))
             return
-        rows = [incident_json(i, s.policy_of(i), now)
-                for i in s.store.incidents(None if show_all else ACTIVE_STATES)]
+        states = None if show_all else ACTIVE_STATES
+        histories = s.store.clock_histories(states)
+        rows = [incident_json(i, s.policy_of(i), now,
+                              assess(i, s.policy_of(i), now, histories.get(i.id)))
+                for i in s.store.incidents(states)]
         if fmt == "csv":
             click.echo(incidents_csv(rows), nl=False)
         elif fmt == "md":

@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from sladeck.domain.clocks import Schedule
+from sladeck.domain.history import ClockCycle
 from sladeck.domain.model import OPEN, Actor, Event, Incident
 from sladeck.domain.standup import FollowUpEntry
 from sladeck.policy import Policy
@@ -67,6 +68,11 @@ class Storage(PolicySource, Protocol):
         `incident_ids` (read outside a transaction: a hint, the claim decides)."""
         ...
 
+    def clock_history(self, incident_id: int) -> tuple[ClockCycle, ...]:
+        """The incident's clock history as stored (the derived record of SPEC §3, kept in
+        the transaction of each event; `verify` recomputes it), in start order."""
+        ...
+
     def write(self, *, bulk: bool = False) -> AbstractContextManager[ImportTransaction]:
         """One write transaction: it holds the write lock from the start (no one else
         writes until it ends), commits when the block ends, rolls back when it raises.
@@ -104,7 +110,8 @@ class WriteTransaction(Protocol):
         ...
 
     def update_incident(self, incident: Incident, expected_version: int) -> None:
-        """Store the incident's new state, if the stored one is still at
+        """Store the incident's new state (its event already appended: the store derives
+        its clock history and schedule from its events), if the stored one is still at
         `expected_version`; raises `StoreError` otherwise (under the write lock that
         means a bug: the caller read it in this transaction), or `Refused` on a dedup
         key clash. A version seen before the transaction is checked by the caller,
@@ -253,6 +260,7 @@ class Opening:
     version: ClassVar[int] = 1
     last_change: ClassVar[str] = "opened"
     source_cleared_at: ClassVar[None] = None
+    first_acknowledged_at: ClassVar[None] = None
 
 
 @dataclass(slots=True)
