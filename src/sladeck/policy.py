@@ -174,6 +174,7 @@ class Policy:
     source: str
     digest: str
     next_review: str = ""  # YYYY-MM-DD (validated), or "" when the policy names none
+    shifts: tuple[time, ...] = (time(0),)  # reporting.shifts: local shift starts, sorted
 
     @property
     def levels(self) -> tuple[str, ...]:

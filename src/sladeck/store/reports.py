@@ -1,0 +1,190 @@
+"""The SQL behind `sladeck report` and `sladeck digest` (domain/reports.py aggregates).
+
+A report's cohort is the incidents opened in [since, until); each query reads only
+their events recorded before `until`, so a range that has ended always reads the same.
+Durations come out of SQLite as seconds (julianday difference × 86400); counts and
+groupings are SQL aggregates, so Python sees one row per group, per level entry or per
+resolution cycle, never every event.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from typing import Any
+
+# What a report groups by: an expression over the incident row (its value now).
+GROUP_SQL = {"severity": "severity", "level": "level", "service": "service",
+             "assignee": "coalesce(assignee, '')", "all": "''"}
+
+_SECONDS = "(julianday({a}) - julianday({b})) * 86400.0"
+
+
+def _cohort(by: str) -> str:
+    return (f"cohort AS MATERIALIZED (SELECT id, {GROUP_SQL[by]} AS grp, policy_id, severity, "
+            "opened_at FROM incidents WHERE opened_at >= :since AND opened_at < :until)")
+
+
+def counts(conn: sqlite3.Connection, by: str, since: str, until: str
+           ) -> list[tuple[Any, ...]]:
+    """Per group: (group, opened, acknowledged, escalated, resolved, closed, reopened,
+    still open at `until`)."""
+    sql = f"""WITH {_cohort(by)},
+        per AS (SELECT e.incident_id AS id,
+                       max(e.kind = 'acknowledged') AS acked,
+                       max(e.kind = 'escalated') AS escalated,
+                       max(e.kind = 'resolved') AS resolved,
+                       max(e.kind = 'closed') AS closed,
+                       max(e.kind = 'reopened') AS reopened,
+                       max(CASE WHEN e.kind IN ('resolved', 'closed', 'reopened')
+                           THEN printf('%012d', e.id) || e.kind END) AS last_end
+                FROM cohort c JOIN events e ON e.incident_id = c.id
+                WHERE e.at < :until GROUP BY e.incident_id)
+        SELECT c.grp, count(*), sum(coalesce(p.acked, 0)), sum(coalesce(p.escalated, 0)),
+               sum(coalesce(p.resolved, 0)), sum(coalesce(p.closed, 0)),
+               sum(coalesce(p.reopened, 0)),
+               sum(p.last_end IS NULL OR substr(p.last_end, 13) = 'reopened')
+        FROM cohort c LEFT JOIN per p ON p.id = c.id GROUP BY c.grp ORDER BY c.grp"""
+    return conn.execute(sql, {"since": since, "until": until}).fetchall()
+
+
+def level_entries(conn: sqlite3.Connection, by: str, since: str, until: str
+                  ) -> Iterator[tuple[Any, ...]]:
+    """Every time a cohort incident entered a level (opened, escalated, reopened), in
+    incident order: (group, incident id, level, seconds from opening to the entry,
+    seconds from the entry to the first acknowledgement before the next entry or None).
+    """
+    sql = f"""WITH {_cohort(by)},
+        ev AS (SELECT e.incident_id, e.id, e.kind, e.at, c.opened_at,
+                  CASE e.kind WHEN 'opened' THEN c.opened_at ELSE e.at END AS t,
+                  max(CASE WHEN e.kind != 'acknowledged' THEN e.id END) OVER w AS entry,
+                  max(CASE e.kind
+                      WHEN 'opened' THEN printf('%012d', e.id) || json_extract(e.payload, '$.level')
+                      WHEN 'escalated' THEN printf('%012d', e.id) || json_extract(e.payload, '$.to')
+                      END) OVER w AS lv
+               FROM cohort c JOIN events e ON e.incident_id = c.id
+               WHERE e.kind IN ('opened', 'escalated', 'reopened', 'acknowledged')
+                 AND e.at < :until
+               WINDOW w AS (PARTITION BY e.incident_id ORDER BY e.id)),
+        acks AS (SELECT entry, min(at) AS first FROM ev WHERE kind = 'acknowledged'
+                 GROUP BY entry)
+        SELECT c.grp, n.incident_id, substr(n.lv, 13),
+               {_SECONDS.format(a='n.t', b='n.opened_at')},
+               {_SECONDS.format(a='a.first', b='n.t')}
+        FROM ev n JOIN cohort c ON c.id = n.incident_id
+        LEFT JOIN acks a ON a.entry = n.id
+        WHERE n.kind != 'acknowledged' ORDER BY n.incident_id, n.id"""
+    yield from conn.execute(sql, {"since": since, "until": until})
+
+
+def resolution_cycles(conn: sqlite3.Connection, by: str, since: str, until: str
+                      ) -> Iterator[tuple[Any, ...]]:
+    """Every resolution cycle of a cohort incident (opening, then each reopen): (group,
+    seconds from the cycle's start to its resolution, or None while unresolved)."""
+    sql = f"""WITH {_cohort(by)},
+        ev AS (SELECT e.incident_id, e.id, e.kind, e.at,
+                  max(CASE WHEN e.kind != 'resolved' THEN e.id END) OVER w AS start,
+                  CASE e.kind WHEN 'opened' THEN c.opened_at ELSE e.at END AS t
+               FROM cohort c JOIN events e ON e.incident_id = c.id
+               WHERE e.kind IN ('opened', 'reopened', 'resolved') AND e.at < :until
+               WINDOW w AS (PARTITION BY e.incident_id ORDER BY e.id)),
+        done AS (SELECT start, min(at) AS first FROM ev WHERE kind = 'resolved'
+                 GROUP BY start)
+        SELECT c.grp, {_SECONDS.format(a='d.first', b='s.t')}
+        FROM ev s JOIN cohort c ON c.id = s.incident_id
+        LEFT JOIN done d ON d.start = s.id
+        WHERE s.kind != 'resolved'"""
+    yield from conn.execute(sql, {"since": since, "until": until})
+
+
+def escalations(conn: sqlite3.Connection, by: str, since: str, until: str
+                ) -> list[tuple[Any, ...]]:
+    """Per group, target level and trigger: (group, to level, trigger, count)."""
+    sql = f"""WITH {_cohort(by)}
+        SELECT c.grp, h.to_level, h.trigger, count(*)
+        FROM cohort c JOIN handoffs h ON h.incident_id = c.id
+        JOIN events e ON e.id = h.event_id
+        WHERE e.at < :until GROUP BY c.grp, h.to_level, h.trigger
+        ORDER BY c.grp, h.to_level, h.trigger"""
+    return conn.execute(sql, {"since": since, "until": until}).fetchall()
+
+
+def unreviewed(conn: sqlite3.Connection, by: str, since: str, until: str
+               ) -> list[tuple[Any, ...]]:
+    """Cohort incidents resolved by `until` with no review filed since their last reopen,
+    per (group, policy id, severity): the domain asks each policy which need one."""
+    sql = f"""WITH {_cohort(by)},
+        per AS (SELECT e.incident_id AS id,
+                       max(CASE WHEN e.kind IN ('resolved', 'closed', 'reopened')
+                           THEN printf('%012d', e.id) || e.kind END) AS last_end,
+                       max(CASE WHEN e.kind = 'reopened' THEN e.id END) AS reopened,
+                       max(CASE WHEN e.kind = 'review_filed' THEN e.id END) AS reviewed
+                FROM cohort c JOIN events e ON e.incident_id = c.id
+                WHERE e.at < :until
+                  AND e.kind IN ('resolved', 'closed', 'reopened', 'review_filed')
+                GROUP BY e.incident_id)
+        SELECT c.grp, c.policy_id, c.severity, count(*)
+        FROM cohort c JOIN per p ON p.id = c.id
+        WHERE substr(p.last_end, 13) IN ('resolved', 'closed')
+          AND (p.reviewed IS NULL OR p.reviewed < coalesce(p.reopened, 0))
+        GROUP BY c.grp, c.policy_id, c.severity"""
+    return conn.execute(sql, {"since": since, "until": until}).fetchall()
+
+
+def follow_ups(conn: sqlite3.Connection, by: str, since: str, until: str, today: str
+               ) -> list[tuple[Any, ...]]:
+    """Per group: (group, follow-ups open at `until`, of them due before `today`)."""
+    sql = f"""WITH {_cohort(by)}
+        SELECT c.grp, count(*), sum(f.due IS NOT NULL AND f.due < :today)
+        FROM cohort c JOIN follow_ups f ON f.incident_id = c.id
+        JOIN events a ON a.id = f.event_id
+        LEFT JOIN events d ON d.id = f.done_event_id
+        WHERE a.at < :until AND (d.id IS NULL OR d.at >= :until)
+        GROUP BY c.grp"""
+    return conn.execute(sql, {"since": since, "until": until, "today": today}).fetchall()
+
+
+def daily_opened(conn: sqlite3.Connection, since: str, until: str) -> list[tuple[str, int]]:
+    """Incidents opened per UTC day in [since, until): (YYYY-MM-DD, count)."""
+    return conn.execute(
+        "SELECT substr(opened_at, 1, 10), count(*) FROM incidents "
+        "WHERE opened_at >= :since AND opened_at < :until GROUP BY 1 ORDER BY 1",
+        {"since": since, "until": until}).fetchall()
+
+
+# -- the digest: what happened in [since, until) ------------------------------------------
+
+DIGEST_KINDS = ("opened", "acknowledged", "escalated", "resolved", "closed", "reopened")
+
+
+def digest_events(conn: sqlite3.Connection, since: str, until: str
+                  ) -> list[tuple[Any, ...]]:
+    """The window's events of DIGEST_KINDS, in order, with their incident and its
+    escalation's handoff: (kind, at, actor account, actor name, incident id, title,
+    severity, level, trigger, handoff fields JSON or None, to level)."""
+    sql = f"""SELECT e.kind, e.at, e.account, e.name, i.id, i.title, i.severity, i.level,
+                     h.trigger, h.fields, h.to_level
+              FROM events e JOIN incidents i ON i.id = e.incident_id
+              LEFT JOIN handoffs h ON h.event_id = e.id
+              WHERE e.at >= :since AND e.at < :until
+                AND e.kind IN ({', '.join(repr(k) for k in DIGEST_KINDS)})
+              ORDER BY e.id"""
+    return conn.execute(sql, {"since": since, "until": until}).fetchall()
+
+
+def follow_ups_due(conn: sqlite3.Connection, through: str) -> list[tuple[Any, ...]]:
+    """Open follow-ups due on or before `through` (YYYY-MM-DD), soonest first: (id,
+    incident id, kind, description, owner, due)."""
+    return conn.execute(
+        "SELECT id, incident_id, kind, description, owner, due FROM follow_ups "
+        "WHERE done_event_id IS NULL AND due IS NOT NULL AND due <= ? ORDER BY due, id",
+        (through,)).fetchall()
+
+
+
+# The ids `digest` checks for breaches: active incidents whose stored breach instant
+# falls in the window, and every incident with an event in it.
+BREACH_CANDIDATES = (
+    "SELECT id FROM incidents WHERE state IN ('open', 'acknowledged') "
+    "AND sla_breach_at >= :since_us AND sla_breach_at < :until_us "
+    "UNION SELECT incident_id FROM events WHERE at >= :since AND at < :until")
