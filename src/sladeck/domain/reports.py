@@ -42,23 +42,29 @@ def parse_when(text: str, now: datetime, zone: tzinfo | None, what: str = "--sin
         n, unit = int(m.group(1)), m.group(2)
         return now - timedelta(**{{"d": "days", "h": "hours", "m": "minutes"}[unit]: n})
     if m := _CLOCK_TIME.match(value):
-        local = now.astimezone(zone)
-        at = datetime.combine(local.date(), time(int(m.group(1)), int(m.group(2))),
-                              tzinfo=zone)
-        if at > local:
-            at = datetime.combine(local.date() - timedelta(days=1), at.timetz())
-        return at.astimezone(UTC)
+        today = now.astimezone(zone).date()
+        at = _local(today, time(int(m.group(1)), int(m.group(2))), zone)
+        if at > now:
+            at = _local(today - timedelta(days=1), at.astimezone(zone).time(), zone)
+        return at
     try:
         if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-            return datetime.combine(date.fromisoformat(value), time(), tzinfo=zone
-                                    ).astimezone(UTC)
+            return _local(date.fromisoformat(value), time(), zone)
         at = datetime.fromisoformat(value)
     except ValueError:
         at = None
     if at is None or not re.match(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}", value):
         raise SladeckError(f"{what} {text!r} is not a time (write 7d, 12h, 30m, "
                            f"2026-11-01, 08:00 or 2026-11-01T08:00)")
-    return (at if at.tzinfo else at.replace(tzinfo=zone)).astimezone(UTC)
+    if at.tzinfo is None:
+        return _local(at.date(), at.time(), zone)
+    return at.astimezone(UTC)
+
+
+def _local(day: date, at: time, zone: tzinfo | None) -> datetime:
+    """`day` at `at` in `zone` (None: the viewer's own zone), as UTC."""
+    naive = datetime.combine(day, at)
+    return (naive.replace(tzinfo=zone) if zone else naive.astimezone()).astimezone(UTC)
 
 
 def report_range(since: str | None, until: str | None, now: datetime, zone: tzinfo | None,
