@@ -147,7 +147,7 @@ def test_every_representation_of_the_sla_rules_agrees(policy: Policy) -> None:
             loaded = [i for i in items if i.state in LOADED]
             listed = sorted(loaded, key=lambda i: assessed[i.id].sort_key(i, policy))
             assert [i.id for i in listed] == [i.id for i in sorted(loaded, key=lambda i: (
-                RISK_RANK[assessed[i.id].risk], _due(assessed[i.id]), ranks[i.severity],
+                RISK_RANK[assessed[i.id].risk], ranks[i.severity], _due(assessed[i.id]),
                 i.id))]  # `order_key` sorts like the tuple it packs
             queue = Queue(store.policy)
             queue.load(store.queue_items(LOADED), now)

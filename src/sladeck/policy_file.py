@@ -239,13 +239,20 @@ def _severity(r: _Reader, node: yaml.Node, path: str, key: str) -> Severity | No
         return None
     res = r.mapping(f["resolution"], f"{path}.resolution", ("target", "maximum")) \
         if "resolution" in f else None
-    esc = r.mapping(f["escalation"], f"{path}.escalation", ("to", "within")) \
+    esc = r.mapping(f["escalation"], f"{path}.escalation", ("to", "within"), ("grace",)) \
         if "escalation" in f else None
     get = f.get
     target = r.duration(res["target"], f"{path}.resolution.target") if res and "target" in res \
         else None
     maximum = r.duration(res["maximum"], f"{path}.resolution.maximum") \
         if res and "maximum" in res else None
+    within = r.duration(esc["within"], f"{path}.escalation.within") \
+        if esc and "within" in esc else None
+    grace = r.duration(esc["grace"], f"{path}.escalation.grace") \
+        if esc and "grace" in esc else None
+    if grace is not None and within:
+        r.problem(esc["grace"], f"{path}.escalation.grace",  # type: ignore[index]
+                  "applies only to an immediate escalation (within: 0m)")
     if target and maximum and maximum < target:
         r.problem(res["maximum"], f"{path}.resolution.maximum",  # type: ignore[index]
                   "is shorter than the resolution target")
@@ -261,10 +268,10 @@ def _severity(r: _Reader, node: yaml.Node, path: str, key: str) -> Severity | No
         resolution_target=target or timedelta(0),
         resolution_maximum=maximum or timedelta(0),
         escalate_to=r.text(esc["to"], f"{path}.escalation.to") if esc and "to" in esc else "",
-        escalate_within=(r.duration(esc["within"], f"{path}.escalation.within")
-                         if esc and "within" in esc else None) or timedelta(0),
+        escalate_within=within or timedelta(0),
         review_required=r.boolean(f["review_required"], f"{path}.review_required")
         if "review_required" in f else False,
+        escalate_grace=grace,
     )
 
 

@@ -25,7 +25,7 @@ from sladeck.store import SCHEDULES_SINCE, Store
 COMPARED = ("title", "description", "service", "severity", "level", "state", "assignee",
             "external_ref", "dedup_key", "opened_at", "level_entered_at", "acknowledged_at",
             "resolved_at", "closed_at", "reached", "repeats", "policy_id", "version",
-            "changed_seq")
+            "changed_seq", "first_acknowledged_at")
 MAX_PROBLEMS = 20  # after this many, the rest of the chain is still walked, not told
 _HEAD = re.compile(r"(?:(\d{1,19}):)?([0-9a-f]{64})")
 # SQLite's primary result codes for a damaged file: SQLITE_CORRUPT, SQLITE_NOTADB.

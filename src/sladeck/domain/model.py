@@ -118,6 +118,8 @@ class Incident:
     updated_at: datetime | None = None
     updated_by: str | None = None
     last_change: str | None = None
+    # The first acknowledgement ever (`acknowledged_at` is the latest, at this level).
+    first_acknowledged_at: datetime | None = None
 
     @property
     def ref(self) -> str:

@@ -222,6 +222,7 @@ class Opening:
     repeats: ClassVar[int] = 0
     version: ClassVar[int] = 1
     last_change: ClassVar[str] = "opened"
+    first_acknowledged_at: ClassVar[None] = None
 
 
 @dataclass(slots=True)

@@ -93,7 +93,7 @@ class QueueItem(Schedule):
     def of(cls, incident: Incident, policy: Policy) -> QueueItem:
         i, s = incident, schedule(incident, policy)
         return cls(s.active, s.breached, s.breach_at, s.breach_kind, s.due_at, s.due_kind,
-                   s.warn_at, i.id, i.title, intern(i.service),
+                   s.warn_at, s.ack_at, i.id, i.title, intern(i.service),
                    intern(i.assignee) if i.assignee else None, intern(i.severity),
                    intern(i.level), intern(i.state), i.policy_id, i.version, i.changed_seq)
 

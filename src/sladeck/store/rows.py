@@ -91,6 +91,7 @@ INCIDENT: tuple[Column, ...] = (
     Column("updated_at", "time?"),
     Column("updated_by"),
     Column("last_change"),
+    Column("first_acknowledged_at", "time?"),
 )
 SCHEDULE: tuple[Column, ...] = (  # `Schedule`'s fields, each as `sla_<field>`
     Column("sla_active", item="bool({v})"),
@@ -100,6 +101,7 @@ SCHEDULE: tuple[Column, ...] = (  # `Schedule`'s fields, each as `sla_<field>`
     Column("sla_due_at"),
     Column("sla_due_kind", item=SHARED_KIND),
     Column("sla_warn_at"),
+    Column("sla_ack_at"),
 )
 if [c.name for c in SCHEDULE] != [f"sla_{f.name}" for f in fields(Schedule)]:
     raise ImportError("sladeck.store.rows: SCHEDULE no longer matches clocks.Schedule")

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 from sladeck.store.rows import SELECT_INCIDENT, SLA_COLUMNS, incident_from_row, sla_values
 
 if TYPE_CHECKING:
+    import sqlite3
+
     import sqlite_utils
 
 
@@ -107,9 +109,7 @@ def _v3(db: sqlite_utils.Database) -> None:
     from sladeck.policy import parse_policy
 
     conn = db.conn
-    for column in SLA_COLUMNS:
-        kind = "TEXT" if column.endswith("_kind") else "INTEGER"
-        conn.execute(f"ALTER TABLE incidents ADD COLUMN {column} {kind}")
+    _add_missing_columns(conn)
     policies = {pid: parse_policy(source, f"stored policy {pid}")
                 for pid, source in conn.execute("SELECT id, source FROM policies")}
     after = 0
@@ -125,9 +125,20 @@ def _v3(db: sqlite_utils.Database) -> None:
         after = incidents[-1].id
 
 
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    """Add the incident and schedule columns of today's rows that the table lacks (the
+    steps below read and write rows as `rows` declares them now)."""
+    have = {row[1] for row in conn.execute("PRAGMA table_info(incidents)")}
+    for column in ("first_acknowledged_at", *SLA_COLUMNS):
+        if column not in have:
+            kind = "INTEGER" if column.startswith("sla_") and not column.endswith("_kind") \
+                else "TEXT"
+            conn.execute(f"ALTER TABLE incidents ADD COLUMN {column} {kind}")
+
+
 # What the first frame reads of every queued incident: its state, severity and schedule.
 _QUEUE_INDEX = ("state", "severity", "sla_breached", "sla_active", "sla_breach_at",
-                "sla_due_at", "sla_warn_at")
+                "sla_due_at", "sla_warn_at", "sla_ack_at")
 
 
 def _v4(db: sqlite_utils.Database) -> None:

@@ -337,8 +337,8 @@ class Store:
                     severities: Sequence[str] = ()) -> list[QueueItem]:
         """What the dashboard's queue keeps of each incident in `states` (never all the
         columns). With `worst`, only that many, worst first at `now` (`to_us`): the
-        rule of `Schedule.at` and the queue's order (risk, headline deadline, severity in
-        the order `severities` lists them, id), evaluated by SQLite over the stored
+        rule of `Schedule.at` and the queue's order (risk, severity in the order
+        `severities` lists them, headline deadline, id), evaluated by SQLite over the stored
         schedules, so the first screen needs no other row read or assessed."""
         sql = f"{SELECT_ITEM} WHERE state IN ({', '.join('?' * len(states))})"
         params: Any = list(states)
@@ -346,7 +346,7 @@ class Store:
             # The inner query orders from the queue index alone; only `worst` rows are read.
             rank = "CASE severity " + " ".join(
                 f"WHEN :sev{n} THEN {n}" for n in range(len(severities))) + " ELSE 99 END"
-            order = f"ORDER BY {_RISK_SQL}, {_HEAD_SQL}, {rank}, id"
+            order = f"ORDER BY {_RISK_SQL}, {rank}, {_HEAD_SQL}, id"
             sql = (f"{SELECT_ITEM} WHERE id IN (SELECT id FROM incidents "
                    f"WHERE state IN ({_markers('st', states)}) {order} LIMIT :worst) {order}")
             params = {"now": now, "never": _NEVER, "worst": worst, **_named("st", states),
