@@ -299,3 +299,34 @@ def test_reporting_shifts_are_validated_with_file_and_line(tmp_path: Path) -> No
     assert code == 1
     assert f'{bad}:{line}: reporting.shifts[1]: "8pm" is not a time (write 08:00)' in err
     assert f'{bad}:{line}: reporting.shifts[2]: "08:00" is listed twice' in err
+
+
+def test_sla_compliance_per_clock_kind_from_the_clock_history(scenario: Path) -> None:
+    g = by_group(report(scenario))
+    # Response: one cycle per level entered, stopped by an ack or an escalation.
+    # P0: met-p0 ack 3m ≤ 5m, then at L4 6m ≤ 1h; climb-p0 escalated at 2m ≤ 5m, again
+    # 4m after entering L2 (≤ 15m), acked 10m after entering L3 (≤ 30m); slow-p0 ack
+    # 4m ≤ 5m → 6 met.
+    assert g["P0"]["compliance"]["response"] == {
+        "met": 6, "late": 0, "breached": 0, "running": 0, "stopped": 6, "rate": 1.0}
+    # P1: late-p1 acked at 20m > 15m (breached); away-p1 escalated at 20m > 15m (the
+    # breach stays), then acked 10m after entering L2 (met); followed-p1 5m (met).
+    assert g["P1"]["compliance"]["response"] == {
+        "met": 2, "late": 0, "breached": 2, "running": 0, "stopped": 4, "rate": 0.5}
+    # P3: met-p3 1h ≤ 4h; silent-p3 never acked, 4h passed long before the range's end:
+    # breached though still running.
+    assert g["P3"]["compliance"]["response"]["breached"] == 1
+    # Level (escalate after) for P1: late-p1 resolved 5h after entering L1 (30m): late;
+    # away-p1 left L1 at 20m (met) and resolved 40m into L2's 2h (met); followed-p1
+    # resolved at 2h > 30m: late.
+    assert g["P1"]["compliance"]["level"] == {
+        "met": 2, "late": 2, "breached": 0, "running": 0, "stopped": 4, "rate": 0.5}
+    # Resolution maximum: P0 met-p0 1h ≤ 4h, climb-p0 and slow-p0 unresolved past 4h
+    # (breached); P2 breached-p2 25h > 24h, reopened-p2 1h and 1h (two cycles), quick-p2
+    # 30m; P1 all three within 8h; P3 met-p3 2h, silent-p3 past 48h.
+    assert {k: (g[k]["compliance"]["resolution_maximum"]["met"],
+                g[k]["compliance"]["resolution_maximum"]["breached"])
+            for k in ("P0", "P1", "P2", "P3", "all")} == {
+        "P0": (1, 2), "P1": (3, 0), "P2": (3, 1), "P3": (1, 1), "all": (8, 4)}
+    # All response cycles: 6 + 2 + 4 + 1 met, 2 + 1 breached: 13 ÷ 16.
+    assert g["all"]["compliance"]["response"]["rate"] == 0.8125

@@ -271,6 +271,12 @@ class ReportSource(Protocol):
         """(group, follow-ups open at until, of them due before `today`)."""
         ...
 
+    def report_clock_events(self, by: str, since: str, until: str
+                            ) -> Iterable[tuple[str, str, Event]]:
+        """The events that move SLA clocks, in incident and chain order: (group,
+        severity now, event); `history.clock_history` replays them."""
+        ...
+
     def report_daily(self, since: str, until: str) -> list[tuple[str, int]]:
         """(UTC date, incidents opened)."""
         ...

@@ -236,12 +236,42 @@ def build_report(source: Any, policies: Any, since: datetime, until: datetime, b
     for name, n_open, n_overdue in source.report_follow_ups(by, s, u, until.date().isoformat()):
         group(name).follow_ups_open += n_open
         group(name).follow_ups_overdue += int(n_overdue or 0)
+    _compliance(source.report_clock_events(by, s, u), policies, until, group)
     ordered = [groups[k] for k in sorted(groups)]
     total = GroupReport(TOTAL)
     for g in ordered:
         total.merge(g)
     return Report(since, until, by, ordered, total, levels,
                   source.report_daily(s, u))
+
+
+def _compliance(rows: Iterable[tuple[str, str, Any]], policies: Any, until: datetime,
+                group: Any) -> None:
+    """Each cohort incident's clock history (domain/history.py) as recorded by `until`,
+    counted per clock kind: a stopped cycle by its outcome; a running one as `breached`
+    when it is a response or resolution-maximum cycle whose deadline passed by `until`,
+    else `running`."""
+    from itertools import groupby
+
+    from sladeck.domain.history import BREACHED, RUNNING, clock_history, status
+
+    def incident_of(row: tuple[str, str, Any]) -> int:
+        return row[2].incident_id
+
+    for _, rows_of in groupby(rows, key=incident_of):
+        batch = list(rows_of)
+        name, severity = batch[0][0], batch[0][1]
+        events = [row[2] for row in batch]
+        if events[0].kind != "opened":
+            continue
+        history = clock_history(events, policies.policy)
+        policy = policies.policy(events[0].payload["policy_id"])
+        counts = group(name).compliance
+        for cycle in history:
+            outcome = cycle.outcome if cycle.stopped_at is not None else (
+                BREACHED if status(cycle, until, policy, severity) == BREACHED else RUNNING)
+            kind = counts.setdefault(cycle.kind, {})
+            kind[outcome] = kind.get(outcome, 0) + 1
 
 
 # -- JSON (keys are stable: scripts read them) ------------------------------------------------

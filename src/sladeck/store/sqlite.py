@@ -473,6 +473,11 @@ class Store:
                           ) -> list[tuple[Any, ...]]:
         return reports.follow_ups(self.conn, by, since, until, today)
 
+    def report_clock_events(self, by: str, since: str, until: str
+                            ) -> Iterator[tuple[str, str, Event]]:
+        for row in reports.clock_events(self.conn, by, since, until):
+            yield row[0], row[1], event_from_row(row[2:])
+
     def report_daily(self, since: str, until: str) -> list[tuple[str, int]]:
         return reports.daily_opened(self.conn, since, until)
 
