@@ -1,5 +1,5 @@
 """A fixed-clock scenario for reports and digests (tests/test_reports.py, the reports
-screen's snapshots): 14 incidents covering met, late, breached, reopened, escalated
+screen's snapshots): 15 incidents covering met, late, breached, reopened, escalated
 away from a breach, every severity, follow-ups and reviews.
 
 Each incident's story is written relative to its own opening time `t`; the steps of all
@@ -114,6 +114,10 @@ def build(db_path: Path, policy: Policy) -> dict[str, int]:
     # (L2 response 30m: breached at 14:10).
     story("shift-p1", "P1", datetime(2026, 11, 26, 13, 30, tzinfo=UTC),
           (10 * M, esc("L2", "advanced_knowledge", L2)))
+    # 15 P1 opened in the digest's window, escalated away from its breached L1 response
+    # (due 13:20) at 13:25, acknowledged at L2 at 13:30.
+    story("shift-away-p1", "P1", datetime(2026, 11, 26, 13, 5, tzinfo=UTC),
+          (20 * M, esc("L2", "advanced_knowledge", L2)), (25 * M, ack))
     for at, _, step in sorted(steps, key=lambda s: (s[0], s[1])):
         clock.set(at)
         step()

@@ -198,21 +198,26 @@ def test_digest_since_the_last_shift_boundary(scenario: Path) -> None:
     assert code == 0, err
     assert out.startswith("## Shift digest: 2026-11-26 13:00:00 UTC to 2026-11-26 15:00:00 UTC")
     sections = _sections(out)
-    assert _ids(sections["Opened (1)"]) == [14]  # shift-p1 at 13:30
-    assert _ids(sections["Acknowledged (1)"]) == [13]  # after-p2 at 14:00
-    # shift-p1 to L2 at 13:40: the trigger's label and the first line of the handoff.
-    assert "to L2, trigger: Requires advanced technical knowledge — Checkout down" \
-        in sections["Escalated (1)"][0]
+    # Ids follow the opening times: shift-away-p1 (13:05) is INC-14, shift-p1 (13:30) 15.
+    assert _ids(sections["Opened (2)"]) == [14, 15]
+    # shift-away-p1 at L2 13:30, after-p2 at 14:00
+    assert _ids(sections["Acknowledged (2)"]) == [14, 13]
+    # Both to L2: the trigger's label and the first line of the handoff.
+    assert all("to L2, trigger: Requires advanced technical knowledge — Checkout down" in line
+               for line in sections["Escalated (2)"])
     assert "second line" not in out
-    # shift-p1's L2 response (30m from 13:40) breached at 14:10.
-    assert _ids(sections["Breached (1)"]) == [14]
-    assert "Response (acknowledge)" in sections["Breached (1)"][0]
+    # shift-away-p1's L1 response (15m from 13:05) breached at 13:20, before it was
+    # escalated away at 13:25; shift-p1's L2 response (30m from 13:40) at 14:10.
+    assert _ids(sections["Breached (2)"]) == [14, 15]
+    assert "Response (acknowledge) at L1" in sections["Breached (2)"][0]
+    assert "Response (acknowledge) at L2" in sections["Breached (2)"][1]
     assert _ids(sections["Resolved (1)"]) == [12]  # slow-p0 at 14:30 (review pending)
     assert sections["Closed (0)"] == ["- none"]
-    # Still open: climb-p0, silent-p3, before-p3, after-p2, shift-p1, as the queue orders.
+    # Still open: climb-p0, silent-p3, before-p3, after-p2, shift-p1, shift-away-p1, in
+    # the queue's order.
     code, listed, _ = call_cli("--db", str(scenario), "list")
     order = [int(line.split()[0][4:]) for line in listed.splitlines()]
-    assert _ids(sections["Still open, worst first (5)"]) == order
+    assert _ids(sections["Still open, worst first (6)"]) == order
     # Follow-ups due by today (New York): the one due 2026-11-22.
     assert _ids(sections["Follow-ups due (1)"], "#") == [1]
 
@@ -222,7 +227,7 @@ def test_digest_since_a_given_time(scenario: Path) -> None:
     code, out, err = call_cli("--db", str(scenario), "digest", "--since", "2026-11-26T14:15")
     assert code == 1 and out == "" and "not before now" in err
     code, out, _ = call_cli("--db", str(scenario), "digest", "--since", "2h")
-    assert code == 0 and "Opened (1)" in out and "Resolved (1)" in out
+    assert code == 0 and "Opened (2)" in out and "Resolved (1)" in out
     code, out, _ = call_cli("--db", str(scenario), "digest", "--since", "20m")
     assert "Opened (0)" in out and "Resolved (0)" in out
 

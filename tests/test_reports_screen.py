@@ -50,19 +50,19 @@ async def test_r_opens_the_reports_with_presets_and_grouping(scenario: Path,
         assert isinstance(app.screen, ReportsScreen)
         assert "Reports · Last 7 days · by severity" in _text(app)
         tables = _widget_text(app, "#reports-tables")
-        # The last 7 days (from 2026-11-19 15:00) hold all 14 stories; acknowledged:
-        # the 10 of the report's range, before-p3 and after-p2 (shift-p1 is not).
-        assert re.search(r"^\(all\)\s+14\s+12\s", tables, re.M)
+        # The last 7 days (from 2026-11-19 15:00) hold all 15 stories; acknowledged:
+        # the 10 of the report's range, before-p3, after-p2, shift-away-p1 (not shift-p1).
+        assert re.search(r"^\(all\)\s+15\s+13\s", tables, re.M)
         await pilot.press("g")  # by level
         await settle(pilot)
         assert app.screen.report.by == "level"
         assert "Reports · Last 7 days · by level" in _text(app)
-        await pilot.press("t")  # today: since midnight UTC, stories 13 and 14
+        await pilot.press("t")  # today: since midnight UTC, stories 13, 14 and 15
         await settle(pilot)
-        assert app.screen.report.total.counts["opened"] == 2
+        assert app.screen.report.total.counts["opened"] == 3
         await pilot.press("m")
         await settle(pilot)
-        assert app.screen.report.total.counts["opened"] == 14
+        assert app.screen.report.total.counts["opened"] == 15
         charts = _widget_text(app, "#reports-bars")
         assert "Median time to acknowledge per level" in charts
         await pilot.press("escape")
@@ -98,7 +98,7 @@ async def test_d_opens_the_shift_digest(scenario: Path, policy: Policy) -> None:
         await pilot.pause(0.2)
         text = _text(app)
         assert "Shift digest: 2026-11-26 13:00:00 UTC to 2026-11-26 15:00:00 UTC" in text
-        assert "Opened (1)" in text and "Breached (1)" in text
+        assert "Opened (2)" in text and "Breached (2)" in text
         assert app.screen.text.count("INC-14") >= 3  # opened, escalated, breached
         await pilot.press("q")
         assert not isinstance(app.screen, DigestScreen)

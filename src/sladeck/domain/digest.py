@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sladeck.domain.clocks import BREACHED, compute_clocks, to_us
+from sladeck.domain.clocks import BREACHED, to_us
 from sladeck.domain.model import ACTIVE_STATES, Incident, from_iso, to_iso
 
 STILL_OPEN_SHOWN = 20  # the worst open incidents listed; the rest are counted
@@ -89,7 +89,7 @@ def build_digest(source: Any, policies: Any, since: datetime, until: datetime,
         d.sections[kind].append(DigestLine(incident_id, title, severity, level, from_iso(at),
                                            _who(account, name), detail))
     for incident in source.breach_candidates(s, u, to_us(since), to_us(until)):
-        d.sections[BREACHED] += _breaches(incident, policies.policy(incident.policy_id),
+        d.sections[BREACHED] += _breaches(incident, source.events(incident.id), policies,
                                           since, until)
     d.sections[BREACHED].sort(key=lambda line: (line.at, line.incident_id))
     items = source.queue_items(ACTIVE_STATES, worst=STILL_OPEN_SHOWN, now=to_us(until),
@@ -104,12 +104,18 @@ def build_digest(source: Any, policies: Any, since: datetime, until: datetime,
     return d
 
 
-def _breaches(incident: Incident, policy: Any, since: datetime, until: datetime
-              ) -> list[DigestLine]:
-    """The clocks of `incident` that breached within [since, until)."""
+def _breaches(incident: Incident, events: list[Any], policies: Any, since: datetime,
+              until: datetime) -> list[DigestLine]:
+    """The clock cycles of `incident` (its clock history, domain/history.py, as recorded
+    by `until`) that breached within [since, until): a response or resolution maximum
+    whose deadline passed in the window before the cycle stopped, even if an escalation
+    stopped it later."""
     from sladeck.domain.clocks import KIND_TITLE
+    from sladeck.domain.history import PASSED, clock_history
 
+    history = clock_history([e for e in events if e.at < until], policies.policy)
     return [DigestLine(incident.id, incident.title, incident.severity, incident.level,
-                       c.due_at, "", KIND_TITLE[c.kind])
-            for c in compute_clocks(incident, policy, until)
-            if c.status == BREACHED and since <= c.due_at < until]
+                       c.due_at, "", f"{KIND_TITLE[c.kind]} at {c.level}")
+            for c in history
+            if PASSED[c.kind] == BREACHED and since <= c.due_at < until
+            and (c.stopped_at is None or c.stopped_at > c.due_at)]

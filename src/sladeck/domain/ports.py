@@ -285,6 +285,10 @@ class ReportSource(Protocol):
         """The window's opened/acknowledged/escalated/resolved/closed/reopened events."""
         ...
 
+    def events(self, incident_id: int) -> list[Event]:
+        """One incident's events in chain order (the digest replays its clock history)."""
+        ...
+
     def breach_candidates(self, since: str, until: str, since_us: int, until_us: int
                           ) -> list[Incident]:
         """Incidents that may have breached in the window: active ones whose stored
