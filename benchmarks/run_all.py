@@ -18,7 +18,7 @@ from pathlib import Path
 import _harness as h
 
 SCRIPTS = ("bench_startup.py", "bench_idle.py", "bench_latency.py", "bench_filter.py",
-           "bench_cli.py")
+           "bench_cli.py", "bench_reports.py")
 
 
 def machine() -> str:

@@ -236,7 +236,13 @@ def build_report(source: Any, policies: Any, since: datetime, until: datetime, b
     for name, n_open, n_overdue in source.report_follow_ups(by, s, u, until.date().isoformat()):
         group(name).follow_ups_open += n_open
         group(name).follow_ups_overdue += int(n_overdue or 0)
-    _compliance(source.report_clock_events(by, s, u), policies, until, group)
+    stored = source.report_compliance(by, s, u)
+    if stored is None:
+        _compliance(source.report_clock_events(by, s, u), policies, until, group)
+    else:
+        for name, kind, outcome, n in stored:
+            outcomes = group(name).compliance.setdefault(kind, {})
+            outcomes[outcome] = outcomes.get(outcome, 0) + n
     ordered = [groups[k] for k in sorted(groups)]
     total = GroupReport(TOTAL)
     for g in ordered:

@@ -152,6 +152,30 @@ def daily_opened(conn: sqlite3.Connection, since: str, until: str) -> list[tuple
         {"since": since, "until": until}).fetchall()
 
 
+def has_clock_cycles(conn: sqlite3.Connection) -> bool:
+    """Whether the file keeps the clock history (`clock_cycles`, issue 12's table)."""
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' "
+                        "AND name = 'clock_cycles'").fetchone() is not None
+
+
+def compliance(conn: sqlite3.Connection, by: str, since: str, until: str
+               ) -> list[tuple[Any, ...]]:
+    """From the stored clock history: (group, clock kind, outcome at `until`, cycles) of
+    the cohort's cycles started before `until`. A cycle stopped by then counts by its
+    outcome; one still running counts `breached` when it is a response or resolution
+    maximum whose deadline passed, else `running` (domain/reports.py says the same)."""
+    sql = f"""WITH {_cohort(by)}
+        SELECT c.grp, k.kind,
+               CASE WHEN k.stopped_at IS NOT NULL AND k.stopped_at < :until THEN k.outcome
+                    WHEN k.kind IN ('response', 'resolution_maximum') AND k.due_at <= :until
+                    THEN 'breached' ELSE 'running' END AS outcome,
+               count(*)
+        FROM cohort c JOIN clock_cycles k ON k.incident_id = c.id
+        WHERE k.started_at < :until
+        GROUP BY c.grp, k.kind, outcome"""
+    return conn.execute(sql, {"since": since, "until": until}).fetchall()
+
+
 # Events that move SLA clocks (domain/history.py's `clock_history` reads these).
 CLOCK_EVENTS = ("opened", "acknowledged", "escalated", "resolved", "closed", "reopened",
                 "severity_changed", "policy_applied")

@@ -473,6 +473,12 @@ class Store:
                           ) -> list[tuple[Any, ...]]:
         return reports.follow_ups(self.conn, by, since, until, today)
 
+    def report_compliance(self, by: str, since: str, until: str
+                          ) -> list[tuple[Any, ...]] | None:
+        if not reports.has_clock_cycles(self.conn):
+            return None
+        return reports.compliance(self.conn, by, since, until)
+
     def report_clock_events(self, by: str, since: str, until: str
                             ) -> Iterator[tuple[str, str, Event]]:
         for row in reports.clock_events(self.conn, by, since, until):
