@@ -244,8 +244,9 @@ class ReportSource(Protocol):
     as recorded before `until`; `by` is one of `reports.GROUPINGS`."""
 
     def report_counts(self, by: str, since: str, until: str) -> list[tuple[Any, ...]]:
-        """Per group: (group, opened, acknowledged, escalated, resolved, closed,
-        reopened, still open)."""
+        """Per group, policy id and severity: (group, policy id, severity, opened,
+        acknowledged, escalated, resolved, closed, reopened, still open, resolved with
+        no review since the last reopen)."""
         ...
 
     def report_level_entries(self, by: str, since: str, until: str
@@ -260,10 +261,6 @@ class ReportSource(Protocol):
 
     def report_escalations(self, by: str, since: str, until: str) -> list[tuple[Any, ...]]:
         """(group, to level, trigger, count)."""
-        ...
-
-    def report_unreviewed(self, by: str, since: str, until: str) -> list[tuple[Any, ...]]:
-        """(group, policy id, severity, resolved incidents with no review)."""
         ...
 
     def report_follow_ups(self, by: str, since: str, until: str, today: str

@@ -203,8 +203,12 @@ def build_report(source: Any, policies: Any, since: datetime, until: datetime, b
             g = groups[key] = GroupReport(key)
         return g
 
-    for name, *values in source.report_counts(by, s, u):
-        group(name).counts.update(zip(COUNT_KEYS, (int(v or 0) for v in values), strict=True))
+    for name, policy_id, severity, *values in source.report_counts(by, s, u):
+        g = group(name)
+        for key, value in zip(COUNT_KEYS, values, strict=False):
+            g.counts[key] += int(value or 0)
+        if policies.policy(policy_id).needs_review(severity):
+            g.reviews_outstanding += int(values[-1] or 0)
     # Level entries come in incident order: TTA is the earliest acknowledgement.
     current: Any = None
     first: float | None = None
@@ -230,9 +234,6 @@ def build_report(source: Any, policies: Any, since: datetime, until: datetime, b
             group(name).ttr.append(seconds)
     for name, to_level, trigger, n in source.report_escalations(by, s, u):
         group(name).escalations[(to_level, trigger)] = n
-    for name, policy_id, severity, n in source.report_unreviewed(by, s, u):
-        if policies.policy(policy_id).needs_review(severity):
-            group(name).reviews_outstanding += n
     for name, n_open, n_overdue in source.report_follow_ups(by, s, u, until.date().isoformat()):
         group(name).follow_ups_open += n_open
         group(name).follow_ups_overdue += int(n_overdue or 0)

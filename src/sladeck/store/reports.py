@@ -27,8 +27,10 @@ def _cohort(by: str) -> str:
 
 def counts(conn: sqlite3.Connection, by: str, since: str, until: str
            ) -> list[tuple[Any, ...]]:
-    """Per group: (group, opened, acknowledged, escalated, resolved, closed, reopened,
-    still open at `until`)."""
+    """Per group, policy and severity, in one pass over the cohort's events: (group,
+    policy id, severity, opened, acknowledged, escalated, resolved, closed, reopened,
+    still open at `until`, resolved or closed at `until` with no review filed since
+    their last reopen); the domain asks each policy whether that severity needs one."""
     sql = f"""WITH {_cohort(by)},
         per AS (SELECT e.incident_id AS id,
                        max(e.kind = 'acknowledged') AS acked,
@@ -37,14 +39,19 @@ def counts(conn: sqlite3.Connection, by: str, since: str, until: str
                        max(e.kind = 'closed') AS closed,
                        max(e.kind = 'reopened') AS reopened,
                        max(CASE WHEN e.kind IN ('resolved', 'closed', 'reopened')
-                           THEN printf('%012d', e.id) || e.kind END) AS last_end
+                           THEN printf('%012d', e.id) || e.kind END) AS last_end,
+                       max(CASE WHEN e.kind = 'reopened' THEN e.id END) AS reopen_id,
+                       max(CASE WHEN e.kind = 'review_filed' THEN e.id END) AS review_id
                 FROM cohort c JOIN events e ON e.incident_id = c.id
                 WHERE e.at < :until GROUP BY e.incident_id)
-        SELECT c.grp, count(*), sum(coalesce(p.acked, 0)), sum(coalesce(p.escalated, 0)),
-               sum(coalesce(p.resolved, 0)), sum(coalesce(p.closed, 0)),
-               sum(coalesce(p.reopened, 0)),
-               sum(p.last_end IS NULL OR substr(p.last_end, 13) = 'reopened')
-        FROM cohort c LEFT JOIN per p ON p.id = c.id GROUP BY c.grp ORDER BY c.grp"""
+        SELECT c.grp, c.policy_id, c.severity, count(*), sum(coalesce(p.acked, 0)),
+               sum(coalesce(p.escalated, 0)), sum(coalesce(p.resolved, 0)),
+               sum(coalesce(p.closed, 0)), sum(coalesce(p.reopened, 0)),
+               sum(p.last_end IS NULL OR substr(p.last_end, 13) = 'reopened'),
+               sum(substr(p.last_end, 13) IN ('resolved', 'closed')
+                   AND (p.review_id IS NULL OR p.review_id < coalesce(p.reopen_id, 0)))
+        FROM cohort c LEFT JOIN per p ON p.id = c.id
+        GROUP BY c.grp, c.policy_id, c.severity"""
     return conn.execute(sql, {"since": since, "until": until}).fetchall()
 
 
@@ -106,28 +113,6 @@ def escalations(conn: sqlite3.Connection, by: str, since: str, until: str
         JOIN events e ON e.id = h.event_id
         WHERE e.at < :until GROUP BY c.grp, h.to_level, h.trigger
         ORDER BY c.grp, h.to_level, h.trigger"""
-    return conn.execute(sql, {"since": since, "until": until}).fetchall()
-
-
-def unreviewed(conn: sqlite3.Connection, by: str, since: str, until: str
-               ) -> list[tuple[Any, ...]]:
-    """Cohort incidents resolved by `until` with no review filed since their last reopen,
-    per (group, policy id, severity): the domain asks each policy which need one."""
-    sql = f"""WITH {_cohort(by)},
-        per AS (SELECT e.incident_id AS id,
-                       max(CASE WHEN e.kind IN ('resolved', 'closed', 'reopened')
-                           THEN printf('%012d', e.id) || e.kind END) AS last_end,
-                       max(CASE WHEN e.kind = 'reopened' THEN e.id END) AS reopened,
-                       max(CASE WHEN e.kind = 'review_filed' THEN e.id END) AS reviewed
-                FROM cohort c JOIN events e ON e.incident_id = c.id
-                WHERE e.at < :until
-                  AND e.kind IN ('resolved', 'closed', 'reopened', 'review_filed')
-                GROUP BY e.incident_id)
-        SELECT c.grp, c.policy_id, c.severity, count(*)
-        FROM cohort c JOIN per p ON p.id = c.id
-        WHERE substr(p.last_end, 13) IN ('resolved', 'closed')
-          AND (p.reviewed IS NULL OR p.reviewed < coalesce(p.reopened, 0))
-        GROUP BY c.grp, c.policy_id, c.severity"""
     return conn.execute(sql, {"since": since, "until": until}).fetchall()
 
 

@@ -466,9 +466,6 @@ class Store:
     def report_escalations(self, by: str, since: str, until: str) -> list[tuple[Any, ...]]:
         return reports.escalations(self.conn, by, since, until)
 
-    def report_unreviewed(self, by: str, since: str, until: str) -> list[tuple[Any, ...]]:
-        return reports.unreviewed(self.conn, by, since, until)
-
     def report_follow_ups(self, by: str, since: str, until: str, today: str
                           ) -> list[tuple[Any, ...]]:
         return reports.follow_ups(self.conn, by, since, until, today)
