@@ -249,14 +249,10 @@ class ReportSource(Protocol):
         no review since the last reopen)."""
         ...
 
-    def report_level_entries(self, by: str, since: str, until: str
-                             ) -> Iterable[tuple[Any, ...]]:
-        """Each level entry, in incident order: (group, incident id, level, seconds
-        from opening to the entry, seconds to its acknowledgement or None)."""
-        ...
-
-    def report_cycles(self, by: str, since: str, until: str) -> Iterable[tuple[Any, ...]]:
-        """Each resolution cycle: (group, seconds to resolve it, or None)."""
+    def report_timings(self, by: str, since: str, until: str) -> Iterable[tuple[Any, ...]]:
+        """Level entries, in incident order: ("E", group, incident id, level, seconds from
+        opening to the entry, seconds to its acknowledgement or None); then resolution
+        cycles: ("C", group, incident id, None, None, seconds to resolve it or None)."""
         ...
 
     def report_escalations(self, by: str, since: str, until: str) -> list[tuple[Any, ...]]:

@@ -213,25 +213,26 @@ def build_report(source: Any, policies: Any, since: datetime, until: datetime, b
     current: Any = None
     first: float | None = None
     owner: GroupReport | None = None
-    for name, incident_id, level, offset, to_ack in source.report_level_entries(by, s, u):
+    for tag, name, incident_id, level, offset, seconds in source.report_timings(by, s, u):
+        if tag == "C":
+            if seconds is None:
+                group(name).unresolved_cycles += 1
+            else:
+                group(name).ttr.append(seconds)
+            continue
         if incident_id != current:
             if owner is not None and first is not None:
                 owner.tta.append(first)
             current, first, owner = incident_id, None, group(name)
         assert owner is not None
-        if to_ack is None:
+        if seconds is None:
             owner.unacknowledged_entries += 1
             continue
-        owner.tta_by_level.setdefault(level or "?", []).append(to_ack)
-        at = offset + to_ack
+        owner.tta_by_level.setdefault(level or "?", []).append(seconds)
+        at = offset + seconds
         first = at if first is None or at < first else first
     if owner is not None and first is not None:
         owner.tta.append(first)
-    for name, seconds in source.report_cycles(by, s, u):
-        if seconds is None:
-            group(name).unresolved_cycles += 1
-        else:
-            group(name).ttr.append(seconds)
     for name, to_level, trigger, n in source.report_escalations(by, s, u):
         group(name).escalations[(to_level, trigger)] = n
     for name, n_open, n_overdue in source.report_follow_ups(by, s, u, until.date().isoformat()):

@@ -55,52 +55,53 @@ def counts(conn: sqlite3.Connection, by: str, since: str, until: str
     return conn.execute(sql, {"since": since, "until": until}).fetchall()
 
 
-def level_entries(conn: sqlite3.Connection, by: str, since: str, until: str
-                  ) -> Iterator[tuple[Any, ...]]:
-    """Every time a cohort incident entered a level (opened, escalated, reopened), in
-    incident order: (group, incident id, level, seconds from opening to the entry,
-    seconds from the entry to the first acknowledgement before the next entry or None).
-    """
-    sql = f"""WITH {_cohort(by)},
-        ev AS (SELECT e.incident_id, e.id, e.kind, e.at, c.opened_at,
-                  CASE e.kind WHEN 'opened' THEN c.opened_at ELSE e.at END AS t,
-                  max(CASE WHEN e.kind != 'acknowledged' THEN e.id END) OVER w AS entry,
-                  max(CASE e.kind
-                      WHEN 'opened' THEN printf('%012d', e.id) || json_extract(e.payload, '$.level')
-                      WHEN 'escalated' THEN printf('%012d', e.id) || json_extract(e.payload, '$.to')
-                      END) OVER w AS lv
-               FROM cohort c JOIN events e ON e.incident_id = c.id
-               WHERE e.kind IN ('opened', 'escalated', 'reopened', 'acknowledged')
-                 AND e.at < :until
-               WINDOW w AS (PARTITION BY e.incident_id ORDER BY e.id)),
-        acks AS (SELECT entry, min(at) AS first FROM ev WHERE kind = 'acknowledged'
-                 GROUP BY entry)
-        SELECT c.grp, n.incident_id, substr(n.lv, 13),
-               {_SECONDS.format(a='n.t', b='n.opened_at')},
-               {_SECONDS.format(a='a.first', b='n.t')}
-        FROM ev n JOIN cohort c ON c.id = n.incident_id
-        LEFT JOIN acks a ON a.entry = n.id
-        WHERE n.kind != 'acknowledged' ORDER BY n.incident_id, n.id"""
-    yield from conn.execute(sql, {"since": since, "until": until})
+def timings(conn: sqlite3.Connection, by: str, since: str, until: str
+            ) -> Iterator[tuple[Any, ...]]:
+    """Level entries and resolution cycles of the cohort, in one pass over its events:
 
+    - ("E", group, incident id, level, seconds from opening to the entry, seconds from
+      the entry to the first acknowledgement before the next entry or None), for every
+      time an incident entered a level (opened, escalated, reopened), in incident order;
+    - ("C", group, incident id, None, None, seconds from the cycle's start (the opening,
+      or a reopen) to its first resolution, or None while unresolved).
 
-def resolution_cycles(conn: sqlite3.Connection, by: str, since: str, until: str
-                      ) -> Iterator[tuple[Any, ...]]:
-    """Every resolution cycle of a cohort incident (opening, then each reopen): (group,
-    seconds from the cycle's start to its resolution, or None while unresolved)."""
+    Each event is tagged with its entry and its cycle (running maxima over the
+    incident's events) and the tags are grouped: a join of entries to their
+    acknowledgements would be quadratic."""
     sql = f"""WITH {_cohort(by)},
-        ev AS (SELECT e.incident_id, e.id, e.kind, e.at,
-                  max(CASE WHEN e.kind != 'resolved' THEN e.id END) OVER w AS start,
-                  CASE e.kind WHEN 'opened' THEN c.opened_at ELSE e.at END AS t
-               FROM cohort c JOIN events e ON e.incident_id = c.id
-               WHERE e.kind IN ('opened', 'reopened', 'resolved') AND e.at < :until
-               WINDOW w AS (PARTITION BY e.incident_id ORDER BY e.id)),
-        done AS (SELECT start, min(at) AS first FROM ev WHERE kind = 'resolved'
-                 GROUP BY start)
-        SELECT c.grp, {_SECONDS.format(a='d.first', b='s.t')}
-        FROM ev s JOIN cohort c ON c.id = s.incident_id
-        LEFT JOIN done d ON d.start = s.id
-        WHERE s.kind != 'resolved'"""
+        ev AS MATERIALIZED (
+            SELECT c.grp, e.incident_id, e.kind, e.at, c.opened_at,
+                CASE e.kind WHEN 'opened' THEN c.opened_at ELSE e.at END AS t,
+                max(CASE WHEN e.kind IN ('opened', 'escalated', 'reopened') THEN e.id END)
+                    OVER w AS entry,
+                max(CASE WHEN e.kind IN ('opened', 'reopened') THEN e.id END) OVER w AS start,
+                max(CASE e.kind
+                    WHEN 'opened' THEN printf('%012d', e.id) || json_extract(e.payload, '$.level')
+                    WHEN 'escalated' THEN printf('%012d', e.id) || json_extract(e.payload, '$.to')
+                    END) OVER w AS lv
+            FROM cohort c JOIN events e ON e.incident_id = c.id
+            WHERE e.kind IN ('opened', 'escalated', 'reopened', 'acknowledged', 'resolved')
+              AND e.at < :until
+            WINDOW w AS (PARTITION BY e.incident_id ORDER BY e.id)),
+        entries AS (SELECT grp, incident_id, entry, min(opened_at) AS opened_at,
+                           min(CASE WHEN kind != 'acknowledged' THEN t END) AS entered,
+                           min(CASE WHEN kind != 'acknowledged' THEN lv END) AS lv,
+                           min(CASE WHEN kind = 'acknowledged' THEN at END) AS acked
+                    FROM ev WHERE kind != 'resolved' AND entry IS NOT NULL
+                    GROUP BY incident_id, entry),
+        cycles AS (SELECT grp, incident_id, start,
+                          min(CASE WHEN kind != 'resolved' THEN t END) AS started,
+                          min(CASE WHEN kind = 'resolved' THEN at END) AS done
+                   FROM ev WHERE kind IN ('opened', 'reopened', 'resolved')
+                     AND start IS NOT NULL GROUP BY incident_id, start)
+        SELECT * FROM (
+            SELECT 'E', grp, incident_id, substr(lv, 13),
+                   {_SECONDS.format(a='entered', b='opened_at')},
+                   {_SECONDS.format(a='acked', b='entered')}
+            FROM entries ORDER BY incident_id, entry)
+        UNION ALL
+        SELECT 'C', grp, incident_id, NULL, NULL, {_SECONDS.format(a='done', b='started')}
+        FROM cycles"""
     yield from conn.execute(sql, {"since": since, "until": until})
 
 

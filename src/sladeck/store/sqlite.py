@@ -456,12 +456,8 @@ class Store:
     def report_counts(self, by: str, since: str, until: str) -> list[tuple[Any, ...]]:
         return reports.counts(self.conn, by, since, until)
 
-    def report_level_entries(self, by: str, since: str, until: str
-                             ) -> Iterator[tuple[Any, ...]]:
-        return reports.level_entries(self.conn, by, since, until)
-
-    def report_cycles(self, by: str, since: str, until: str) -> Iterator[tuple[Any, ...]]:
-        return reports.resolution_cycles(self.conn, by, since, until)
+    def report_timings(self, by: str, since: str, until: str) -> Iterator[tuple[Any, ...]]:
+        return reports.timings(self.conn, by, since, until)
 
     def report_escalations(self, by: str, since: str, until: str) -> list[tuple[Any, ...]]:
         return reports.escalations(self.conn, by, since, until)
