@@ -3,7 +3,10 @@ the timeline at exact instants on a fixed clock."""
 
 from __future__ import annotations
 
+import shutil
+import sqlite3
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -29,7 +32,8 @@ from sladeck.domain.history import (
 )
 from sladeck.errors import PolicyError
 from sladeck.policy import Policy, parse_policy
-from sladeck.store import Store
+from sladeck.store import SCHEMA_VERSION, Store
+from sladeck.verify import verify
 
 S = timedelta(seconds=1)
 
@@ -164,3 +168,115 @@ def test_the_grace_is_a_policy_key(policy: Policy) -> None:
     with pytest.raises(PolicyError, match=r"severities.P1.escalation.grace: applies only to "
                                           "an immediate escalation"):
         parse_policy(wrong, "p.yaml")
+
+
+# -- the stored record: migrated from today's release, kept by every write, verified ------
+
+FIXTURE = Path(__file__).parent / "fixtures" / "v4-demo.db"
+
+
+def test_a_database_from_the_last_release_migrates_its_history_and_verifies(
+        tmp_path: Path) -> None:
+    """tests/fixtures/v4-demo.db was made by the release before clock histories (schema
+    4: `sladeck demo`, then INC-8 reopened): migrated, nothing is lost and every P0
+    reads as it happened."""
+    db = tmp_path / "old.db"
+    shutil.copy(FIXTURE, db)
+    raw = sqlite3.connect(db)
+    assert raw.execute("PRAGMA user_version").fetchone() == (4,)
+    before = {t: raw.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+              for t in ("incidents", "events", "handoffs", "policies")}
+    raw.close()
+    store = Store(db)
+    try:
+        assert store.schema_version() == SCHEMA_VERSION
+        assert verify(store) == []
+        assert {t: store.conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+                for t in before} == before
+        by_title = {i.title: i for i in store.incidents(None)}
+
+        def sev(title: str) -> list[ClockCycle]:
+            return cycles(store.clock_history(by_title[title].id), SEVERITY_LEVEL)
+
+        # Escalated to L4 six minutes after opening: one minute beyond P0's 5m grace.
+        (late,) = sev("Production orders table lost writes after failover")
+        assert (late.outcome, late.late_by_s) == (LATE, 60)
+        # Three minutes: met, and it stays met, resolved and closed.
+        (met,) = sev("All CI/CD pipelines down")
+        assert met.outcome == MET
+        # Still at L3, never at L4: the escalation is still due.
+        (due,) = sev("Suspected credential leak in CI secrets")
+        assert due.outcome is None
+        # The first acknowledgement beside the latest (acknowledged at L1, again at L4).
+        closed = by_title["All CI/CD pipelines down"]
+        assert closed.first_acknowledged_at == closed.opened_at + m(1)
+        assert closed.acknowledged_at == closed.opened_at + m(5)
+        # The reopened one: a second cycle of every clock.
+        reopened = store.clock_history(by_title["Growth Engine scheduler stuck on phase 10"].id)
+        assert len(cycles(reopened, RESOLUTION_MAXIMUM)) == 2
+        # The derived record is checked: an outcome edited by hand is found.
+        store.conn.execute("UPDATE clock_cycles SET outcome = 'met', late_by_s = NULL "
+                           "WHERE outcome = 'late'")
+        assert any("stored clock history differs from its timeline" in p
+                   for p in verify(store))
+    finally:
+        store.close()
+
+
+def test_every_write_keeps_the_history_beside_the_events(desk: Desk, store: Store,
+                                                         clock: FixedClock,
+                                                         policy: Policy) -> None:
+    inc = actions.open_incident(desk, title="a", severity="P1").incident.id
+    assert store.clock_history(inc) == history(store, inc)
+    clock.advance(m(20))
+    escalate(desk, inc, "L2", policy)
+    actions.change_severity(desk, inc, "P0", reason="worse")
+    actions.acknowledge(desk, inc)
+    actions.resolve(desk, inc, summary="done", checks="all")
+    stored = store.clock_history(inc)
+    assert stored == history(store, inc)
+    assert cycles(stored, RESPONSE)[0].outcome == BREACHED  # 15m at L1, escalated at 20m
+    assert store.detail(inc).clock_history == stored
+    assert verify(store) == []
+
+
+def test_the_demos_p0s_read_met_and_late_and_sort_on_top(demo_db: Path,
+                                                         policy: Policy) -> None:
+    """`sladeck demo` data, read as `list --json` and `show --json` read it."""
+    import json
+
+    from conftest import call_cli
+
+    code, out, err = call_cli("--db", str(demo_db), "list", "--all", "--json")
+    assert code == 0, err
+    rows = json.loads(out)
+    by_title = {r["title"]: r for r in rows}
+
+    def severity_clock(title: str) -> dict:
+        return next(c for c in by_title[title]["clocks"] if c["kind"] == SEVERITY_LEVEL)
+
+    # L4 six minutes after opening: late (the 5m grace passed), never `due` again.
+    assert severity_clock("Production orders table lost writes after failover")["status"] \
+        == LATE
+    # L4 three minutes after opening, then resolved and closed: met for ever.
+    assert severity_clock("All CI/CD pipelines down")["status"] == MET
+    assert by_title["All CI/CD pipelines down"]["risk"] == "ok"
+    # Not at L4 yet: due.
+    assert severity_clock("Checkout API returning 503 in every region")["status"] == DUE
+    assert severity_clock("Payment provider timeouts for card payments")["status"] == DUE
+    closed = by_title["All CI/CD pipelines down"]
+    assert closed["first_acknowledged_at"] < closed["acknowledged_at"]
+    code, out, err = call_cli("--db", str(demo_db), "show",
+                              str(by_title["Production orders table lost writes after "
+                                           "failover"]["id"]), "--json")
+    (late,) = [c for c in json.loads(out)["clock_history"] if c["kind"] == SEVERITY_LEVEL]
+    assert (late["outcome"], late["late_by_s"]) == (LATE, 60)
+    # The order: a fresh P0 breach above a three-day-old P3 breach; the new P0 in the top
+    # rows, its headline the acknowledge countdown.
+    code, out, err = call_cli("--db", str(demo_db), "list")
+    lines = out.splitlines()
+    leak = next(n for n, line in enumerate(lines) if "credential leak" in line)
+    dark = next(n for n, line in enumerate(lines) if "dark mode" in line)
+    assert "breached" in lines[leak] and "breached" in lines[dark] and leak < dark
+    new = next(n for n, line in enumerate(lines) if "Checkout API" in line)
+    assert new < 6 and " ACK " in lines[new]

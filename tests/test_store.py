@@ -622,6 +622,7 @@ def test_the_first_frame_reads_the_queue_index_not_every_row(store: Store, polic
 
 def test_every_write_keeps_the_stored_schedule(desk: Desk, store: Store, policy, clock
                                                ) -> None:
+    from sladeck.domain.history import clock_history
     from sladeck.domain.queue import QueueItem
 
     _busy_history(desk)
@@ -634,12 +635,15 @@ def test_every_write_keeps_the_stored_schedule(desk: Desk, store: Store, policy,
     for item in items:
         incident = store.incident(item.id)
         assert incident is not None
-        assert item == QueueItem.of(incident, policy), item.id
+        history = clock_history(store.events(item.id), store.policy)
+        assert store.clock_history(item.id) == history
+        assert item == QueueItem.of(incident, policy, history), item.id
 
 
 def test_schema_2_databases_get_their_schedules(desk: Desk, store: Store, db_path: Path,
                                                 policy) -> None:
     """An older database migrates: every incident's schedule is computed once."""
+    from sladeck.domain.history import clock_history
     from sladeck.domain.queue import QueueItem
     from sladeck.store import SLA_COLUMNS
 
@@ -648,15 +652,18 @@ def test_schema_2_databases_get_their_schedules(desk: Desk, store: Store, db_pat
     raw = _raw(db_path)
     raw.execute("DROP INDEX incidents_queue")  # schema 4's, as schema 2 had it
     raw.execute("CREATE INDEX incidents_state ON incidents(state)")
-    for column in SLA_COLUMNS:
+    for column in (*SLA_COLUMNS, "first_acknowledged_at"):
         raw.execute(f"ALTER TABLE incidents DROP COLUMN {column}")
+    raw.execute("DROP TABLE clock_cycles")  # schema 5's
     raw.execute("PRAGMA user_version=2")
     raw.close()
     migrated = Store(db_path)
     assert migrated.schema_version() == SCHEMA_VERSION
     for item in migrated.queue_items(("open", "acknowledged", "resolved", "closed")):
         incident = migrated.incident(item.id)
-        assert incident is not None and item == QueueItem.of(incident, policy)
+        history = migrated.clock_history(item.id)
+        assert history and history == clock_history(migrated.events(item.id), policy)
+        assert incident is not None and item == QueueItem.of(incident, policy, history)
     assert verify(migrated) == []
     migrated.close()
 

@@ -365,7 +365,7 @@ def follow_up_done(follow_up_id: int) -> None:
 @click.option("--json", "as_json", is_flag=True, help="A JSON array of incident objects.")
 def list_cmd(show_all: bool, state: str | None, severity: str | None, level: str | None,
              as_json: bool) -> None:
-    """List incidents in queue order (risk, nearest deadline, severity)."""
+    """List incidents in queue order (risk, severity, nearest deadline)."""
     from sladeck.domain.clocks import assess
     from sladeck.domain.model import ACTIVE_STATES
     from sladeck.report import incident_json, queue_line
@@ -377,7 +377,9 @@ def list_cmd(show_all: bool, state: str | None, severity: str | None, level: str
         incidents = s.store.incidents(
             states, severity=severity and filter_key(s, "severity", severity),
             level=level and filter_key(s, "level", level))
-        assessed = [(i, assess(i, s.policy_of(i), now)) for i in incidents]
+        histories = s.store.clock_histories(states)
+        assessed = [(i, assess(i, s.policy_of(i), now, histories.get(i.id)))
+                    for i in incidents]
         assessed.sort(key=lambda pair: pair[1].sort_key(pair[0], s.policy_of(pair[0])))
         if as_json:
             emit_json([incident_json(i, s.policy_of(i), now, a) for i, a in assessed])

@@ -1,5 +1,5 @@
 """`sladeck verify`: the hash chain is intact and every incident row equals its replay,
-down to the SLA schedule stored beside it.
+down to the SLA schedule and the clock history stored beside it.
 
 What the chain proves, and what it does not: each event's hash covers its content and
 the hash before it, so an event edited or removed through SQL without recomputing the
@@ -18,9 +18,10 @@ from dataclasses import asdict, dataclass, field
 
 from sladeck.domain.chain import GENESIS, canonical_json, event_hash
 from sladeck.domain.clocks import schedule
+from sladeck.domain.history import clock_history
 from sladeck.domain.model import Incident, to_iso
 from sladeck.domain.timeline import apply_event
-from sladeck.store import SCHEDULES_SINCE, Store
+from sladeck.store import HISTORY_SINCE, SCHEDULES_SINCE, Store
 
 COMPARED = ("title", "description", "service", "severity", "level", "state", "assignee",
             "external_ref", "dedup_key", "opened_at", "level_entered_at", "acknowledged_at",
@@ -172,6 +173,7 @@ def _check_rows(store: Store, replayed: dict[int, Incident], tell: Callable[[str
     schedules = {i.id: i for i in store.queue_items(
         ("open", "acknowledged", "resolved", "closed"))} \
         if store.schema_version() >= SCHEDULES_SINCE else None  # an old file, not migrated
+    cycles_kept = store.schema_version() >= HISTORY_SINCE
     for incident_id in sorted(set(stored) | set(replayed)):
         row, replay = stored.get(incident_id), replayed.get(incident_id)
         if row is None or replay is None:
@@ -188,9 +190,14 @@ def _check_rows(store: Store, replayed: dict[int, Incident], tell: Callable[[str
             continue
         kept = schedules.get(incident_id)
         try:
-            expected = schedule(replay, store.policy(replay.policy_id))
+            history = clock_history(store.events(incident_id), store.policy)
+            expected = schedule(replay, store.policy(replay.policy_id), history)
         except (KeyError, ValueError):
             continue  # a policy problem, reported by the replay above
+        if cycles_kept and store.clock_history(incident_id) != history:
+            tell(f"INC-{incident_id}: stored clock history differs from its timeline "
+                 "(its SLA record would be wrong)")
+            continue
         if kept is None or expected.values() != kept.values():
             tell(f"INC-{incident_id}: stored SLA schedule differs from its "
                  "timeline (the dashboard would order it wrongly)")

@@ -145,7 +145,9 @@ def compute_clocks(incident: Incident, policy: Policy, now: datetime,
     outcome (`met`, `late`, `breached`), running ones are `running`, `due` or
     `breached`."""
     cycles = implied_history(incident, policy) if history is None else history
-    return tuple(_clock(c, now, policy, incident.severity) for c in latest(cycles).values())
+    # A level's own clocks are those of the level it stands at (L4 has no level clock).
+    return tuple(_clock(c, now, policy, incident.severity) for c in latest(cycles).values()
+                 if c.kind not in (RESPONSE, LEVEL) or c.level == incident.level)
 
 
 _ORDER = {kind: n for n, kind in enumerate(CLOCK_KINDS)}  # ties go to the earlier clock

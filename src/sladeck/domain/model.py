@@ -217,6 +217,7 @@ class IncidentDetail:
     earlier_ticks: tuple[ChecklistTick, ...] = ()
     earlier_review: Review | None = None
     reopened_at: datetime | None = None
+    clock_history: tuple[Any, ...] = ()  # `history.ClockCycle`s, in the order they started
 
 
 CYCLE_CHECKLISTS = ("resolution",)  # done again after each reopen

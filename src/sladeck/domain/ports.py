@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from sladeck.domain.clocks import Schedule
+from sladeck.domain.history import ClockCycle
 from sladeck.domain.model import OPEN, Actor, Event, Incident
 from sladeck.policy import Policy
 
@@ -39,6 +40,11 @@ class Storage(PolicySource, Protocol):
     def incidents(self, states: Iterable[str] | None = ...) -> list[Incident]:
         """The incidents in `states` (every state when None), by id; read in one
         statement, no transaction left open."""
+        ...
+
+    def clock_history(self, incident_id: int) -> tuple[ClockCycle, ...]:
+        """The incident's clock history as stored (the derived record of SPEC §3, kept in
+        the transaction of each event; `verify` recomputes it), in start order."""
         ...
 
     def write(self, *, bulk: bool = False) -> AbstractContextManager[ImportTransaction]:
@@ -78,7 +84,8 @@ class WriteTransaction(Protocol):
         ...
 
     def update_incident(self, incident: Incident, expected_version: int) -> None:
-        """Store the incident's new state, if the stored one is still at
+        """Store the incident's new state (its event already appended: the store derives
+        its clock history and schedule from its events), if the stored one is still at
         `expected_version`; raises `StoreError` otherwise (under the write lock that
         means a bug: the caller read it in this transaction), or `Refused` on a dedup
         key clash. A version seen before the transaction is checked by the caller,

@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sladeck.store.rows import SELECT_INCIDENT, SLA_COLUMNS, incident_from_row, sla_values
+from sladeck.domain.model import from_iso
+from sladeck.store.rows import (
+    CYCLE_COLUMNS,
+    SELECT_INCIDENT,
+    SLA_COLUMNS,
+    _iso,
+    cycle_rows,
+    incident_from_row,
+    sla_values,
+)
 
 if TYPE_CHECKING:
     import sqlite3
@@ -149,6 +158,81 @@ def _v4(db: sqlite_utils.Database) -> None:
     db.execute("DROP INDEX incidents_state")
 
 
-MIGRATIONS = (_v1, _v2, _v3, _v4)
+def _v5_clock_history(db: sqlite_utils.Database) -> None:
+    """Every incident's clock history (SPEC §3) beside it, derived from its events, and
+    what it changes of the incident row: the first acknowledgement, the schedule (a
+    breach stays, the ACK headline) and the queue index that covers it."""
+    import json
+
+    from sladeck.domain.history import clock_history
+    from sladeck.domain.model import Event
+    from sladeck.domain.timeline import apply_event
+    from sladeck.policy import stored_policy
+
+    conn = db.conn
+    _add_missing_columns(conn)
+    conn.execute(CREATE_CYCLES)
+    conn.execute("CREATE INDEX clock_cycles_started ON clock_cycles(started_at)")
+    conn.execute("DROP INDEX IF EXISTS incidents_queue")
+    conn.execute(f"CREATE INDEX incidents_queue ON incidents({', '.join(_QUEUE_INDEX)})")
+    policies = {pid: stored_policy(source, f"stored policy {pid}")
+                for pid, source in conn.execute("SELECT id, source FROM policies")}
+    rows = {row[0]: incident_from_row(row) for row in conn.execute(SELECT_INCIDENT)}
+    cursor = conn.execute("SELECT id, incident_id, version, at, account, name, kind, payload "
+                          "FROM events ORDER BY incident_id, id")
+    updates: list[tuple[object, ...]] = []
+    cycles: list[tuple[object, ...]] = []
+
+    def settle(incident_id: int, events: list[Event]) -> None:
+        stored = rows.get(incident_id)
+        if stored is None or not events:
+            return  # `verify` tells of an incident without events, or events without one
+        replayed = None
+        for e in events:
+            policy = policies[e.payload["policy_id"] if e.kind == "opened"
+                              else replayed.policy_id if replayed else stored.policy_id]
+            replayed = apply_event(replayed, event_id=e.id, version=e.version, kind=e.kind,
+                                   payload=e.payload, at=e.at, actor=e.actor,
+                                   levels=policy.levels)
+        history = clock_history(events, policies.__getitem__)
+        first = replayed.first_acknowledged_at if replayed else None
+        updates.append((_iso(first), *sla_values(stored, policies[stored.policy_id], history),
+                        incident_id))
+        cycles.extend(cycle_rows(incident_id, history))
+
+    current, batch = None, []
+    for eid, incident_id, version, at, account, name, kind, payload in cursor:
+        if incident_id != current:
+            if current is not None:
+                settle(current, batch)
+            current, batch = incident_id, []
+        batch.append(Event(eid, incident_id, version, from_iso(at), account, name, kind,
+                           json.loads(payload)))
+    if current is not None:
+        settle(current, batch)
+    conn.executemany(
+        f"UPDATE incidents SET first_acknowledged_at = ?, "
+        f"{', '.join(f'{c} = ?' for c in SLA_COLUMNS)} WHERE id = ?", updates)
+    conn.executemany(f"INSERT INTO clock_cycles ({', '.join(CYCLE_COLUMNS)}) "
+                     f"VALUES ({', '.join('?' * len(CYCLE_COLUMNS))})", cycles)
+
+
+# The clock history, a derived record (`verify` recomputes it from the events).
+CREATE_CYCLES = """
+    CREATE TABLE clock_cycles (
+        incident_id INTEGER NOT NULL REFERENCES incidents(id),
+        seq INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        level TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        due_at TEXT NOT NULL,
+        stopped_at TEXT,
+        outcome TEXT CHECK (outcome IN ('met', 'late', 'breached')),
+        late_by_s INTEGER,
+        PRIMARY KEY (incident_id, seq)
+    ) WITHOUT ROWID"""
+
+MIGRATIONS = (_v1, _v2, _v3, _v4, _v5_clock_history)
 SCHEDULES_SINCE = 3  # the schema version that stores SLA schedules
+HISTORY_SINCE = 5  # ... and clock histories
 SCHEMA_VERSION = len(MIGRATIONS)
