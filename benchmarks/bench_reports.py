@@ -15,6 +15,7 @@ placeholder hashes (`sladeck verify` would refuse the chain; reports never read 
 Incidents open uniformly over the last 29 days; each has an `opened` event, most an
 acknowledgement, a third an escalation with its handoff, three quarters a resolution
 (closed unless a review is due), one in twenty a reopen, and notes up to about ten events.
+Their clock_cycles are those the store derives from each row's state on insert.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ AGGREGATE = "SELECT kind, count(*), min(at), max(at) FROM events GROUP BY kind"
 
 def build(path: Path, count: int, events_per: int, seed: int = 3) -> int:
     """The fixture database; returns how many events it holds."""
-    from sladeck.domain.model import Actor, Incident, to_iso
+    from sladeck.domain.model import Incident, to_iso
     from sladeck.policy import load_policy
     from sladeck.store import Store
 
@@ -55,7 +56,7 @@ def build(path: Path, count: int, events_per: int, seed: int = 3) -> int:
             severity = rng.choice(tuple(policy.severities))
             opened = now - timedelta(days=29 * rng.random())
             level, state, t = levels[0], "open", opened
-            acked_at = resolved_at = closed_at = None
+            acked_at = resolved_at = closed_at = first_ack = None
             reached = {level: opened}
             entered = opened
             own: list[tuple[str, datetime, dict]] = [
@@ -69,7 +70,7 @@ def build(path: Path, count: int, events_per: int, seed: int = 3) -> int:
                 return t
 
             if rng.random() < 0.85:
-                acked_at = later(rng.expovariate(1 / 20))
+                acked_at = first_ack = later(rng.expovariate(1 / 20))
                 own.append(("acknowledged", acked_at, {}))
                 state = "acknowledged"
             if rng.random() < 0.35:
@@ -83,6 +84,7 @@ def build(path: Path, count: int, events_per: int, seed: int = 3) -> int:
                                          if lv not in reached}}
                 if rng.random() < 0.8:
                     acked_at = later(rng.expovariate(1 / 15))
+                    first_ack = first_ack or acked_at
                     own.append(("acknowledged", acked_at, {}))
                     state = "acknowledged"
             if rng.random() < 0.75 and t < now:
@@ -116,13 +118,13 @@ def build(path: Path, count: int, events_per: int, seed: int = 3) -> int:
                 opened_at=opened, opened_by="bench", level_entered_at=entered, policy_id=pid,
                 version=version, service=own[0][2]["service"], acknowledged_at=acked_at,
                 resolved_at=resolved_at, closed_at=closed_at, reached=reached,
+                first_acknowledged_at=first_ack,
                 changed_seq=event_id, updated_at=own[-1][1], updated_by="bench",
                 last_change=own[-1][0]))
             if len(incidents) >= 5000:
                 _flush(tx, incidents, events, handoffs)
         _flush(tx, incidents, events, handoffs)
     store.close()
-    del Actor
     return event_id
 
 

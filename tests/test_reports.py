@@ -335,3 +335,40 @@ def test_sla_compliance_per_clock_kind_from_the_clock_history(scenario: Path) ->
         "P0": (1, 2), "P1": (3, 0), "P2": (3, 1), "P3": (1, 1), "all": (8, 4)}
     # All response cycles: 6 + 2 + 4 + 1 met, 2 + 1 breached: 13 ÷ 16.
     assert g["all"]["compliance"]["response"]["rate"] == 0.8125
+
+
+def test_compliance_in_sql_agrees_with_replaying_each_clock_history(scenario: Path) -> None:
+    """The report counts the stored clock_cycles in SQL; replaying every incident's
+    events through `history.clock_history` and `reports.cycle_outcome` gives the same
+    table, at the range's end and at NOW."""
+    from sladeck.domain.history import clock_history
+    from sladeck.domain.reports import cycle_outcome
+    from sladeck.store import Store
+
+    store = Store(scenario)
+    try:
+        for until_text, until in ((sc.REPORT_UNTIL, datetime(2026, 11, 26, tzinfo=UTC)),
+                                  (sc.NOW.isoformat(), sc.NOW)):
+            expected: dict[str, dict[str, dict[str, int]]] = {}
+            for incident in store.incidents(None):
+                if not datetime(2026, 11, 20, tzinfo=UTC) <= incident.opened_at < until:
+                    continue
+                events = [e for e in store.events(incident.id) if e.at < until]
+                for cycle in clock_history(events, store.policy):
+                    if cycle.started_at >= until:
+                        continue
+                    kinds = expected.setdefault(incident.severity, {})
+                    outcomes = kinds.setdefault(cycle.kind, {})
+                    outcome = cycle_outcome(cycle, until)
+                    outcomes[outcome] = outcomes.get(outcome, 0) + 1
+            code, out, err = call_cli("--db", str(scenario), "report", "--since",
+                                      sc.REPORT_SINCE, "--until", until_text, "--format",
+                                      "json")
+            assert code == 0, err
+            got = {g["group"]: {k: {o: n for o, n in c.items()
+                                    if o in ("met", "late", "breached", "running") and n}
+                                for k, c in g["compliance"].items()}
+                   for g in json.loads(out)["groups"]}
+            assert got == expected
+    finally:
+        store.close()

@@ -271,16 +271,9 @@ class ReportSource(Protocol):
         """(group, follow-ups open at until, of them due before `today`)."""
         ...
 
-    def report_compliance(self, by: str, since: str, until: str
-                          ) -> list[tuple[Any, ...]] | None:
-        """(group, clock kind, outcome at until, cycles) from the stored clock history,
-        or None where the file keeps none (then `report_clock_events` is replayed)."""
-        ...
-
-    def report_clock_events(self, by: str, since: str, until: str
-                            ) -> Iterable[tuple[str, str, Event]]:
-        """The events that move SLA clocks, in incident and chain order: (group,
-        severity now, event); `history.clock_history` replays them."""
+    def report_compliance(self, by: str, since: str, until: str) -> list[tuple[Any, ...]]:
+        """(group, clock kind, outcome at until, cycles) from the stored clock history
+        (clock_cycles, the derived record of `history.clock_history`)."""
         ...
 
     def report_daily(self, since: str, until: str) -> list[tuple[str, int]]:

@@ -238,13 +238,12 @@ def build_report(source: Any, policies: Any, since: datetime, until: datetime, b
     for name, n_open, n_overdue in source.report_follow_ups(by, s, u, until.date().isoformat()):
         group(name).follow_ups_open += n_open
         group(name).follow_ups_overdue += int(n_overdue or 0)
-    stored = source.report_compliance(by, s, u)
-    if stored is None:
-        _compliance(source.report_clock_events(by, s, u), policies, until, group)
-    else:
-        for name, kind, outcome, n in stored:
-            outcomes = group(name).compliance.setdefault(kind, {})
-            outcomes[outcome] = outcomes.get(outcome, 0) + n
+    # The stored clock history (issue 12), counted at `until` by SQL: a stopped cycle
+    # by its outcome; a running one `breached` when it is a response or resolution
+    # maximum whose deadline passed, else `running` (`cycle_outcome` says the same).
+    for name, kind, outcome, n in source.report_compliance(by, s, u):
+        outcomes = group(name).compliance.setdefault(kind, {})
+        outcomes[outcome] = outcomes.get(outcome, 0) + n
     ordered = [groups[k] for k in sorted(groups)]
     total = GroupReport(TOTAL)
     for g in ordered:
@@ -253,33 +252,15 @@ def build_report(source: Any, policies: Any, since: datetime, until: datetime, b
                   source.report_daily(s, u))
 
 
-def _compliance(rows: Iterable[tuple[str, str, Any]], policies: Any, until: datetime,
-                group: Any) -> None:
-    """Each cohort incident's clock history (domain/history.py) as recorded by `until`,
-    counted per clock kind: a stopped cycle by its outcome; a running one as `breached`
-    when it is a response or resolution-maximum cycle whose deadline passed by `until`,
-    else `running`."""
-    from itertools import groupby
+def cycle_outcome(cycle: Any, until: datetime) -> str:
+    """How a report counts a clock cycle at `until` (store/reports.py's `compliance` is
+    the same rule in SQL): its outcome once stopped; while running, `breached` for a
+    response or resolution maximum past its deadline, else `running`."""
+    from sladeck.domain.history import BREACHED, PASSED, RUNNING
 
-    from sladeck.domain.history import BREACHED, RUNNING, clock_history, status
-
-    def incident_of(row: tuple[str, str, Any]) -> int:
-        return row[2].incident_id
-
-    for _, rows_of in groupby(rows, key=incident_of):
-        batch = list(rows_of)
-        name, severity = batch[0][0], batch[0][1]
-        events = [row[2] for row in batch]
-        if events[0].kind != "opened":
-            continue
-        history = clock_history(events, policies.policy)
-        policy = policies.policy(events[0].payload["policy_id"])
-        counts = group(name).compliance
-        for cycle in history:
-            outcome = cycle.outcome if cycle.stopped_at is not None else (
-                BREACHED if status(cycle, until, policy, severity) == BREACHED else RUNNING)
-            kind = counts.setdefault(cycle.kind, {})
-            kind[outcome] = kind.get(outcome, 0) + 1
+    if cycle.stopped_at is not None and cycle.stopped_at < until:
+        return str(cycle.outcome)
+    return BREACHED if PASSED[cycle.kind] == BREACHED and cycle.due_at <= until else RUNNING
 
 
 # -- JSON (keys are stable: scripts read them) ------------------------------------------------

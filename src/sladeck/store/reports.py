@@ -138,12 +138,6 @@ def daily_opened(conn: sqlite3.Connection, since: str, until: str) -> list[tuple
         {"since": since, "until": until}).fetchall()
 
 
-def has_clock_cycles(conn: sqlite3.Connection) -> bool:
-    """Whether the file keeps the clock history (`clock_cycles`, issue 12's table)."""
-    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' "
-                        "AND name = 'clock_cycles'").fetchone() is not None
-
-
 def compliance(conn: sqlite3.Connection, by: str, since: str, until: str
                ) -> list[tuple[Any, ...]]:
     """From the stored clock history: (group, clock kind, outcome at `until`, cycles) of
@@ -160,26 +154,6 @@ def compliance(conn: sqlite3.Connection, by: str, since: str, until: str
         WHERE k.started_at < :until
         GROUP BY c.grp, k.kind, outcome"""
     return conn.execute(sql, {"since": since, "until": until}).fetchall()
-
-
-# Events that move SLA clocks (domain/history.py's `clock_history` reads these).
-CLOCK_EVENTS = ("opened", "acknowledged", "escalated", "resolved", "closed", "reopened",
-                "severity_changed", "policy_applied")
-
-
-def clock_events(conn: sqlite3.Connection, by: str, since: str, until: str
-                 ) -> Iterator[tuple[Any, ...]]:
-    """The clock-moving events of cohort incidents recorded before `until`, in incident
-    and chain order: (group, severity now, *EVENT_COLUMNS)."""
-    from sladeck.store.rows import EVENT_COLUMNS
-
-    columns = ", ".join(f"e.{c}" for c in EVENT_COLUMNS)
-    sql = f"""WITH {_cohort(by)}
-        SELECT c.grp, c.severity, {columns} FROM cohort c
-        JOIN events e ON e.incident_id = c.id
-        WHERE e.at < :until AND e.kind IN ({', '.join(repr(k) for k in CLOCK_EVENTS)})
-        ORDER BY e.incident_id, e.id"""
-    yield from conn.execute(sql, {"since": since, "until": until})
 
 
 # -- the digest: what happened in [since, until) ------------------------------------------

@@ -491,16 +491,8 @@ class Store:
                           ) -> list[tuple[Any, ...]]:
         return reports.follow_ups(self.conn, by, since, until, today)
 
-    def report_compliance(self, by: str, since: str, until: str
-                          ) -> list[tuple[Any, ...]] | None:
-        if not reports.has_clock_cycles(self.conn):
-            return None
+    def report_compliance(self, by: str, since: str, until: str) -> list[tuple[Any, ...]]:
         return reports.compliance(self.conn, by, since, until)
-
-    def report_clock_events(self, by: str, since: str, until: str
-                            ) -> Iterator[tuple[str, str, Event]]:
-        for row in reports.clock_events(self.conn, by, since, until):
-            yield row[0], row[1], event_from_row(row[2:])
 
     def report_daily(self, since: str, until: str) -> list[tuple[str, int]]:
         return reports.daily_opened(self.conn, since, until)
