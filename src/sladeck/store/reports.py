@@ -43,7 +43,9 @@ def counts(conn: sqlite3.Connection, by: str, since: str, until: str
                        max(CASE WHEN e.kind = 'reopened' THEN e.id END) AS reopen_id,
                        max(CASE WHEN e.kind = 'review_filed' THEN e.id END) AS review_id
                 FROM cohort c JOIN events e ON e.incident_id = c.id
-                WHERE e.at < :until GROUP BY e.incident_id)
+                WHERE e.at < :until AND e.kind IN ('acknowledged', 'escalated', 'resolved',
+                                                   'closed', 'reopened', 'review_filed')
+                GROUP BY e.incident_id)
         SELECT c.grp, c.policy_id, c.severity, count(*), sum(coalesce(p.acked, 0)),
                sum(coalesce(p.escalated, 0)), sum(coalesce(p.resolved, 0)),
                sum(coalesce(p.closed, 0)), sum(coalesce(p.reopened, 0)),
