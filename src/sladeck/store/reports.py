@@ -18,6 +18,10 @@ GROUP_SQL = {"severity": "severity", "level": "level", "service": "service",
              "assignee": "coalesce(assignee, '')", "all": "''"}
 
 _SECONDS = "(julianday({a}) - julianday({b})) * 86400.0"
+# The cohort drives: each of its incidents' events is found through events_incident, so a
+# short range reads only its own incidents' events, not the whole table (SQLite, knowing
+# nothing of a materialized cohort's size, preferred to scan every event).
+_EVENTS_JOIN = "CROSS JOIN"
 
 
 def _cohort(by: str) -> str:
@@ -42,7 +46,7 @@ def counts(conn: sqlite3.Connection, by: str, since: str, until: str
                            THEN printf('%012d', e.id) || e.kind END) AS last_end,
                        max(CASE WHEN e.kind = 'reopened' THEN e.id END) AS reopen_id,
                        max(CASE WHEN e.kind = 'review_filed' THEN e.id END) AS review_id
-                FROM cohort c JOIN events e ON e.incident_id = c.id
+                FROM cohort c {_EVENTS_JOIN} events e ON e.incident_id = c.id
                 WHERE e.at < :until AND e.kind IN ('acknowledged', 'escalated', 'resolved',
                                                    'closed', 'reopened', 'review_filed')
                 GROUP BY e.incident_id)
@@ -81,7 +85,7 @@ def timings(conn: sqlite3.Connection, by: str, since: str, until: str
                     WHEN 'opened' THEN printf('%012d', e.id) || json_extract(e.payload, '$.level')
                     WHEN 'escalated' THEN printf('%012d', e.id) || json_extract(e.payload, '$.to')
                     END) OVER w AS lv
-            FROM cohort c JOIN events e ON e.incident_id = c.id
+            FROM cohort c {_EVENTS_JOIN} events e ON e.incident_id = c.id
             WHERE e.kind IN ('opened', 'escalated', 'reopened', 'acknowledged', 'resolved')
               AND e.at < :until
             WINDOW w AS (PARTITION BY e.incident_id ORDER BY e.id)),
@@ -152,7 +156,7 @@ def compliance(conn: sqlite3.Connection, by: str, since: str, until: str
                     WHEN k.kind IN ('response', 'resolution_maximum') AND k.due_at <= :until
                     THEN 'breached' ELSE 'running' END AS outcome,
                count(*)
-        FROM cohort c JOIN clock_cycles k ON k.incident_id = c.id
+        FROM cohort c CROSS JOIN clock_cycles k ON k.incident_id = c.id
         WHERE k.started_at < :until
         GROUP BY c.grp, k.kind, outcome"""
     return conn.execute(sql, {"since": since, "until": until}).fetchall()
