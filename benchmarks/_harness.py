@@ -102,7 +102,7 @@ def build_db(path: Path, open_count: int, closed_count: int, *, horizon_minutes:
 
     def with_schedule(row: dict[str, Any]) -> tuple[Any, ...]:
         """The row in WRITTEN_COLUMNS' order: its columns, then its stored SLA schedule."""
-        values = tuple(row[c] for c in INCIDENT_COLUMNS)
+        values = tuple(row.get(c) for c in INCIDENT_COLUMNS)
         return (*values, *sla_values(incident_from_row(values), policy))
 
     def title() -> str:
