@@ -82,7 +82,6 @@ def build_db(path: Path, open_count: int, closed_count: int, *, horizon_minutes:
     from sladeck.policy import load_policy
     from sladeck.store import INCIDENT_COLUMNS, WRITTEN_COLUMNS, Store
     from sladeck.store.rows import incident_from_row, sla_values
-    from sladeck.store.schema import ADDED_BY
 
     started = time.perf_counter()
     rng = random.Random(seed)

@@ -782,6 +782,47 @@ def migrate_cmd(to: str) -> None:
     click.echo(f"head {verdict.head}")
 
 
+@command(cli, "report")
+@click.option("--since", default=None, metavar="WHEN",
+              help="Start: 7d, 12h, 2026-11-01, 08:00 or an ISO time (default: 7d).")
+@click.option("--until", default=None, metavar="WHEN", help="End (default: now).")
+@click.option("--by", "by", type=click.Choice(["severity", "level", "service", "assignee"]),
+              default="severity", show_default=True, help="Group incidents by.")
+@click.option("--format", "fmt", type=click.Choice(["text", "md", "csv", "json"]),
+              default="text", show_default=True)
+def report_cmd(since: str | None, until: str | None, by: str, fmt: str) -> None:
+    """MTTA, MTTR, SLA compliance, escalations, reviews and follow-ups of the incidents
+    opened in a range (README: Reports)."""
+    from sladeck.domain.reports import build_report, report_json, report_range
+    from sladeck.reports_out import report_csv, report_markdown, report_text
+
+    s = session()
+    start, end = report_range(since, until, s.clock.now(), None)
+    r = build_report(s.store, s.store, start, end, by, s.policy.levels)
+    if fmt == "json":
+        emit_json(report_json(r))
+    elif fmt == "csv":
+        click.echo(report_csv(r), nl=False)
+    else:
+        click.echo(report_markdown(r) if fmt == "md" else report_text(r))
+
+
+@command(cli, "digest")
+@click.option("--since", default=None, metavar="WHEN",
+              help="Start: 12h, 08:00, 2026-11-01 or an ISO time (default: the last shift "
+                   "boundary, reporting.shifts in the policy).")
+def digest_cmd(since: str | None) -> None:
+    """What happened since the shift began, as Markdown for a chat or a handoff."""
+    from sladeck.domain.digest import build_digest
+    from sladeck.domain.reports import shift_window
+    from sladeck.reports_out import digest_markdown
+
+    s = session()
+    start, end, today = shift_window(s.policy, since, s.clock.now())
+    click.echo(digest_markdown(build_digest(s.store, s.store, start, end,
+                                            tuple(s.policy.severities), today)), nl=False)
+
+
 @command(cli, "demo")
 @click.option("--count", default=30, show_default=True, help="How many incidents.")
 @click.option("--seed", default=7, show_default=True, help="Random seed (same seed, same data).")

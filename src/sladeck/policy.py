@@ -220,6 +220,7 @@ class Policy:
     digest: str
     next_review: str = ""  # YYYY-MM-DD (validated), or "" when the policy names none
     intake: Intake | None = None  # None: the policy has no `intake` section
+    shifts: tuple[time, ...] = (time(0),)  # reporting.shifts: local shift starts, sorted
 
     @property
     def levels(self) -> tuple[str, ...]:

@@ -46,7 +46,7 @@ from sladeck.domain.standup import FollowUpEntry
 from sladeck.errors import Damaged, FileReplaced, ReadOnly, Refused, StoreError
 from sladeck.permissions import is_shared_folder
 from sladeck.policy import Policy
-from sladeck.store import bulk, schema
+from sladeck.store import bulk, reports, schema
 from sladeck.store.files import file_identity, prepare_file, read_only_reason
 from sladeck.store.rows import (
     EVENT_COLUMNS,
@@ -544,6 +544,39 @@ class Store:
             params["before"] = before_id
         return [incident_from_row(row) for row in self.conn.execute(
             f"{SELECT_INCIDENT} WHERE {where} ORDER BY id DESC LIMIT :limit", params).fetchall()]
+
+    # -- reports (SPEC §11): the domain's `ReportSource`, SQL in store/reports.py -----------
+
+    def report_counts(self, by: str, since: str, until: str) -> list[tuple[Any, ...]]:
+        return reports.counts(self.conn, by, since, until)
+
+    def report_timings(self, by: str, since: str, until: str) -> Iterator[tuple[Any, ...]]:
+        return reports.timings(self.conn, by, since, until)
+
+    def report_escalations(self, by: str, since: str, until: str) -> list[tuple[Any, ...]]:
+        return reports.escalations(self.conn, by, since, until)
+
+    def report_follow_ups(self, by: str, since: str, until: str, today: str
+                          ) -> list[tuple[Any, ...]]:
+        return reports.follow_ups(self.conn, by, since, until, today)
+
+    def report_compliance(self, by: str, since: str, until: str) -> list[tuple[Any, ...]]:
+        return reports.compliance(self.conn, by, since, until)
+
+    def report_daily(self, since: str, until: str) -> list[tuple[str, int]]:
+        return reports.daily_opened(self.conn, since, until)
+
+    def digest_events(self, since: str, until: str) -> list[tuple[Any, ...]]:
+        return reports.digest_events(self.conn, since, until)
+
+    def breach_candidates(self, since: str, until: str, since_us: int, until_us: int
+                          ) -> list[Incident]:
+        return [incident_from_row(row) for row in self.conn.execute(
+            f"{SELECT_INCIDENT} WHERE id IN ({reports.BREACH_CANDIDATES}) ORDER BY id",
+            {"since": since, "until": until, "since_us": since_us, "until_us": until_us})]
+
+    def follow_ups_due(self, through: str) -> list[tuple[Any, ...]]:
+        return reports.follow_ups_due(self.conn, through)
 
     def counts(self) -> dict[str, int]:
         return dict(self.conn.execute("SELECT state, count(*) FROM incidents GROUP BY state")
