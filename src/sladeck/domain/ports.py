@@ -281,16 +281,12 @@ class ReportSource(Protocol):
     are `to_iso` text; a report's cohort is the incidents opened in [since, until), read
     as recorded before `until`; `by` is one of `reports.GROUPINGS`."""
 
-    def report_counts(self, by: str, since: str, until: str) -> list[tuple[Any, ...]]:
-        """Per group, policy id and severity: (group, policy id, severity, opened,
-        acknowledged, escalated, resolved, closed, reopened, still open, resolved with
-        no review since the last reopen)."""
-        ...
-
-    def report_timings(self, by: str, since: str, until: str) -> Iterable[tuple[Any, ...]]:
-        """Level entries, in incident order: ("E", group, incident id, level, seconds from
-        opening to the entry, seconds to its acknowledgement or None); then resolution
-        cycles: ("C", group, incident id, None, None, seconds to resolve it or None)."""
+    def report_events(self, by: str, since: str, until: str) -> Iterable[tuple[Any, ...]]:
+        """The cohort's opened, acknowledged, escalated, resolved, closed, reopened and
+        review_filed events recorded before `until`, incident by incident, each one's in
+        event order: (group, policy id, severity, incident id, julian day of its
+        opening, kind, julian day of the event, level entered or None); an incident with
+        none of them is one row whose kind is None."""
         ...
 
     def report_escalations(self, by: str, since: str, until: str) -> list[tuple[Any, ...]]:

@@ -203,36 +203,7 @@ def build_report(source: Any, policies: Any, since: datetime, until: datetime, b
             g = groups[key] = GroupReport(key)
         return g
 
-    for name, policy_id, severity, *values in source.report_counts(by, s, u):
-        g = group(name)
-        for key, value in zip(COUNT_KEYS, values, strict=False):
-            g.counts[key] += int(value or 0)
-        if policies.policy(policy_id).needs_review(severity):
-            g.reviews_outstanding += int(values[-1] or 0)
-    # Level entries come in incident order: TTA is the earliest acknowledgement.
-    current: Any = None
-    first: float | None = None
-    owner: GroupReport | None = None
-    for tag, name, incident_id, level, offset, seconds in source.report_timings(by, s, u):
-        if tag == "C":
-            if seconds is None:
-                group(name).unresolved_cycles += 1
-            else:
-                group(name).ttr.append(seconds)
-            continue
-        if incident_id != current:
-            if owner is not None and first is not None:
-                owner.tta.append(first)
-            current, first, owner = incident_id, None, group(name)
-        assert owner is not None
-        if seconds is None:
-            owner.unacknowledged_entries += 1
-            continue
-        owner.tta_by_level.setdefault(level or "?", []).append(seconds)
-        at = offset + seconds
-        first = at if first is None or at < first else first
-    if owner is not None and first is not None:
-        owner.tta.append(first)
+    _fold_events(source.report_events(by, s, u), group, policies)
     for name, to_level, trigger, n in source.report_escalations(by, s, u):
         group(name).escalations[(to_level, trigger)] = n
     for name, n_open, n_overdue in source.report_follow_ups(by, s, u, until.date().isoformat()):
@@ -250,6 +221,109 @@ def build_report(source: Any, policies: Any, since: datetime, until: datetime, b
         total.merge(g)
     return Report(since, until, by, ordered, total, levels,
                   source.report_daily(s, u))
+
+
+_DAY = 86400.0  # julian days to seconds, as SQLite's (julianday(a) - julianday(b)) * 86400
+_ENTRIES = frozenset({"opened", "escalated", "reopened"})
+
+
+def _fold_events(rows: Iterable[tuple[Any, ...]], group: Any, policies: Any) -> None:
+    """Counts, level entries and resolution cycles from the cohort's events, one incident
+    at a time (`ReportSource.report_events`: grouped by incident, in event order).
+
+    - counts: opened (every incident), and whether it was ever acknowledged, escalated,
+      resolved, closed or reopened; still open when its last resolve/close/reopen is a
+      reopen or it has none; a review outstanding when that last one is a resolve or
+      close with no review filed since the last reopen (and its own policy asks for one);
+    - a level entry at each opening, escalation or reopen, in the level last opened or
+      escalated to, acknowledged at its earliest acknowledgement before the next entry;
+      TTA is the incident's earliest acknowledgement, counted from its opening;
+    - a resolution cycle from the opening and from each reopen to its first resolve."""
+    needs: dict[tuple[Any, Any], bool] = {}
+    current: Any = None
+    g: GroupReport | None = None
+    counts: dict[str, int] = {}
+    opened_at, flags, last_end, reviewed, review = 0.0, set(), None, False, False
+    lv: str | None = None
+    entries: list[list[Any]] = []  # [level, entered, earliest acknowledgement]
+    cycles: list[list[Any]] = []  # [started, first resolution]
+    for name, policy_id, severity, incident_id, opened, kind, at, level in rows:
+        if incident_id != current:
+            if g is not None:
+                _settle(g, counts, opened_at, flags, last_end, reviewed, entries, cycles,
+                        review)
+            current, g = incident_id, group(name)
+            counts = g.counts
+            key = (policy_id, severity)
+            review = needs.get(key)
+            if review is None:
+                review = needs[key] = policies.policy(policy_id).needs_review(severity)
+            opened_at, flags, last_end, reviewed, lv = opened, set(), None, False, None
+            entries, cycles = [], []
+        if kind is None:
+            continue
+        flags.add(kind)
+        if kind == "acknowledged":
+            if entries:
+                entry = entries[-1]
+                if entry[2] is None or at < entry[2]:
+                    entry[2] = at
+        elif kind in _ENTRIES:
+            if level is not None:
+                lv = level
+            t = opened if kind == "opened" else at
+            entries.append([lv, t, None])
+            if kind == "reopened":
+                last_end, reviewed = kind, False
+                cycles.append([t, None])
+            elif kind == "opened":
+                cycles.append([t, None])
+        elif kind == "resolved":
+            last_end = kind
+            if cycles:
+                cycle = cycles[-1]
+                if cycle[1] is None or at < cycle[1]:
+                    cycle[1] = at
+        elif kind == "closed":
+            last_end = kind
+        elif kind == "review_filed":
+            reviewed = True
+    if g is not None:
+        _settle(g, counts, opened_at, flags, last_end, reviewed, entries, cycles, review)
+
+
+def _settle(g: GroupReport, counts: dict[str, int], opened: float, flags: set[str],
+            last_end: str | None, reviewed: bool, entries: list[list[Any]],
+            cycles: list[list[Any]], review: bool) -> None:
+    """Add one incident's counts, entries and cycles (`_fold_events`) to its group."""
+    counts["opened"] += 1
+    for kind in flags:
+        if kind in _COUNTED:
+            counts[_COUNTED[kind]] += 1
+    if last_end is None or last_end == "reopened":
+        counts["open"] += 1
+    elif review and not reviewed:
+        g.reviews_outstanding += 1
+    first: float | None = None
+    for level, entered, acked in entries:
+        if acked is None:
+            g.unacknowledged_entries += 1
+            continue
+        seconds = (acked - entered) * _DAY
+        g.tta_by_level.setdefault(level or "?", []).append(seconds)
+        at = (entered - opened) * _DAY + seconds
+        first = at if first is None or at < first else first
+    if first is not None:
+        g.tta.append(first)
+    for started, done in cycles:
+        if done is None:
+            g.unresolved_cycles += 1
+        else:
+            g.ttr.append((done - started) * _DAY)
+
+
+_COUNTED = {"acknowledged": "acknowledged", "escalated": "escalated", "resolved": "resolved",
+            "closed": "closed", "reopened": "reopened"}
 
 
 def cycle_outcome(cycle: Any, until: datetime) -> str:

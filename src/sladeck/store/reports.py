@@ -2,26 +2,21 @@
 
 A report's cohort is the incidents opened in [since, until); each query reads only
 their events recorded before `until`, so a range that has ended always reads the same.
-Durations come out of SQLite as seconds (julianday difference × 86400); counts and
-groupings are SQL aggregates, so Python sees one row per group, per level entry or per
-resolution cycle, never every event.
+The report reads its cohort's events once (`incident_events`: the kinds it counts, in
+event order, notes skipped by SQL) and domain/reports.py folds them incident by
+incident; times come out as julian days, so durations are SQLite's own julianday
+arithmetic. Escalations, follow-ups and compliance are SQL aggregates (one row per group).
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from typing import Any
 
 # What a report groups by: an expression over the incident row (its value now).
 GROUP_SQL = {"severity": "severity", "level": "level", "service": "service",
              "assignee": "coalesce(assignee, '')", "all": "''"}
 
-_SECONDS = "(julianday({a}) - julianday({b})) * 86400.0"
-# The cohort drives: each of its incidents' events is found through events_incident, so a
-# short range reads only its own incidents' events, not the whole table (SQLite, knowing
-# nothing of a materialized cohort's size, preferred to scan every event).
-_EVENTS_JOIN = "CROSS JOIN"
 
 
 def _cohort(by: str) -> str:
@@ -29,86 +24,31 @@ def _cohort(by: str) -> str:
             "opened_at FROM incidents WHERE opened_at >= :since AND opened_at < :until)")
 
 
-def counts(conn: sqlite3.Connection, by: str, since: str, until: str
-           ) -> list[tuple[Any, ...]]:
-    """Per group, policy and severity, in one pass over the cohort's events: (group,
-    policy id, severity, opened, acknowledged, escalated, resolved, closed, reopened,
-    still open at `until`, resolved or closed at `until` with no review filed since
-    their last reopen); the domain asks each policy whether that severity needs one."""
-    sql = f"""WITH {_cohort(by)},
-        per AS (SELECT e.incident_id AS id,
-                       max(e.kind = 'acknowledged') AS acked,
-                       max(e.kind = 'escalated') AS escalated,
-                       max(e.kind = 'resolved') AS resolved,
-                       max(e.kind = 'closed') AS closed,
-                       max(e.kind = 'reopened') AS reopened,
-                       max(CASE WHEN e.kind IN ('resolved', 'closed', 'reopened')
-                           THEN printf('%012d', e.id) || e.kind END) AS last_end,
-                       max(CASE WHEN e.kind = 'reopened' THEN e.id END) AS reopen_id,
-                       max(CASE WHEN e.kind = 'review_filed' THEN e.id END) AS review_id
-                FROM cohort c {_EVENTS_JOIN} events e ON e.incident_id = c.id
-                WHERE e.at < :until AND e.kind IN ('acknowledged', 'escalated', 'resolved',
-                                                   'closed', 'reopened', 'review_filed')
-                GROUP BY e.incident_id)
-        SELECT c.grp, c.policy_id, c.severity, count(*), sum(coalesce(p.acked, 0)),
-               sum(coalesce(p.escalated, 0)), sum(coalesce(p.resolved, 0)),
-               sum(coalesce(p.closed, 0)), sum(coalesce(p.reopened, 0)),
-               sum(p.last_end IS NULL OR substr(p.last_end, 13) = 'reopened'),
-               sum(substr(p.last_end, 13) IN ('resolved', 'closed')
-                   AND (p.review_id IS NULL OR p.review_id < coalesce(p.reopen_id, 0)))
-        FROM cohort c LEFT JOIN per p ON p.id = c.id
-        GROUP BY c.grp, c.policy_id, c.severity"""
-    return conn.execute(sql, {"since": since, "until": until}).fetchall()
+# The kinds a report reads from the events (notes and the rest are skipped by SQL).
+REPORT_KINDS = ("opened", "acknowledged", "escalated", "resolved", "closed", "reopened",
+                "review_filed")
 
 
-def timings(conn: sqlite3.Connection, by: str, since: str, until: str
-            ) -> Iterator[tuple[Any, ...]]:
-    """Level entries and resolution cycles of the cohort, in one pass over its events:
+def incident_events(conn: sqlite3.Connection, by: str, since: str, until: str
+                    ) -> sqlite3.Cursor:
+    """The cohort's events of REPORT_KINDS recorded before `until`, in one pass, grouped
+    by incident (incident order) and in event order within each: (group, policy id,
+    severity, incident id, julianday of its opening, kind or None for an incident with
+    no such event, julianday of the event, the level it entered: an opening's level or
+    an escalation's target, else None). Times are julian days so that durations
+    computed from them, (a - b) × 86400, are SQLite's own `julianday` arithmetic.
 
-    - ("E", group, incident id, level, seconds from opening to the entry, seconds from
-      the entry to the first acknowledgement before the next entry or None), for every
-      time an incident entered a level (opened, escalated, reopened), in incident order;
-    - ("C", group, incident id, None, None, seconds from the cycle's start (the opening,
-      or a reopen) to its first resolution, or None while unresolved).
-
-    Each event is tagged with its entry and its cycle (running maxima over the
-    incident's events) and the tags are grouped: a join of entries to their
-    acknowledgements would be quadratic."""
-    sql = f"""WITH {_cohort(by)},
-        ev AS MATERIALIZED (
-            SELECT c.grp, e.incident_id, e.kind, e.at, c.opened_at,
-                CASE e.kind WHEN 'opened' THEN c.opened_at ELSE e.at END AS t,
-                max(CASE WHEN e.kind IN ('opened', 'escalated', 'reopened') THEN e.id END)
-                    OVER w AS entry,
-                max(CASE WHEN e.kind IN ('opened', 'reopened') THEN e.id END) OVER w AS start,
-                max(CASE e.kind
-                    WHEN 'opened' THEN printf('%012d', e.id) || json_extract(e.payload, '$.level')
-                    WHEN 'escalated' THEN printf('%012d', e.id) || json_extract(e.payload, '$.to')
-                    END) OVER w AS lv
-            FROM cohort c {_EVENTS_JOIN} events e ON e.incident_id = c.id
-            WHERE e.kind IN ('opened', 'escalated', 'reopened', 'acknowledged', 'resolved')
-              AND e.at < :until
-            WINDOW w AS (PARTITION BY e.incident_id ORDER BY e.id)),
-        entries AS (SELECT grp, incident_id, entry, min(opened_at) AS opened_at,
-                           min(CASE WHEN kind != 'acknowledged' THEN t END) AS entered,
-                           min(CASE WHEN kind != 'acknowledged' THEN lv END) AS lv,
-                           min(CASE WHEN kind = 'acknowledged' THEN at END) AS acked
-                    FROM ev WHERE kind != 'resolved' AND entry IS NOT NULL
-                    GROUP BY incident_id, entry),
-        cycles AS (SELECT grp, incident_id, start,
-                          min(CASE WHEN kind != 'resolved' THEN t END) AS started,
-                          min(CASE WHEN kind = 'resolved' THEN at END) AS done
-                   FROM ev WHERE kind IN ('opened', 'reopened', 'resolved')
-                     AND start IS NOT NULL GROUP BY incident_id, start)
-        SELECT * FROM (
-            SELECT 'E', grp, incident_id, substr(lv, 13),
-                   {_SECONDS.format(a='entered', b='opened_at')},
-                   {_SECONDS.format(a='acked', b='entered')}
-            FROM entries ORDER BY incident_id, entry)
-        UNION ALL
-        SELECT 'C', grp, incident_id, NULL, NULL, {_SECONDS.format(a='done', b='started')}
-        FROM cycles"""
-    yield from conn.execute(sql, {"since": since, "until": until})
+    Incidents are read in rowid order and each one's events through events_incident
+    (incident_id, id), so neither order needs a sort; `domain/reports.py` folds them."""
+    sql = f"""SELECT {GROUP_SQL[by]}, c.policy_id, c.severity, c.id, julianday(c.opened_at),
+               e.kind, julianday(e.at),
+               CASE e.kind WHEN 'opened' THEN json_extract(e.payload, '$.level')
+                           WHEN 'escalated' THEN json_extract(e.payload, '$.to') END
+        FROM incidents c LEFT JOIN events e ON e.incident_id = c.id AND e.at < :until
+             AND e.kind IN ({', '.join(repr(k) for k in REPORT_KINDS)})
+        WHERE c.opened_at >= :since AND c.opened_at < :until
+        ORDER BY c.id, e.id"""
+    return conn.execute(sql, {"since": since, "until": until})
 
 
 def escalations(conn: sqlite3.Connection, by: str, since: str, until: str
