@@ -11,6 +11,7 @@ arithmetic. Escalations, follow-ups and compliance are SQL aggregates (one row p
 from __future__ import annotations
 
 import sqlite3
+from collections import Counter
 from typing import Any
 
 # What a report groups by: an expression over the incident row (its value now).
@@ -89,17 +90,26 @@ def compliance(conn: sqlite3.Connection, by: str, since: str, until: str
     """From the stored clock history: (group, clock kind, outcome at `until`, cycles) of
     the cohort's cycles started before `until`. A cycle stopped by then counts by its
     outcome; one still running counts `breached` when it is a response or resolution
-    maximum whose deadline passed, else `running` (domain/reports.py says the same)."""
-    sql = f"""WITH {_cohort(by)}
-        SELECT c.grp, k.kind,
-               CASE WHEN k.stopped_at IS NOT NULL AND k.stopped_at < :until THEN k.outcome
+    maximum whose deadline passed, else `running` (domain/reports.py says the same).
+
+    SQLite sorts every row a GROUP BY over (group, kind, outcome) reads (~0.5 s at
+    500,000 cycles), so each incident's cycles are packed into one text as they are read
+    in key order (no sort), the few distinct (group, text) pairs counted, then unpacked."""
+    sql = f"""SELECT {GROUP_SQL[by]}, group_concat(k.kind || char(31) ||
+               CASE WHEN k.stopped_at IS NOT NULL AND k.stopped_at < :until
+                    THEN ifnull(k.outcome, '')
                     WHEN k.kind IN ('response', 'resolution_maximum') AND k.due_at <= :until
-                    THEN 'breached' ELSE 'running' END AS outcome,
-               count(*)
-        FROM cohort c CROSS JOIN clock_cycles k ON k.incident_id = c.id
-        WHERE k.started_at < :until
-        GROUP BY c.grp, k.kind, outcome"""
-    return conn.execute(sql, {"since": since, "until": until}).fetchall()
+                    THEN 'breached' ELSE 'running' END, char(30))
+        FROM incidents c CROSS JOIN clock_cycles k ON k.incident_id = c.id
+        WHERE c.opened_at >= :since AND c.opened_at < :until AND k.started_at < :until
+        GROUP BY c.id"""
+    packed = Counter(conn.execute(sql, {"since": since, "until": until}))
+    out: Counter[tuple[Any, str, str | None]] = Counter()
+    for (grp, cycles), n in packed.items():
+        for cycle in cycles.split("\x1e"):
+            kind, _, outcome = cycle.partition("\x1f")
+            out[grp, kind, outcome or None] += n
+    return [(*key, n) for key, n in out.items()]
 
 
 # -- the digest: what happened in [since, until) ------------------------------------------
