@@ -281,12 +281,15 @@ class ReportSource(Protocol):
     are `to_iso` text; a report's cohort is the incidents opened in [since, until), read
     as recorded before `until`; `by` is one of `reports.GROUPINGS`."""
 
-    def report_events(self, by: str, since: str, until: str) -> Iterable[tuple[Any, ...]]:
-        """The cohort's opened, acknowledged, escalated, resolved, closed, reopened and
-        review_filed events recorded before `until`, incident by incident, each one's in
-        event order: (group, policy id, severity, incident id, julian day of its
-        opening, kind, julian day of the event, level entered or None); an incident with
-        none of them is one row whose kind is None."""
+    def report_cohort(self, by: str, since: str, until: str) -> Iterable[tuple[Any, ...]]:
+        """The incidents opened in [since, until): (incident id, group, policy id,
+        severity, julian day of its opening)."""
+        ...
+
+    def report_events(self, since: str, until: str) -> Iterable[tuple[Any, ...]]:
+        """The cohort's events of `reports.REPORT_KINDS` recorded before `until`,
+        incident by incident, each one's in event order: (incident id, index of its
+        kind in REPORT_KINDS, julian day of the event, level entered or None)."""
         ...
 
     def report_escalations(self, by: str, since: str, until: str) -> list[tuple[Any, ...]]:

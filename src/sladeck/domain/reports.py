@@ -203,7 +203,8 @@ def build_report(source: Any, policies: Any, since: datetime, until: datetime, b
             g = groups[key] = GroupReport(key)
         return g
 
-    _fold_events(source.report_events(by, s, u), group, policies)
+    _fold_events(source.report_cohort(by, s, u), source.report_events(s, u), group,
+                 policies)
     for name, to_level, trigger, n in source.report_escalations(by, s, u):
         group(name).escalations[(to_level, trigger)] = n
     for name, n_open, n_overdue in source.report_follow_ups(by, s, u, until.date().isoformat()):
@@ -224,12 +225,19 @@ def build_report(source: Any, policies: Any, since: datetime, until: datetime, b
 
 
 _DAY = 86400.0  # julian days to seconds, as SQLite's (julianday(a) - julianday(b)) * 86400
-_ENTRIES = frozenset({"opened", "escalated", "reopened"})
+# The kinds a report reads from the events, by their index (`ReportSource.report_events`).
+REPORT_KINDS = ("opened", "acknowledged", "escalated", "resolved", "closed", "reopened",
+                "review_filed")
+_OPENED, _ACKED, _ESCALATED, _RESOLVED, _CLOSED, _REOPENED, _REVIEWED = range(7)
+_COUNTED = ((_ACKED, "acknowledged"), (_ESCALATED, "escalated"), (_RESOLVED, "resolved"),
+            (_CLOSED, "closed"), (_REOPENED, "reopened"))
 
 
-def _fold_events(rows: Iterable[tuple[Any, ...]], group: Any, policies: Any) -> None:
-    """Counts, level entries and resolution cycles from the cohort's events, one incident
-    at a time (`ReportSource.report_events`: grouped by incident, in event order).
+def _fold_events(cohort: Iterable[tuple[Any, ...]], events: Iterable[tuple[Any, ...]],
+                 group: Any, policies: Any) -> None:
+    """Counts, level entries and resolution cycles of the cohort's incidents from their
+    events, one incident at a time (`ReportSource.report_events`: by incident, in event
+    order).
 
     - counts: opened (every incident), and whether it was ever acknowledged, escalated,
       resolved, closed or reopened; still open when its last resolve/close/reopen is a
@@ -240,67 +248,74 @@ def _fold_events(rows: Iterable[tuple[Any, ...]], group: Any, policies: Any) -> 
       TTA is the incident's earliest acknowledgement, counted from its opening;
     - a resolution cycle from the opening and from each reopen to its first resolve."""
     needs: dict[tuple[Any, Any], bool] = {}
+    incidents: dict[int, tuple[GroupReport, float, bool]] = {}
+    for incident_id, name, policy_id, severity, opened in cohort:
+        key = (policy_id, severity)
+        review = needs.get(key)
+        if review is None:
+            review = needs[key] = policies.policy(policy_id).needs_review(severity)
+        incidents[incident_id] = (group(name), opened, review)
     current: Any = None
-    g: GroupReport | None = None
-    counts: dict[str, int] = {}
-    opened_at, flags, last_end, reviewed, review = 0.0, set(), None, False, False
-    lv: str | None = None
+    seen = [False] * len(REPORT_KINDS)
+    last_end, reviewed, lv = -1, False, None
     entries: list[list[Any]] = []  # [level, entered, earliest acknowledgement]
     cycles: list[list[Any]] = []  # [started, first resolution]
-    for name, policy_id, severity, incident_id, opened, kind, at, level in rows:
+    info: tuple[GroupReport, float, bool] | None = None
+    opened = 0.0
+    for incident_id, kind, at, level in events:
         if incident_id != current:
-            if g is not None:
-                _settle(g, counts, opened_at, flags, last_end, reviewed, entries, cycles,
-                        review)
-            current, g = incident_id, group(name)
-            counts = g.counts
-            key = (policy_id, severity)
-            review = needs.get(key)
-            if review is None:
-                review = needs[key] = policies.policy(policy_id).needs_review(severity)
-            opened_at, flags, last_end, reviewed, lv = opened, set(), None, False, None
-            entries, cycles = [], []
-        if kind is None:
+            if info is not None:
+                _settle(*info, seen, last_end, reviewed, entries, cycles)
+            current = incident_id
+            # None: opened after the cohort was read (a commit between the two reads)
+            info = incidents.pop(incident_id, None)
+            opened = info[1] if info is not None else 0.0
+            seen = [False] * len(REPORT_KINDS)
+            last_end, reviewed, lv, entries, cycles = -1, False, None, [], []
+        if info is None:
             continue
-        flags.add(kind)
-        if kind == "acknowledged":
+        seen[kind] = True
+        if kind == _ACKED:
             if entries:
                 entry = entries[-1]
                 if entry[2] is None or at < entry[2]:
                     entry[2] = at
-        elif kind in _ENTRIES:
+        elif kind in (_OPENED, _ESCALATED, _REOPENED):
             if level is not None:
                 lv = level
-            t = opened if kind == "opened" else at
+            t = opened if kind == _OPENED else at
             entries.append([lv, t, None])
-            if kind == "reopened":
+            if kind == _REOPENED:
                 last_end, reviewed = kind, False
                 cycles.append([t, None])
-            elif kind == "opened":
+            elif kind == _OPENED:
                 cycles.append([t, None])
-        elif kind == "resolved":
+        elif kind == _RESOLVED:
             last_end = kind
             if cycles:
                 cycle = cycles[-1]
                 if cycle[1] is None or at < cycle[1]:
                     cycle[1] = at
-        elif kind == "closed":
+        elif kind == _CLOSED:
             last_end = kind
-        elif kind == "review_filed":
+        elif kind == _REVIEWED:
             reviewed = True
-    if g is not None:
-        _settle(g, counts, opened_at, flags, last_end, reviewed, entries, cycles, review)
+    if info is not None:
+        _settle(*info, seen, last_end, reviewed, entries, cycles)
+    nothing = [False] * len(REPORT_KINDS)
+    for g, _opened, review in incidents.values():  # no event recorded before `until`
+        _settle(g, _opened, review, nothing, -1, False, [], [])
 
 
-def _settle(g: GroupReport, counts: dict[str, int], opened: float, flags: set[str],
-            last_end: str | None, reviewed: bool, entries: list[list[Any]],
-            cycles: list[list[Any]], review: bool) -> None:
+def _settle(g: GroupReport, opened: float, review: bool, seen: list[bool], last_end: int,
+            reviewed: bool, entries: list[list[Any]], cycles: list[list[Any]]) -> None:
     """Add one incident's counts, entries and cycles (`_fold_events`) to its group."""
+    counts = g.counts
     counts["opened"] += 1
-    for kind in flags:
-        if kind in _COUNTED:
-            counts[_COUNTED[kind]] += 1
-    if last_end is None or last_end == "reopened":
+    for kind, key in _COUNTED:
+        if seen[kind]:
+            counts[key] += 1
+    if last_end == -1 or last_end == _REOPENED:
         counts["open"] += 1
     elif review and not reviewed:
         g.reviews_outstanding += 1
@@ -320,10 +335,6 @@ def _settle(g: GroupReport, counts: dict[str, int], opened: float, flags: set[st
             g.unresolved_cycles += 1
         else:
             g.ttr.append((done - started) * _DAY)
-
-
-_COUNTED = {"acknowledged": "acknowledged", "escalated": "escalated", "resolved": "resolved",
-            "closed": "closed", "reopened": "reopened"}
 
 
 def cycle_outcome(cycle: Any, until: datetime) -> str:

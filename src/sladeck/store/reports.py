@@ -25,27 +25,31 @@ def _cohort(by: str) -> str:
             "opened_at FROM incidents WHERE opened_at >= :since AND opened_at < :until)")
 
 
-# The kinds a report reads from the events (notes and the rest are skipped by SQL).
-REPORT_KINDS = ("opened", "acknowledged", "escalated", "resolved", "closed", "reopened",
-                "review_filed")
+def cohort(conn: sqlite3.Connection, by: str, since: str, until: str) -> sqlite3.Cursor:
+    """The incidents opened in [since, until), in id order: (incident id, group, policy
+    id, severity, julian day of its opening)."""
+    return conn.execute(
+        f"SELECT id, {GROUP_SQL[by]}, policy_id, severity, julianday(opened_at) FROM incidents "
+        "WHERE opened_at >= :since AND opened_at < :until", {"since": since, "until": until})
 
 
-def incident_events(conn: sqlite3.Connection, by: str, since: str, until: str
-                    ) -> sqlite3.Cursor:
-    """The cohort's events of REPORT_KINDS recorded before `until`, in one pass, grouped
-    by incident (incident order) and in event order within each: (group, policy id,
-    severity, incident id, julianday of its opening, kind or None for an incident with
-    no such event, julianday of the event, the level it entered: an opening's level or
-    an escalation's target, else None). Times are julian days so that durations
+def incident_events(conn: sqlite3.Connection, since: str, until: str) -> sqlite3.Cursor:
+    """The cohort's events of `domain.reports.REPORT_KINDS` recorded before `until`, in one pass, by
+    incident (in id order) and in event order within each: (incident id, the kind's
+    index in REPORT_KINDS, julian day of the event, the level it entered: an opening's
+    level or an escalation's target, else None). Times are julian days so durations
     computed from them, (a - b) × 86400, are SQLite's own `julianday` arithmetic.
 
     Incidents are read in rowid order and each one's events through events_incident
-    (incident_id, id), so neither order needs a sort; `domain/reports.py` folds them."""
-    sql = f"""SELECT {GROUP_SQL[by]}, c.policy_id, c.severity, c.id, julianday(c.opened_at),
-               e.kind, julianday(e.at),
+    (incident_id, id), so neither order needs a sort; the columns are few and the kind
+    a small int because building Python rows is most of the cost (~1 µs a cell)."""
+    from sladeck.domain.reports import REPORT_KINDS  # not at import: the dashboard's start
+
+    codes = " ".join(f"WHEN {kind!r} THEN {n}" for n, kind in enumerate(REPORT_KINDS))
+    sql = f"""SELECT c.id, CASE e.kind {codes} END, julianday(e.at),
                CASE e.kind WHEN 'opened' THEN json_extract(e.payload, '$.level')
                            WHEN 'escalated' THEN json_extract(e.payload, '$.to') END
-        FROM incidents c LEFT JOIN events e ON e.incident_id = c.id AND e.at < :until
+        FROM incidents c JOIN events e ON e.incident_id = c.id AND e.at < :until
              AND e.kind IN ({', '.join(repr(k) for k in REPORT_KINDS)})
         WHERE c.opened_at >= :since AND c.opened_at < :until
         ORDER BY c.id, e.id"""
