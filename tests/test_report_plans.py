@@ -73,3 +73,46 @@ def test_an_incident_opened_between_the_reports_reads_is_left_out() -> None:
     assert r.total.counts["opened"] == 1
     assert r.total.counts["acknowledged"] == 1
     assert r.total.tta == [(2461000.01 - 2461000.0) * 86400.0]
+
+
+def test_compliance_counts_every_stored_cycle_by_its_outcome_at_the_end(
+        tmp_path: Path) -> None:
+    """Over the benchmark's fixture (cycles of one group and kind stopped before and
+    after the range's end, running ones past and before their deadline), the report's
+    compliance is each stored cycle counted by `cycle_outcome` at `until`. (SQL grouped
+    by the stored outcome column, which the CASE's alias named too, and reported one
+    arbitrary row's status for every cycle of that outcome.)"""
+    import sys
+    from collections import Counter
+    from datetime import UTC, datetime, timedelta
+
+    from sladeck.domain.reports import cycle_outcome
+    from sladeck.store.rows import SELECT_CYCLES, cycle_from_row
+
+    bench = Path(__file__).resolve().parent.parent / "benchmarks"
+    sys.path.insert(0, str(bench))
+    try:
+        import bench_reports
+    finally:
+        sys.path.remove(str(bench))
+    db = tmp_path / "r.db"
+    bench_reports.build(db, 300, 6)
+    store = Store(db)
+    try:
+        until = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
+        since = until - timedelta(days=20)
+        severity = {i.id: i.severity for i in store.incidents(None)
+                    if since <= i.opened_at < until}
+        expected: Counter[tuple[str, str, str]] = Counter()
+        for row in store.conn.execute(SELECT_CYCLES):
+            incident_id, cycle = cycle_from_row(row)
+            if incident_id in severity and cycle.started_at < until:
+                expected[severity[incident_id], cycle.kind, cycle_outcome(cycle, until)] += 1
+        r = build_report(store, store, since, until, "severity")
+        got = Counter({(g.name, kind, outcome): n for g in r.groups
+                       for kind, outcomes in g.compliance.items()
+                       for outcome, n in outcomes.items()})
+        assert got == expected
+        assert {o for _, _, o in expected} == {"met", "late", "breached", "running"}
+    finally:
+        store.close()
