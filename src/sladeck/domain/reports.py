@@ -219,7 +219,9 @@ def build_report(source: Any, policies: Any, since: datetime, until: datetime, b
     ordered = [groups[k] for k in sorted(groups)]
     total = GroupReport(TOTAL)
     for g in ordered:
+        _sort_durations(g)
         total.merge(g)
+    _sort_durations(total)  # the groups' sorted runs, which timsort merges
     return Report(since, until, by, ordered, total, levels,
                   source.report_daily(s, u))
 
@@ -335,6 +337,13 @@ def _settle(g: GroupReport, opened: float, review: bool, seen: list[bool], last_
             g.unresolved_cycles += 1
         else:
             g.ttr.append((done - started) * _DAY)
+
+
+def _sort_durations(g: GroupReport) -> None:
+    """Sort a group's durations in place once: `stats` (sorting a copy) then finds each
+    list in order, and the total's, made of the groups' sorted runs, merges quickly."""
+    for values in (g.tta, g.ttr, *g.tta_by_level.values()):
+        values.sort()
 
 
 def cycle_outcome(cycle: Any, until: datetime) -> str:
