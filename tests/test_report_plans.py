@@ -116,3 +116,22 @@ def test_compliance_counts_every_stored_cycle_by_its_outcome_at_the_end(
         assert {o for _, _, o in expected} == {"met", "late", "breached", "running"}
     finally:
         store.close()
+
+
+def test_a_report_imports_neither_the_service_nor_the_dashboard(
+        db_path: Path, policy: Policy) -> None:
+    """Python's start is part of every `sladeck report`: a read-only command loads no
+    notice service (actions, sockets, signals), no Textual and no Rich."""
+    import subprocess
+    import sys
+
+    sc.build(db_path, policy)
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "sladeck", "--db", str(db_path), "report",
+         "--since", sc.REPORT_SINCE, "--until", sc.REPORT_UNTIL, "--format", "json"],
+        capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "sladeck.domain.reports" in imported
+    assert not imported & {"sladeck.service", "sladeck.domain.actions", "textual", "rich"}
