@@ -2,8 +2,10 @@
 reviews and follow-ups over a date range, and the shift digest.
 
 Plain Python over what the store's report queries return (`ReportSource`, ports.py):
-the store aggregates in SQL, this module turns durations into statistics, applies
-each incident's own stored policy, and adds up the groups. The definitions here are
+the store reads the cohort's events in one pass and aggregates the rest in SQL; this
+module folds the events incident by incident into counts, level entries and resolution
+cycles, turns durations into statistics, applies each incident's own stored policy,
+and adds up the groups. The definitions here are
 the README's, word for word.
 """
 
