@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from sladeck.domain.chain import GENESIS, canonical_json, event_hash
+from sladeck.domain.clocks import BREACHED, DUE, OK, RISK_RANK, RISKS, WARNING, to_us
 from sladeck.domain.clocks import HEAD_SQL as _HEAD_SQL
 from sladeck.domain.clocks import NEVER as _NEVER
 from sladeck.domain.clocks import RISK_SQL as _RISK_SQL
-from sladeck.domain.clocks import RISKS, to_us
 from sladeck.domain.history import ClockCycle, clock_history
 from sladeck.domain.model import (
     ACTIVE_STATES,
@@ -365,18 +365,39 @@ class Store:
         columns). With `worst`, only that many, worst first at `now` (`to_us`): the
         rule of `Schedule.at` and the queue's order (risk, severity in the order
         `severities` lists them, headline deadline, id), evaluated by SQLite over the stored
-        schedules, so the first screen needs no other row read or assessed."""
+        schedules, so the first screen needs no other row read or assessed.
+
+        The order is evaluated only over the (risk, severity) classes that hold the worst
+        rows, found from index-range counts (`_class_counts`): at 100,000 open, the
+        few thousand breached P0s rather than every row (~80 ms down to a few)."""
         sql = f"{SELECT_ITEM} WHERE state IN ({', '.join('?' * len(states))})"
         params: Any = list(states)
         if worst is not None:
+            ranks = {s: n for n, s in enumerate(severities)}
+            classes = sorted(self._class_counts(states, now).items(), key=lambda c: (
+                RISKS.index(c[0][1]), ranks.get(c[0][0], len(ranks))))
+            wanted: list[str] = []
+            params = {"now": now, "never": _NEVER, "worst": worst, **_named("st", states),
+                      **_named("sev", severities)}
+            taken = 0
+            for (severity, risk), count in classes:
+                if taken >= worst:
+                    break
+                taken += count
+                n = len(wanted)
+                params[f"cs{n}"], params[f"cr{n}"] = severity, RISK_RANK[risk]
+                wanted.append(f"severity = :cs{n} AND {_RISK_SQL} = :cr{n}")
+            if not wanted:
+                return []
             # The inner query orders from the queue index alone; only `worst` rows are read.
             rank = "CASE severity " + " ".join(
                 f"WHEN :sev{n} THEN {n}" for n in range(len(severities))) + " ELSE 99 END"
             order = f"ORDER BY {_RISK_SQL}, {rank}, {_HEAD_SQL}, id"
             sql = (f"{SELECT_ITEM} WHERE id IN (SELECT id FROM incidents "
-                   f"WHERE state IN ({_markers('st', states)}) {order} LIMIT :worst) {order}")
-            params = {"now": now, "never": _NEVER, "worst": worst, **_named("st", states),
-                      **_named("sev", severities)}
+                   f"WHERE state IN ({_markers('st', states)}) "
+                   f"AND severity IN ({', '.join(f':cs{n}' for n in range(len(wanted)))}) "
+                   f"AND ({' OR '.join(f'({w})' for w in wanted)}) "
+                   f"{order} LIMIT :worst) {order}")
         return [item_from_row(row) for row in self.conn.execute(sql, params)]
 
     def queue_counts(self, states: Sequence[str], now: int
@@ -385,13 +406,52 @@ class Store:
         them), without reading them: for the summary line before every row is loaded."""
         by_severity: dict[str, int] = {}
         by_risk: dict[str, int] = {}
-        for severity, risk, count in self.conn.execute(
-                f"SELECT severity, {_RISK_SQL} AS risk, count(*) FROM incidents "
-                f"WHERE state IN ({_markers('st', states)}) GROUP BY severity, risk",
-                {"now": now, **_named("st", states)}):
+        for (severity, risk), count in self._class_counts(states, now).items():
             by_severity[severity] = by_severity.get(severity, 0) + count
-            by_risk[RISKS[risk]] = by_risk.get(RISKS[risk], 0) + count
+            by_risk[risk] = by_risk.get(risk, 0) + count
         return by_severity, by_risk
+
+    def _class_counts(self, states: Sequence[str], now: int) -> dict[tuple[str, str], int]:
+        """Incidents in `states` by (severity, risk) at `now`, from ranges of the queue
+        index: no CASE evaluated per row and no sort (at 100,000 open the `GROUP BY` over
+        `RISK_SQL` took ~180 ms). Risk changes only at a stored instant, so each risk is
+        a range or a simple test: breached is `sla_breached` or `sla_breach_at <= now`;
+        of the rest, active ones are due at `sla_due_at <= now`, else warned at
+        `sla_warn_at <= now`, else ok; inactive ones are ok. The severities present are
+        found by seeking from one to the next, not by reading every row."""
+        out: dict[tuple[str, str], int] = {}
+        conn = self.conn
+        for state in states:
+            severity = conn.execute("SELECT min(severity) FROM incidents WHERE state = ?",
+                                    (state,)).fetchone()[0]
+            while severity is not None:
+                key = {"st": state, "sev": severity, "now": now}
+                flagged, passed_inactive, passed_active = (conn.execute(
+                    "SELECT count(*) FROM incidents WHERE state = :st AND severity = :sev "
+                    f"AND {where}", key).fetchone()[0] for where in (
+                        "sla_breached = 1",
+                        "sla_breached = 0 AND sla_active = 0 AND sla_breach_at <= :now",
+                        "sla_breached = 0 AND sla_active = 1 AND sla_breach_at <= :now"))
+                inactive = conn.execute(
+                    "SELECT count(*) FROM incidents WHERE state = :st AND severity = :sev "
+                    "AND sla_breached = 0 AND sla_active = 0", key).fetchone()[0]
+                rest, due, warned = conn.execute(
+                    "SELECT count(*), count(*) FILTER (WHERE sla_due_at <= :now), "
+                    "count(*) FILTER (WHERE sla_warn_at <= :now "
+                    "AND (sla_due_at > :now OR sla_due_at IS NULL)) "
+                    "FROM incidents WHERE state = :st AND severity = :sev "
+                    "AND sla_breached = 0 AND sla_active = 1 "
+                    "AND (sla_breach_at > :now OR sla_breach_at IS NULL)", key).fetchone()
+                counts = {BREACHED: flagged + passed_inactive + passed_active, DUE: due,
+                          WARNING: warned,
+                          OK: inactive - passed_inactive + rest - due - warned}
+                for risk, count in counts.items():
+                    if count:
+                        out[severity, risk] = out.get((severity, risk), 0) + count
+                severity = conn.execute(
+                    "SELECT min(severity) FROM incidents WHERE state = :st "
+                    "AND severity > :sev", key).fetchone()[0]
+        return out
 
     def told_notices(self, incident_ids: Iterable[int]) -> set[tuple[int, str, str]]:
         """The (incident, kind, key) of every notice already claimed for `incident_ids`."""
