@@ -71,6 +71,21 @@ BULK_CACHE_KIB = 32 * 1024  # page cache of a bulk write (`Store.write(bulk=True
 _OPEN_STATES = "state IN ('open', 'acknowledged')"  # matches incidents_open_dedup's WHERE
 
 
+# One (risk, severity) class of the queue's order, worst first: the inner query orders
+# from the queue index alone (only `worst` rows are read); ranges that hold the risk
+# let SQLite seek to it (breached: flagged, or its breach instant passed).
+_RISK_RANGE = {
+    BREACHED: "(sla_breached = 1 OR (sla_breached = 0 AND sla_active IN (0, 1) "
+              "AND sla_breach_at <= :now))",
+    DUE: "sla_breached = 0 AND sla_active = 1",
+    WARNING: "sla_breached = 0 AND sla_active = 1",
+    OK: "1"}
+_WORST_ORDER = f"ORDER BY {_HEAD_SQL}, id"
+_WORST_SQL = (f"{SELECT_ITEM} WHERE id IN (SELECT id FROM incidents "
+              "WHERE state IN ({states}) AND severity {severity} AND {risk} "
+              f"AND {_RISK_SQL} = :risk {_WORST_ORDER} LIMIT :worst) {_WORST_ORDER}")
+
+
 def _markers(prefix: str, values: Sequence[Any]) -> str:
     return ", ".join(f":{prefix}{n}" for n in range(len(values)))
 
@@ -367,38 +382,27 @@ class Store:
         `severities` lists them, headline deadline, id), evaluated by SQLite over the stored
         schedules, so the first screen needs no other row read or assessed.
 
-        The order is evaluated only over the (risk, severity) classes that hold the worst
-        rows, found from index-range counts (`_class_counts`): at 100,000 open, the
-        few thousand breached P0s rather than every row (~80 ms down to a few)."""
-        sql = f"{SELECT_ITEM} WHERE state IN ({', '.join('?' * len(states))})"
-        params: Any = list(states)
-        if worst is not None:
-            ranks = {s: n for n, s in enumerate(severities)}
-            classes = sorted(self._class_counts(states, now).items(), key=lambda c: (
-                RISKS.index(c[0][1]), ranks.get(c[0][0], len(ranks))))
-            wanted: list[str] = []
-            params = {"now": now, "never": _NEVER, "worst": worst, **_named("st", states),
-                      **_named("sev", severities)}
-            taken = 0
-            for (severity, risk), count in classes:
-                if taken >= worst:
-                    break
-                taken += count
-                n = len(wanted)
-                params[f"cs{n}"], params[f"cr{n}"] = severity, RISK_RANK[risk]
-                wanted.append(f"severity = :cs{n} AND {_RISK_SQL} = :cr{n}")
-            if not wanted:
-                return []
-            # The inner query orders from the queue index alone; only `worst` rows are read.
-            rank = "CASE severity " + " ".join(
-                f"WHEN :sev{n} THEN {n}" for n in range(len(severities))) + " ELSE 99 END"
-            order = f"ORDER BY {_RISK_SQL}, {rank}, {_HEAD_SQL}, id"
-            sql = (f"{SELECT_ITEM} WHERE id IN (SELECT id FROM incidents "
-                   f"WHERE state IN ({_markers('st', states)}) "
-                   f"AND severity IN ({', '.join(f':cs{n}' for n in range(len(wanted)))}) "
-                   f"AND ({' OR '.join(f'({w})' for w in wanted)}) "
-                   f"{order} LIMIT :worst) {order}")
-        return [item_from_row(row) for row in self.conn.execute(sql, params)]
+        The order is a sequence of (risk, severity) classes; they are read worst first,
+        each ordered on its own from a severity range of the queue index, until `worst`
+        rows are found: at 100,000 open, the few thousand breached P0s are sorted rather
+        than every row (~80 ms down to a few)."""
+        if worst is None:
+            sql = f"{SELECT_ITEM} WHERE state IN ({', '.join('?' * len(states))})"
+            return [item_from_row(row) for row in self.conn.execute(sql, states)]
+        found: list[QueueItem] = []
+        params: dict[str, Any] = {"now": now, "never": _NEVER, **_named("st", states),
+                                  **_named("sev", severities)}
+        classes = [f"= :sev{n}" for n in range(len(severities))]
+        classes.append(f"NOT IN ({_markers('sev', severities)})")  # others: ranked last
+        for risk in RISKS:
+            for severity in classes:
+                if len(found) >= worst:
+                    return found
+                params.update(risk=RISK_RANK[risk], worst=worst - len(found))
+                found += [item_from_row(row) for row in self.conn.execute(
+                    _WORST_SQL.format(severity=severity, states=_markers("st", states),
+                                      risk=_RISK_RANGE[risk]), params)]
+        return found
 
     def queue_counts(self, states: Sequence[str], now: int
                      ) -> tuple[dict[str, int], dict[str, int]]:
