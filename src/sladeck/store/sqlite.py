@@ -404,6 +404,18 @@ class Store:
                                       risk=_RISK_RANGE[risk]), params)]
         return found
 
+    def queue_item_batches(self, states: Sequence[str], size: int
+                           ) -> Iterator[list[QueueItem]]:
+        """`queue_items(states)` in lists of `size`, read as they are asked for: the
+        dashboard loads 100,000 rows in steps, answering keys between them."""
+        cursor = self.conn.execute(
+            f"{SELECT_ITEM} WHERE state IN ({', '.join('?' * len(states))})", states)
+        try:
+            while rows := cursor.fetchmany(size):
+                yield [item_from_row(row) for row in rows]
+        finally:
+            cursor.close()
+
     def queue_counts(self, states: Sequence[str], now: int
                      ) -> tuple[dict[str, int], dict[str, int]]:
         """Incidents in `states` by severity and by risk at `now` (as the queue counts
