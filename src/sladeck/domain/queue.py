@@ -198,11 +198,12 @@ class Queue:
         self.complete = complete
         self.merge(incidents, now)
 
-    def merge(self, incidents: Iterable[Incident | QueueItem], now: datetime
-              ) -> list[Transition]:
-        """Take in new or changed incidents; closed ones leave memory."""
+    def merge(self, incidents: Iterable[Incident | QueueItem], now: datetime, *,
+              ordered: bool = True) -> list[Transition]:
+        """Take in new or changed incidents; closed ones leave memory. `ordered=False`
+        (a load in steps) leaves the order to `take`, which sorts once."""
         items = [self.item(i) for i in incidents]
-        bulk = len(items) > BULK
+        bulk = len(items) > BULK or not ordered
         stamp = to_us(now)
         transitions = []
         for item in items:
@@ -216,10 +217,19 @@ class Queue:
             self._put(row, bulk)
             if old is not None:
                 transitions += self._worse(old, row)
-        if bulk:
+        if bulk and ordered:
             self.order = sorted(self.rows.values(), key=_key)
             self._refilter()
         return transitions
+
+    def take(self, staged: Queue) -> None:
+        """Every row of `staged` (loaded in steps with `ordered=False`) in place of this
+        queue's, ordered once and filtered by this queue's filter."""
+        self.rows, self._heap, self.max_id = staged.rows, staged._heap, staged.max_id
+        self.by_severity, self.by_risk = staged.by_severity, staged.by_risk
+        self.complete = True
+        self.order = sorted(self.rows.values(), key=_key)
+        self._refilter()
 
     def _drop(self, row: Row, bulk: bool = False) -> None:
         del self.rows[row.incident.id]

@@ -14,13 +14,15 @@ thread worker on its own connection and answers the form that asked.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import sys
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
@@ -77,6 +79,9 @@ def _is(screen: object, module: str, name: str) -> bool:
 log = logging.getLogger("sladeck.tui")
 LOADED_STATES = (*ACTIVE_STATES, RESOLVED)  # closed incidents never enter memory
 FIRST_ROWS = 100  # read before the first frame: more than a tall terminal shows
+LOAD_BATCH = 500  # rows read at a time by the full load after the first frame
+LOAD_STEP = 0.03  # seconds of loading before keys and ticks get their turn
+LOAD_PAUSE = 0.002  # seconds given to them (each key passes several message queues)
 
 
 class QueueScreen(Screen[None]):
@@ -241,10 +246,31 @@ class SladeckApp(App[int]):
             self.load_rest()
 
     def load_rest(self) -> None:
-        """Every row, once the first frame is out; the selection stays where it was."""
+        """Every row, once the first frame is out, in steps of about LOAD_STEP seconds
+        that let keys and ticks through (100,000 rows take seconds); the queue shows the
+        worst rows and the store's counts until every row is in, then all of them, the
+        selection where it was."""
         if self.closing:
             return
-        self.queue.load(self.reader.queue_items(LOADED_STATES), self.clock.now())
+        batches = getattr(self.reader, "queue_item_batches", None)
+        source = iter(batches(LOADED_STATES, LOAD_BATCH) if batches is not None
+                      else [self.reader.queue_items(LOADED_STATES)])
+        self.run_worker(self._load_steps(self.reader, source), name="load the queue",
+                        group="load", exclusive=True)
+
+    async def _load_steps(self, reader: Store, source: Iterator[list[QueueItem]]) -> None:
+        """The full load's steps, each giving the event loop back (keys, ticks, the
+        screen) after LOAD_STEP seconds; given up if another file is shown meanwhile."""
+        staged = Queue(reader.policy, me=self.queue.me)
+        started = perf_counter()
+        for batch in source:
+            staged.merge(batch, self.clock.now(), ordered=False)
+            if perf_counter() - started >= LOAD_STEP:
+                await asyncio.sleep(LOAD_PAUSE)
+                started = perf_counter()
+            if self.closing or reader is not self.reader:
+                return
+        self.queue.take(staged)
         self._rows_changed()
         self._start_watching(force=True)  # and anything committed since the first rows
 
