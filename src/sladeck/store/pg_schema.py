@@ -2,9 +2,10 @@
 
 `STEPS` pairs each step with the SQLite schema version it reaches: a new database is
 created at SQLite's version 4 in one step (`_v4_initial`, the tables as SQLite has them
-after its four migrations). Porting a later SQLite migration is one more function
-appended here with its number; `SCHEMA_VERSION` must equal SQLite's (a test says so),
-so a migration added on one backend only is noticed. `PgStore.migrate` runs the steps
+after its four migrations). Porting a later SQLite migration is one more function here
+with the same name, listed in `STEPS` (its number is its SQLite twin's place in
+`schema.MIGRATIONS`); `SCHEMA_VERSION` must equal SQLite's (a test says so), so a
+migration added on one backend only is noticed. `PgStore.migrate` runs the steps
 a database lacks in one transaction, under an advisory lock (`MIGRATE_LOCK`): starters
 on several hosts wait, one migrates; PostgreSQL's DDL is transactional, so a failed
 step leaves nothing half-made.
@@ -18,6 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+
+from sladeck.store import schema
 
 MIGRATE_LOCK = 0x5D_1A_DE_C0  # pg_advisory_xact_lock key of a migration
 WRITE_LOCK = 0x5D_1A_DE_C1  # ... and of every write transaction (see postgres.PgStore.write)
@@ -141,7 +144,56 @@ def _v4_initial(conn: Any) -> None:
         )""")
 
 
-STEPS: tuple[tuple[int, Callable[[Any], None]], ...] = ((4, _v4_initial),)
+def _events_by_time(conn: Any) -> None:
+    """`schema._events_by_time`: events by time, with their kind and incident, so a
+    window's activity (the board's last 24 hours) is read from this index alone."""
+    conn.execute("CREATE INDEX IF NOT EXISTS events_time ON events(at, kind, incident_id)")
+
+
+def _source_cleared(conn: Any) -> None:
+    """`schema._source_cleared`: when an alert's source last said it ended."""
+    conn.execute("ALTER TABLE incidents ADD COLUMN source_cleared_at TEXT")
+
+
+def _notice_keys(conn: Any) -> None:
+    """`schema._notice_keys`: every notice claimed once by its name (incident, kind,
+    key); the deadline notices keep their claims (`CLOCK@DUE_AT`), and the arrivals and
+    escalation pages of incidents open today count as told (an upgrade must not page a
+    whole queue again)."""
+    conn.execute("""
+        CREATE TABLE notice_claims (
+            incident_id BIGINT NOT NULL REFERENCES incidents(id),
+            kind TEXT NOT NULL,
+            key TEXT NOT NULL,
+            event_id BIGINT,
+            PRIMARY KEY (incident_id, kind, key)
+        )""")
+    conn.execute("""INSERT INTO notice_claims (incident_id, kind, key, event_id)
+                    SELECT incident_id,
+                           CASE status WHEN 'due' THEN 'sla_due' ELSE 'sla_breached' END,
+                           clock || '@' || due_at, event_id FROM notices""")
+    conn.execute("DROP TABLE notices")
+    conn.execute("ALTER TABLE notice_claims RENAME TO notices")
+    conn.execute("ALTER TABLE notices RENAME CONSTRAINT notice_claims_pkey TO notices_pkey")
+    active = "state IN ('open', 'acknowledged')"
+    conn.execute(f"INSERT INTO notices (incident_id, kind, key) "
+                 f"SELECT id, 'announced', '' FROM incidents WHERE {active} "
+                 f"ON CONFLICT DO NOTHING")
+    conn.execute(f"INSERT INTO notices (incident_id, kind, key) "
+                 f"SELECT id, 'paged', level || '@' || level_entered_at FROM incidents "
+                 f"WHERE {active} ON CONFLICT DO NOTHING")
+
+
+def _reaches(step: Callable[[Any], None]) -> int:
+    """The SQLite schema version reached by the SQLite migration of the same name (its
+    place in `schema.MIGRATIONS`, however the lead ordered the steps at merge)."""
+    return [m.__name__ for m in schema.MIGRATIONS].index(step.__name__) + 1
+
+
+# (the SQLite schema version a step reaches, the step), in order.
+STEPS: tuple[tuple[int, Callable[[Any], None]], ...] = ((4, _v4_initial), *sorted(
+    ((_reaches(step), step) for step in (_events_by_time, _source_cleared, _notice_keys)),
+    key=lambda pair: pair[0]))
 SCHEMA_VERSION = STEPS[-1][0]
 # Tables whose ids a copy sets explicitly (`sladeck migrate --to`): their identity
 # sequences are moved past the copied ids.

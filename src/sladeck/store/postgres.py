@@ -41,7 +41,7 @@ from sladeck.domain.chain import GENESIS, canonical_json, event_hash
 from sladeck.domain.clocks import HEAD_SQL as _HEAD_SQL
 from sladeck.domain.clocks import NEVER as _NEVER
 from sladeck.domain.clocks import RISK_SQL as _RISK_SQL
-from sladeck.domain.clocks import RISKS
+from sladeck.domain.clocks import RISKS, to_us
 from sladeck.domain.model import (
     ACTIVE_STATES,
     Actor,
@@ -58,6 +58,7 @@ from sladeck.domain.model import (
 )
 from sladeck.domain.ports import ImportPlan
 from sladeck.domain.queue import QueueItem
+from sladeck.domain.standup import FollowUpEntry
 from sladeck.errors import ReadOnly, Refused, StoreError
 from sladeck.policy import Policy
 from sladeck.store import bulk, pg_schema
@@ -347,6 +348,12 @@ class PgStore:
             by_risk[RISKS[risk]] = by_risk.get(RISKS[risk], 0) + count
         return by_severity, by_risk
 
+    def told_notices(self, incident_ids: Iterable[int]) -> set[tuple[int, str, str]]:
+        """The (incident, kind, key) of every notice already claimed for `incident_ids`."""
+        return {(i, k, key) for i, k, key in self._rows(
+            "SELECT incident_id, kind, key FROM notices WHERE incident_id = ANY(%s)",
+            (list(incident_ids),))}
+
     def changed_since(self, seq: int) -> list[QueueItem]:
         return [item_from_row(row) for row in self._rows(
             f"{SELECT_ITEM} WHERE changed_seq > %s ORDER BY id", (seq,))]
@@ -423,6 +430,55 @@ class PgStore:
     def remember_policy(self, policy_id: int, policy: Policy) -> None:
         self._policies[policy_id] = policy
         self._policy_ids[policy.digest] = policy_id
+
+    # -- the stand-up: the day's activity, follow-ups across incidents, finished ones --
+
+    def activity(self, since: datetime, until: datetime,
+                 kinds: Sequence[str] = ()) -> dict[str, int]:
+        """`Store.activity`: read from the events' time index and the queue's index."""
+        where = "at >= %(since)s AND at < %(until)s"
+        params: dict[str, Any] = {"since": to_iso(since), "until": to_iso(until),
+                                  "since_us": to_us(since), "until_us": to_us(until),
+                                  "kinds": list(kinds)}
+        if kinds:
+            where += " AND kind = ANY(%(kinds)s)"
+        with self.snapshot():
+            counts = dict(self._rows(
+                f"SELECT kind, count(DISTINCT incident_id) FROM events WHERE {where} "
+                "GROUP BY kind", params))
+            if not kinds or "sla_breached" in kinds:
+                breached = self._one(
+                    "SELECT count(*) FROM (SELECT incident_id FROM events WHERE at >= "
+                    "%(since)s AND at < %(until)s AND kind = 'sla_breached' "
+                    f"UNION SELECT id FROM incidents WHERE {_OPEN_STATES} AND sla_breach_at "
+                    ">= %(since_us)s AND sla_breach_at < %(until_us)s) AS told", params)[0]
+                if breached:
+                    counts["sla_breached"] = breached
+        return counts
+
+    def follow_up_entries(self, *, include_done: bool = False) -> list[FollowUpEntry]:
+        """`Store.follow_up_entries`."""
+        rows = self._rows(
+            "SELECT f.id, f.incident_id, f.kind, f.description, f.owner, f.due, a.at, d.at, "
+            "d.account, d.name, i.title, i.severity, i.state FROM follow_ups f "
+            "JOIN incidents i ON i.id = f.incident_id JOIN events a ON a.id = f.event_id "
+            "LEFT JOIN events d ON d.id = f.done_event_id"
+            + ("" if include_done else " WHERE f.done_event_id IS NULL") + " ORDER BY f.id")
+        return [FollowUpEntry(FollowUp(r[0], r[1], r[2], r[3], r[4], r[5], from_iso(r[6]),
+                                       from_iso(r[7]) if r[7] else None,
+                                       Actor(r[8], r[9]).display if r[7] else None),
+                              r[10], r[11], r[12]) for r in rows]
+
+    def finished_incidents(self, states: Sequence[str], *, limit: int,
+                           before_id: int | None = None) -> list[Incident]:
+        """`Store.finished_incidents`: one page, newest id first."""
+        where = "state = ANY(%(states)s)"
+        params: dict[str, Any] = {"limit": limit, "states": list(states)}
+        if before_id is not None:
+            where += " AND id < %(before)s"
+            params["before"] = before_id
+        return [incident_from_row(row) for row in self._rows(
+            f"{SELECT_INCIDENT} WHERE {where} ORDER BY id DESC LIMIT %(limit)s", params)]
 
     def counts(self) -> dict[str, int]:
         return dict(self._rows("SELECT state, count(*) FROM incidents GROUP BY state"))
@@ -526,6 +582,12 @@ class PgTransaction:
         rows = self._rows(f"SELECT {', '.join(EVENT_COLUMNS)} FROM events WHERE incident_id = %s "
                           "AND version > %s ORDER BY id", (incident_id, version))
         return [event_from_row(r) for r in rows]
+
+    def newest_event(self) -> Event | None:
+        """The last event written (by id: one step down the primary key)."""
+        rows = self._rows(f"SELECT {', '.join(EVENT_COLUMNS)} FROM events "
+                          "ORDER BY id DESC LIMIT 1")
+        return event_from_row(rows[0]) if rows else None
 
     def last_event_at(self, incident_id: int) -> datetime | None:
         rows = self._rows("SELECT max(at) FROM events WHERE incident_id = %s", (incident_id,))
@@ -690,17 +752,16 @@ class PgTransaction:
         self.conn.execute("UPDATE follow_ups SET done_event_id = %s WHERE id = %s",
                           (event_id, follow_up_id))
 
-    def claim_notice(self, incident_id: int, clock: str, due_at: datetime, status: str) -> bool:
-        """True for the one transaction, on any host, that inserts the notice first."""
+    def claim_notice(self, incident_id: int, kind: str, key: str) -> bool:
+        """True for the one transaction, on any host, that inserts the notice first (the
+        primary key decides: `ON CONFLICT DO NOTHING`)."""
         count = self.conn.execute(
-            "INSERT INTO notices (incident_id, clock, due_at, status) VALUES (%s, %s, %s, %s) "
-            "ON CONFLICT DO NOTHING", (incident_id, clock, to_iso(due_at), status)).rowcount
+            "INSERT INTO notices (incident_id, kind, key) VALUES (%s, %s, %s) "
+            "ON CONFLICT DO NOTHING", (incident_id, kind, key)).rowcount
         if count == 1:
             self.wrote = True
         return count == 1
 
-    def link_notice(self, incident_id: int, clock: str, due_at: datetime, status: str,
-                    event_id: int) -> None:
+    def link_notice(self, incident_id: int, kind: str, key: str, event_id: int) -> None:
         self.conn.execute("UPDATE notices SET event_id = %s WHERE incident_id = %s AND "
-                          "clock = %s AND due_at = %s AND status = %s",
-                          (event_id, incident_id, clock, to_iso(due_at), status))
+                          "kind = %s AND key = %s", (event_id, incident_id, kind, key))
