@@ -82,7 +82,6 @@ def build_db(path: Path, open_count: int, closed_count: int, *, horizon_minutes:
     from sladeck.policy import load_policy
     from sladeck.store import INCIDENT_COLUMNS, WRITTEN_COLUMNS, Store
     from sladeck.store.rows import incident_from_row, sla_values
-    from sladeck.store.schema import ADDED_BY
 
     started = time.perf_counter()
     rng = random.Random(seed)
@@ -103,8 +102,7 @@ def build_db(path: Path, open_count: int, closed_count: int, *, horizon_minutes:
 
     def with_schedule(row: dict[str, Any]) -> tuple[Any, ...]:
         """The row in WRITTEN_COLUMNS' order: its columns, then its stored SLA schedule."""
-        # a column a later migration added is None unless the fixture sets it
-        values = tuple(row.get(c) if c in ADDED_BY else row[c] for c in INCIDENT_COLUMNS)
+        values = tuple(row.get(c) for c in INCIDENT_COLUMNS)
         return (*values, *sla_values(incident_from_row(values), policy))
 
     def title() -> str:

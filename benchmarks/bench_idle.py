@@ -29,11 +29,14 @@ def main() -> None:
     parser = h.common_args(__doc__.splitlines()[0], runs=3)
     parser.add_argument("--idle", type=float, default=60.0, help="idle seconds per run")
     parser.add_argument("--small", type=int, default=1_000, help="open incidents, small case")
+    parser.add_argument("--huge", type=int, default=100_000,
+                        help="open incidents, large case (0: skip it)")
     parser.add_argument("--settle", type=float, default=3.0,
                         help="seconds after the first frame before counting")
     args = parser.parse_args()
     if args.quick:
         args.runs, args.open_count, args.closed_count, args.small = 1, 200, 500, 50
+        args.huge = min(args.huge, 300)
         args.idle, args.settle = min(args.idle, 3.0), 0.5
     work = h.workdir(args)
     horizon = (args.idle + args.settle + 10) * 3 * args.runs / 60 + 5
@@ -43,6 +46,9 @@ def main() -> None:
     progs = {"bare": (h.bare_argv("bare_ticker.py"), b"BARE-READY"),
              "big": (h.sladeck_argv(big.path), b"INC-"),
              "small": (h.sladeck_argv(small.path), b"INC-")}
+    if args.huge:  # issue 12: every one of 100,000 incidents open
+        huge = h.build_db(work / "idle-huge.db", args.huge, 0, horizon_minutes=horizon)
+        progs["huge"] = (h.sladeck_argv(huge.path), b"INC-")
     cpu: dict[str, list[float]] = {k: [] for k in progs}
     written: dict[str, list[int]] = {k: [] for k in progs}
     frame: dict[str, int] = {}
@@ -55,8 +61,10 @@ def main() -> None:
     per = args.idle
     bare = h.median(cpu["bare"])
     figures = []
-    for who, n, target, limit in (("big", args.open_count, "≤ 1.5×", 1.5),
-                                  ("small", args.small, "≤ 1.2×", 1.2)):
+    cases = [("big", args.open_count, "≤ 1.5×", 1.5), ("small", args.small, "≤ 1.2×", 1.2)]
+    if args.huge:
+        cases.append(("huge", args.huge, "≤ 1.5×", 1.5))
+    for who, n, target, limit in cases:
         value = h.median(cpu[who])
         figures.append(h.Figure(
             f"CPU over {per:g} s idle, {n:,} open", value, "s", bare, target,

@@ -18,7 +18,8 @@ from pathlib import Path
 import _harness as h
 
 SCRIPTS = ("bench_startup.py", "bench_idle.py", "bench_latency.py", "bench_filter.py",
-           "bench_cli.py", "bench_receive.py", "bench_watch.py", "bench_postgres.py")
+           "bench_cli.py", "bench_receive.py", "bench_watch.py", "bench_postgres.py",
+           "bench_reports.py")
 
 
 def machine() -> str:

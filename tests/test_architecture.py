@@ -90,3 +90,18 @@ def test_the_import_check_sees_every_kind_of_import(tmp_path: Path) -> None:
         "sladeck.domain.relative": ["sladeck.store"],
         "sladeck.domain.sneaky": ["sladeck.store", "sladeck.store.Store", "sqlite3",
                                   "sqlite_utils", "textual.app"]}
+
+
+def test_the_reports_screens_load_only_when_opened() -> None:
+    """Start-up (the command line, the launcher, the dashboard's app module) imports
+    neither the reports and digest screens nor what they draw with."""
+    import subprocess
+    import sys
+
+    lazy = ("sladeck.tui.reports", "sladeck.reports_out", "sladeck.domain.reports",
+            "sladeck.domain.digest", "textual.widgets._sparkline", "textual.widgets._markdown")
+    code = ("import sys, sladeck.launch, sladeck.cli, sladeck.tui.app\n"
+            f"print([m for m in {lazy!r} if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"

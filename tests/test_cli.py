@@ -38,7 +38,7 @@ STATES = ("open", "acknowledged", "resolved", "closed")
 RISKS = ("breached", "due", "warning", "ok")
 CLOCK_KINDS = ("response", "level", "severity_level", "resolution_target",
                "resolution_maximum")
-CLOCK_STATUSES = ("running", "met", "due", "breached")
+CLOCK_STATUSES = ("running", "met", "late", "due", "breached")  # SPEC §7
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 C1 = re.compile("[\x80-\x9f]")
 

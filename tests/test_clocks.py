@@ -9,6 +9,7 @@ import pytest
 from sladeck.domain.clocks import (
     BREACHED,
     DUE,
+    LATE,
     LEVEL,
     MET,
     OK,
@@ -98,7 +99,9 @@ def test_due_times_for_every_severity_and_level(policy: Policy, severity: str, l
         assert c[LEVEL].due_at == entered + ESCALATE_AFTER[level]
     to, within = SEVERITY_RULE[severity]
     assert c[SEVERITY_LEVEL].started_at == T0
-    assert c[SEVERITY_LEVEL].due_at == T0 + within
+    # An immediate escalation that has been made is judged by its grace (P0: 5m).
+    grace = RESPONSE_MATRIX[severity]["L1"] if not within and level == to else timedelta(0)
+    assert c[SEVERITY_LEVEL].due_at == T0 + within + grace
     assert c[SEVERITY_LEVEL].target_level == to
     target, maximum = RESOLUTION[severity]
     assert (c[RESOLUTION_TARGET].started_at, c[RESOLUTION_TARGET].due_at) == (T0, T0 + target)
@@ -106,7 +109,9 @@ def test_due_times_for_every_severity_and_level(policy: Policy, severity: str, l
     # Standing at or above the severity's level stops the severity clock: met if in time.
     if LEVELS.index(level) >= LEVELS.index(to):
         assert c[SEVERITY_LEVEL].stopped_at == reached[to]
-        assert c[SEVERITY_LEVEL].status == (MET if reached[to] <= T0 + within else DUE)
+        # ... and a stopped clock is never due: late when the level came after it.
+        assert c[SEVERITY_LEVEL].status == (MET if reached[to] <= T0 + within + grace
+                                            else LATE)
     else:
         assert not c[SEVERITY_LEVEL].stopped
         assert c[SEVERITY_LEVEL].status == (RUNNING if entered < T0 + within else DUE)
@@ -215,7 +220,9 @@ def test_p0_is_due_for_l4_the_instant_it_opens(policy: Policy) -> None:
     assert c[SEVERITY_LEVEL].status == DUE and c[SEVERITY_LEVEL].target_level == "L4"
     assert c[SEVERITY_LEVEL].due_at == T0
     assert a.risk == DUE
-    assert a.nearest is not None and a.nearest.kind == SEVERITY_LEVEL
+    # Not acknowledged yet: the row's headline is the five-minute acknowledge countdown.
+    assert a.nearest is not None and a.nearest.kind == RESPONSE
+    assert a.nearest.due_at == T0 + m(5)
     # Escalating to L3 is not enough; L4 is.
     at_l3 = incident("P0", "L3", entered=T0 + m(2),
                      reached={"L1": T0, "L2": T0 + m(2), "L3": T0 + m(2)})
@@ -223,7 +230,7 @@ def test_p0_is_due_for_l4_the_instant_it_opens(policy: Policy) -> None:
     at_l4 = incident("P0", "L4", entered=T0 + m(3),
                      reached={"L1": T0, "L2": T0 + m(3), "L3": T0 + m(3), "L4": T0 + m(3)})
     c = clocks(at_l4, policy, T0 + m(3))
-    assert c[SEVERITY_LEVEL].status == DUE and c[SEVERITY_LEVEL].stopped_at == T0 + m(3)
+    assert c[SEVERITY_LEVEL].status == MET and c[SEVERITY_LEVEL].stopped_at == T0 + m(3)
     assert assess(at_l4, policy, T0 + m(3)).risk == OK  # done now: the due is history
 
 

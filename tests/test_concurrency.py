@@ -650,12 +650,13 @@ def make_v1(path: Path, policy: Policy) -> int:
                                         dedup_key=f"old-{n}").incident
         actions.escalate(desk, inc.id, to="L2", trigger="performance",
                          fields=handoff(policy, "L2"))
-        with old._immediate():  # what schemas 2 to 4 added, taken away again
+        with old._immediate():  # what schemas 2 to 5 added, taken away again
             old.conn.execute("DROP INDEX incidents_dedup_key")
             old.conn.execute("DROP INDEX incidents_queue")
             old.conn.execute("CREATE INDEX incidents_state ON incidents(state)")
-            for column in SLA_COLUMNS:
+            for column in (*SLA_COLUMNS, "first_acknowledged_at"):
                 old.conn.execute(f"ALTER TABLE incidents DROP COLUMN {column}")
+            old.conn.execute("DROP TABLE clock_cycles")  # schema 5's
             old.conn.execute("PRAGMA user_version=1")
         return old.last_seq()
     finally:

@@ -101,9 +101,10 @@ async def test_the_footer_is_rechecked_only_when_what_applies_changes(
 
 def test_bindings_palette_and_help_come_from_one_registry() -> None:
     from sladeck.tui.help import help_table
-    from sladeck.tui.keys import ACTIONS, INCIDENT_BINDINGS, QUEUE_BINDINGS
+    from sladeck.tui.keys import ACTIONS, INCIDENT_BINDINGS, QUEUE_BINDINGS, VIEW_BINDINGS
 
-    bound = {b.action.removeprefix("app."): b for b in (*INCIDENT_BINDINGS, *QUEUE_BINDINGS)}
+    bound = {b.action.removeprefix("app."): b
+             for b in (*INCIDENT_BINDINGS, *QUEUE_BINDINGS, *VIEW_BINDINGS)}
     assert set(bound) == set(ACTIONS)
     for name, action in ACTIONS.items():
         assert (bound[name].key, bound[name].description, bound[name].id) == \

@@ -141,10 +141,12 @@ async def test_help_shows_a_severity_table(demo_db: Path, policy: Policy) -> Non
 async def escalate_form(pilot, level: str, policy: Policy):
     from textual.widgets import Select
 
-    from conftest import first_with, select
+    from conftest import select
     from sladeck.tui.forms import EscalateForm
 
-    await select(pilot, first_with(pilot.app, "open"))
+    # An open incident at the first level: every other level is a target.
+    await select(pilot, next(r.incident.id for r in pilot.app.queue.visible
+                             if r.incident.state == "open" and r.incident.level == "L1"))
     await pilot.press("e")
     await pilot.pause()
     form = pilot.app.screen

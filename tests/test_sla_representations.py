@@ -111,6 +111,7 @@ def test_every_representation_of_the_sla_rules_agrees(policy: Policy) -> None:
         items = data.draw(incidents(tuple(policy.severities), policy.levels))
         nows = _instants(data.draw, items, policy)
         with store.write() as tx:
+            tx.conn.execute("DELETE FROM clock_cycles")
             tx.conn.execute("DELETE FROM incidents")
             tx.insert_incidents(items)
         by_id = {i.id: i for i in items}
@@ -147,7 +148,7 @@ def test_every_representation_of_the_sla_rules_agrees(policy: Policy) -> None:
             loaded = [i for i in items if i.state in LOADED]
             listed = sorted(loaded, key=lambda i: assessed[i.id].sort_key(i, policy))
             assert [i.id for i in listed] == [i.id for i in sorted(loaded, key=lambda i: (
-                RISK_RANK[assessed[i.id].risk], _due(assessed[i.id]), ranks[i.severity],
+                RISK_RANK[assessed[i.id].risk], ranks[i.severity], _due(assessed[i.id]),
                 i.id))]  # `order_key` sorts like the tuple it packs
             queue = Queue(store.policy)
             queue.load(store.queue_items(LOADED), now)
@@ -288,3 +289,115 @@ def test_the_sql_is_generated_from_the_schedule_and_the_ranks() -> None:
             assert column in RISK_SQL + HEAD_SQL
     assert all(f"THEN {RISK_RANK[risk]}" in RISK_SQL or f"ELSE {RISK_RANK[risk]}" in RISK_SQL
                for risk in RISKS)
+
+
+# -- the clock history, from real timelines, agrees everywhere ---------------------------
+
+_STEPS = ("ack", "escalate", "resolve", "reopen", "severity", "policy", "wait")
+
+
+@settings(max_examples=12, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_the_clock_history_agrees_everywhere(
+        data: st.DataObject, policy: Policy, tmp_path_factory: pytest.TempPathFactory,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Random timelines made by the real actions on a fixed clock: the stored history is
+    `clock_history` of the events, and `show --json`, the Markdown export, the detail
+    screen's table, `list --json` (clock statuses, `breached`, first acknowledgement),
+    the stored schedule and the queue's headline all say what it says."""
+    from sladeck.clock import FixedClock
+    from sladeck.domain import actions
+    from sladeck.domain.actions import Desk
+    from sladeck.domain.history import BREACHED, clock_history, latest, status
+    from sladeck.domain.model import Actor
+    from sladeck.domain.queue import QueueItem
+    from sladeck.errors import SladeckError
+    from sladeck.report import history_rows, incident_markdown
+    from sladeck.tui.detail import history_table
+
+    db = tmp_path_factory.mktemp("history") / "desk.db"
+    store = Store(db)
+    clock = FixedClock(T0)
+    desk = Desk(store, policy, clock, Actor("tester"))
+    ids = [actions.open_incident(desk, title=f"t{n}", severity=data.draw(
+        st.sampled_from(tuple(policy.severities)))).incident.id for n in range(3)]
+    for _ in range(data.draw(st.integers(0, 14))):
+        clock.advance(timedelta(seconds=data.draw(st.integers(0, 3 * 3600))))
+        step, inc = data.draw(st.sampled_from(_STEPS)), data.draw(st.sampled_from(ids))
+        current = store.incident(inc)
+        assert current is not None
+        try:
+            if step == "ack":
+                actions.acknowledge(desk, inc)
+            elif step == "escalate" and policy.next_level(current.level):
+                to = data.draw(st.sampled_from(
+                    policy.levels[policy.level_rank(current.level) + 1:]))
+                actions.escalate(desk, inc, to=to, trigger="other", reason="r", fields={
+                    f.key: "x" for f in policy.escalation[to].handoff})
+            elif step == "resolve":
+                actions.resolve(desk, inc, summary="s", checks="all")
+            elif step == "reopen":
+                actions.reopen(desk, inc, reason="again")
+            elif step == "severity":
+                actions.change_severity(desk, inc, data.draw(st.sampled_from(
+                    tuple(policy.severities))), reason="r")
+            elif step == "policy":
+                actions.apply_policy(desk)
+        except SladeckError:
+            pass  # refused (already acknowledged, resolved ...): nothing written
+    clock.advance(timedelta(seconds=data.draw(st.integers(0, 6 * 3600))))
+    now = clock.now()
+    try:
+        details = {i: store.detail(i) for i in ids}
+        items = {i.id: i for i in store.queue_items(("open", "acknowledged", "resolved",
+                                                     "closed"))}
+        for inc in ids:
+            detail = details[inc]
+            assert detail is not None
+            history = clock_history(store.events(inc), store.policy)
+            assert store.clock_history(inc) == detail.clock_history == history
+            incident = detail.incident
+            item = QueueItem.of(incident, policy, history)
+            assert items[inc] == item  # the stored schedule is the history's
+            a = assess(incident, policy, now, history)
+            risk, kind, due, _ = items[inc].at(to_us(now))
+            assert (risk, kind, due) == (a.risk, a.nearest.kind if a.nearest else None,
+                                         to_us(a.nearest.due_at) if a.nearest else None)
+            rows = history_rows(history, now, policy, incident.severity)
+            markdown = incident_markdown(detail, policy, now)
+            for row in rows:
+                assert "| " + " | ".join(row) + " |" in markdown
+            table = history_table(detail, policy, now)
+            assert table.row_count == len(history)
+            assert [str(c) for c in table.columns[4].cells] == [r[4] for r in rows]
+        monkeypatch.setattr("sladeck.clock.SystemClock.now", lambda self: now)
+        listed = {}
+        code, out, err = call_cli("--db", str(db), "list", "--all", "--json")
+        assert code == 0, err
+        listed = {row["id"]: row for row in json.loads(out)}
+        for inc in ids:
+            history = details[inc].clock_history
+            incident = details[inc].incident
+            code, out, err = call_cli("--db", str(db), "show", str(inc), "--json")
+            assert code == 0, err
+            shown = json.loads(out)["clock_history"]
+            assert [{k: c[k] for k in ("kind", "level", "started_at", "due_at", "stopped_at",
+                                       "outcome", "late_by_s")} for c in shown] == \
+                [c.as_json() for c in history]
+            assert [c["status"] for c in shown] == \
+                [status(c, now, policy, incident.severity) for c in history]
+            if incident.state == CLOSED:
+                continue
+            row = listed[inc]
+            assert [(c["kind"], c["status"]) for c in row["clocks"]] == \
+                [(k, status(c, now, policy, incident.severity))
+                 for k, c in latest(history).items()
+                 if k not in ("response", "level") or c.level == incident.level]
+            assert row["breached"] == any(
+                status(c, now, policy, incident.severity) == BREACHED for c in history)
+            acks = [e.at for e in details[inc].events if e.kind == "acknowledged"]
+            assert row["first_acknowledged_at"] == (
+                acks[0].strftime("%Y-%m-%dT%H:%M:%SZ") if acks else None)
+    finally:
+        store.close()

@@ -147,6 +147,24 @@ def test_detail_level_and_contacts(snap_compare, app: SladeckApp,
     assert snap_compare(app, terminal_size=size, run_before=run_before)
 
 
+@pytest.mark.parametrize("size", SIZES)
+def test_detail_clock_history(snap_compare, app: SladeckApp, size: tuple[int, int]) -> None:
+    """The P0 escalated to L4 a minute beyond its grace: its clock history (SPEC §3)."""
+    from conftest import select
+
+    async def run_before(pilot: Pilot) -> None:
+        await settle(pilot)
+        await select(pilot, 2)
+        await pilot.press("enter")
+        await settle(pilot)
+        screen = pilot.app.screen
+        assert isinstance(screen, DetailScreen)
+        screen.query_one("#history").scroll_visible(animate=False, top=True)
+        await settle(pilot)
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
 def test_screenshots_script_runs(tmp_path: Path) -> None:
     """scripts/screenshots.py still works (smoke): every picture is written."""
     import importlib.util

@@ -637,6 +637,7 @@ def test_the_first_frame_reads_the_queue_index_not_every_row(store: Store, polic
 
 def test_every_write_keeps_the_stored_schedule(desk: Desk, store: Store, policy, clock
                                                ) -> None:
+    from sladeck.domain.history import clock_history
     from sladeck.domain.queue import QueueItem
 
     _busy_history(desk)
@@ -649,13 +650,16 @@ def test_every_write_keeps_the_stored_schedule(desk: Desk, store: Store, policy,
     for item in items:
         incident = store.incident(item.id)
         assert incident is not None
-        assert item == QueueItem.of(incident, policy), item.id
+        history = clock_history(store.events(item.id), store.policy)
+        assert store.clock_history(item.id) == history
+        assert item == QueueItem.of(incident, policy, history), item.id
 
 
 @pytest.mark.sqlite_only  # SQLite's pragmas, plans, file or raw edits
 def test_schema_2_databases_get_their_schedules(desk: Desk, store: Store, db_path: Path,
                                                 policy) -> None:
     """An older database migrates: every incident's schedule is computed once."""
+    from sladeck.domain.history import clock_history
     from sladeck.domain.queue import QueueItem
     from sladeck.store import SLA_COLUMNS
 
@@ -666,8 +670,9 @@ def test_schema_2_databases_get_their_schedules(desk: Desk, store: Store, db_pat
     raw.execute("CREATE INDEX incidents_state ON incidents(state)")
     from sladeck.store.schema import ADDED_BY
 
-    for column in (*SLA_COLUMNS, *ADDED_BY):  # what schema 2 did not have
+    for column in (*SLA_COLUMNS, "first_acknowledged_at", *ADDED_BY):  # not in schema 2
         raw.execute(f"ALTER TABLE incidents DROP COLUMN {column}")
+    raw.execute("DROP TABLE clock_cycles")  # schema 5's
     raw.execute("DROP TABLE notices")  # schema 1's, as schema 2 had it
     raw.execute("CREATE TABLE notices (incident_id INTEGER, clock TEXT, due_at TEXT, "
                 "status TEXT, event_id INTEGER, PRIMARY KEY (incident_id, clock, due_at, status))")
@@ -677,7 +682,9 @@ def test_schema_2_databases_get_their_schedules(desk: Desk, store: Store, db_pat
     assert migrated.schema_version() == SCHEMA_VERSION
     for item in migrated.queue_items(("open", "acknowledged", "resolved", "closed")):
         incident = migrated.incident(item.id)
-        assert incident is not None and item == QueueItem.of(incident, policy)
+        history = migrated.clock_history(item.id)
+        assert history and history == clock_history(migrated.events(item.id), policy)
+        assert incident is not None and item == QueueItem.of(incident, policy, history)
     assert verify(migrated) == []
     migrated.close()
 

@@ -385,7 +385,7 @@ def follow_up_done(follow_up_id: int) -> None:
 @click.option("--json", "as_json", is_flag=True, help="A JSON array of incident objects.")
 def list_cmd(show_all: bool, state: str | None, severity: str | None, level: str | None,
              as_json: bool) -> None:
-    """List incidents in queue order (risk, nearest deadline, severity)."""
+    """List incidents in queue order (risk, severity, nearest deadline)."""
     from sladeck.domain.clocks import assess
     from sladeck.domain.model import ACTIVE_STATES
     from sladeck.report import incident_json, queue_line
@@ -397,7 +397,9 @@ def list_cmd(show_all: bool, state: str | None, severity: str | None, level: str
         incidents = s.store.incidents(
             states, severity=severity and filter_key(s, "severity", severity),
             level=level and filter_key(s, "level", level))
-        assessed = [(i, assess(i, s.policy_of(i), now)) for i in incidents]
+        histories = s.store.clock_histories(states)
+        assessed = [(i, assess(i, s.policy_of(i), now, histories.get(i.id)))
+                    for i in incidents]
         assessed.sort(key=lambda pair: pair[1].sort_key(pair[0], s.policy_of(pair[0])))
         if as_json:
             emit_json([incident_json(i, s.policy_of(i), now, a) for i, a in assessed])
@@ -495,6 +497,7 @@ def receive_cmd(listen: str, token_file: str | None, no_token: bool, max_body: i
               help="Every incident (default) or only open ones.")
 def export_cmd(incident_id: int | None, fmt: str, show_all: bool) -> None:
     """Export incidents (or one) as JSON, CSV or Markdown."""
+    from sladeck.domain.clocks import assess
     from sladeck.domain.model import ACTIVE_STATES
     from sladeck.errors import NotFound
     from sladeck.report import (
@@ -516,12 +519,16 @@ def export_cmd(incident_id: int | None, fmt: str, show_all: bool) -> None:
             if fmt == "md":
                 click.echo(incident_markdown(detail, policy, now))
             elif fmt == "csv":
-                click.echo(incidents_csv([incident_json(detail.incident, policy, now)]), nl=False)
+                click.echo(incidents_csv([incident_json(detail.incident, policy, now, assess(
+                    detail.incident, policy, now, detail.clock_history or None))]), nl=False)
             else:
                 emit_json(detail_json(detail, policy, now))
             return
-        rows = [incident_json(i, s.policy_of(i), now)
-                for i in s.store.incidents(None if show_all else ACTIVE_STATES)]
+        states = None if show_all else ACTIVE_STATES
+        histories = s.store.clock_histories(states)
+        rows = [incident_json(i, s.policy_of(i), now,
+                              assess(i, s.policy_of(i), now, histories.get(i.id)))
+                for i in s.store.incidents(states)]
         if fmt == "csv":
             click.echo(incidents_csv(rows), nl=False)
         elif fmt == "md":
@@ -773,6 +780,47 @@ def migrate_cmd(to: str) -> None:
                f"{copied.get('events', 0)} events")
     click.echo(f"{target.path}: ok ({verdict.events} events, chain intact, state matches)")
     click.echo(f"head {verdict.head}")
+
+
+@command(cli, "report")
+@click.option("--since", default=None, metavar="WHEN",
+              help="Start: 7d, 12h, 2026-11-01, 08:00 or an ISO time (default: 7d).")
+@click.option("--until", default=None, metavar="WHEN", help="End (default: now).")
+@click.option("--by", "by", type=click.Choice(["severity", "level", "service", "assignee"]),
+              default="severity", show_default=True, help="Group incidents by.")
+@click.option("--format", "fmt", type=click.Choice(["text", "md", "csv", "json"]),
+              default="text", show_default=True)
+def report_cmd(since: str | None, until: str | None, by: str, fmt: str) -> None:
+    """MTTA, MTTR, SLA compliance, escalations, reviews and follow-ups of the incidents
+    opened in a range (README: Reports)."""
+    from sladeck.domain.reports import build_report, report_json, report_range
+    from sladeck.reports_out import report_csv, report_markdown, report_text
+
+    s = session()
+    start, end = report_range(since, until, s.clock.now(), None)
+    r = build_report(s.store, s.store, start, end, by, s.policy.levels)
+    if fmt == "json":
+        emit_json(report_json(r))
+    elif fmt == "csv":
+        click.echo(report_csv(r), nl=False)
+    else:
+        click.echo(report_markdown(r) if fmt == "md" else report_text(r))
+
+
+@command(cli, "digest")
+@click.option("--since", default=None, metavar="WHEN",
+              help="Start: 12h, 08:00, 2026-11-01 or an ISO time (default: the last shift "
+                   "boundary, reporting.shifts in the policy).")
+def digest_cmd(since: str | None) -> None:
+    """What happened since the shift began, as Markdown for a chat or a handoff."""
+    from sladeck.domain.digest import build_digest
+    from sladeck.domain.reports import shift_window
+    from sladeck.reports_out import digest_markdown
+
+    s = session()
+    start, end, today = shift_window(s.policy, since, s.clock.now())
+    click.echo(digest_markdown(build_digest(s.store, s.store, start, end,
+                                            tuple(s.policy.severities), today)), nl=False)
 
 
 @command(cli, "demo")

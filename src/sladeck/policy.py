@@ -66,6 +66,19 @@ class Severity:
     escalate_to: str
     escalate_within: timedelta
     review_required: bool
+    # An immediate escalation (`within: 0m`) is met when its level is reached within this
+    # grace (`escalation.grace`); None: the severity's response time (SPEC §3).
+    escalate_grace: timedelta | None = None
+
+    @property
+    def immediate(self) -> bool:
+        """Whether this severity escalates at once (P0 → L4 `within: 0m`)."""
+        return self.escalate_within == timedelta(0)
+
+    @property
+    def grace(self) -> timedelta:
+        """How long an immediate escalation may take and still be met."""
+        return self.response if self.escalate_grace is None else self.escalate_grace
 
 
 @dataclass(frozen=True)
@@ -207,6 +220,7 @@ class Policy:
     digest: str
     next_review: str = ""  # YYYY-MM-DD (validated), or "" when the policy names none
     intake: Intake | None = None  # None: the policy has no `intake` section
+    shifts: tuple[time, ...] = (time(0),)  # reporting.shifts: local shift starts, sorted
 
     @property
     def levels(self) -> tuple[str, ...]:

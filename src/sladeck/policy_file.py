@@ -253,13 +253,20 @@ def _severity(r: _Reader, node: yaml.Node, path: str, key: str) -> Severity | No
         return None
     res = r.mapping(f["resolution"], f"{path}.resolution", ("target", "maximum")) \
         if "resolution" in f else None
-    esc = r.mapping(f["escalation"], f"{path}.escalation", ("to", "within")) \
+    esc = r.mapping(f["escalation"], f"{path}.escalation", ("to", "within"), ("grace",)) \
         if "escalation" in f else None
     get = f.get
     target = r.duration(res["target"], f"{path}.resolution.target") if res and "target" in res \
         else None
     maximum = r.duration(res["maximum"], f"{path}.resolution.maximum") \
         if res and "maximum" in res else None
+    within = r.duration(esc["within"], f"{path}.escalation.within") \
+        if esc and "within" in esc else None
+    grace = r.duration(esc["grace"], f"{path}.escalation.grace") \
+        if esc and "grace" in esc else None
+    if grace is not None and within:
+        r.problem(esc["grace"], f"{path}.escalation.grace",  # type: ignore[index]
+                  "applies only to an immediate escalation (within: 0m)")
     if target and maximum and maximum < target:
         r.problem(res["maximum"], f"{path}.resolution.maximum",  # type: ignore[index]
                   "is shorter than the resolution target")
@@ -275,10 +282,10 @@ def _severity(r: _Reader, node: yaml.Node, path: str, key: str) -> Severity | No
         resolution_target=target or timedelta(0),
         resolution_maximum=maximum or timedelta(0),
         escalate_to=r.text(esc["to"], f"{path}.escalation.to") if esc and "to" in esc else "",
-        escalate_within=(r.duration(esc["within"], f"{path}.escalation.within")
-                         if esc and "within" in esc else None) or timedelta(0),
+        escalate_within=within or timedelta(0),
         review_required=r.boolean(f["review_required"], f"{path}.review_required")
         if "review_required" in f else False,
+        escalate_grace=grace,
     )
 
 
@@ -354,7 +361,7 @@ TOP_REQUIRED = ("name", "severities", "tiers", "response_matrix", "escalation", 
                 "communication", "review", "follow_up_kinds", "contacts", "business_hours",
                 "notifications")
 TOP_OPTIONAL = ("version", "owner", "next_review", "warn_at", "close_on_resolve", "tools",
-                "intake")
+                "intake", "reporting")
 LABEL_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")  # a Prometheus label or annotation name
 
 
@@ -728,6 +735,8 @@ def _build(r: _Reader, top: dict[str, yaml.Node], source: str) -> Policy | None:
     def opt_text(name: str, default: str) -> str:
         return r.text(top[name], name) if name in top else default
 
+    shifts = _reporting_shifts(r, top["reporting"]) if "reporting" in top else (time(0),)
+
     next_review = opt_text("next_review", "").strip()
     if next_review:
         try:
@@ -767,7 +776,34 @@ def _build(r: _Reader, top: dict[str, yaml.Node], source: str) -> Policy | None:
         digest=hashlib.sha256(source.encode()).hexdigest(),
         next_review=next_review,
         intake=_intake(r, top["intake"], severities) if "intake" in top else None,
+        shifts=shifts,
     )
+
+
+def _reporting_shifts(r: _Reader, node: yaml.Node) -> tuple[time, ...]:
+    """`reporting.shifts`: the local times (in the business-hours zone) at which a shift
+    begins, e.g. ["08:00", "20:00"]; `sladeck digest` starts at the latest one."""
+    f = r.mapping(node, "reporting", (), ("shifts",)) or {}
+    if "shifts" not in f:
+        return (time(0),)
+    found: list[time] = []
+    items = r.seq(f["shifts"], "reporting.shifts")
+    for i, item in enumerate(items):
+        value = r.text(item, f"reporting.shifts[{i}]")
+        m = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", value.strip())
+        if not m:
+            r.problem(item, f"reporting.shifts[{i}]",
+                      f'"{visible(value[:40])}" is not a time (write 08:00)')
+            continue
+        at = time(int(m.group(1)), int(m.group(2)))
+        if at in found:
+            r.problem(item, f"reporting.shifts[{i}]", f'"{value}" is listed twice')
+        else:
+            found.append(at)
+    if not items and isinstance(f["shifts"], yaml.SequenceNode):
+        r.problem(f["shifts"], "reporting.shifts", "must list at least one time (write "
+                  '["08:00", "20:00"])')
+    return tuple(sorted(found)) or (time(0),)
 
 
 def _node_at(node: yaml.Node | None, *keys: str) -> yaml.Node | None:

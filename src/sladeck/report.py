@@ -8,8 +8,23 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sladeck.domain.clocks import KIND_LABEL, KIND_TITLE, Assessment, assess, format_countdown
-from sladeck.domain.model import Incident, IncidentDetail, from_iso, json_time, local_time
+from sladeck.domain.clocks import (
+    BREACHED,
+    KIND_LABEL,
+    KIND_TITLE,
+    Assessment,
+    assess,
+    format_countdown,
+)
+from sladeck.domain.history import ClockCycle, status
+from sladeck.domain.model import (
+    Incident,
+    IncidentDetail,
+    from_iso,
+    json_time,
+    local_time,
+    zone_label,
+)
 from sladeck.domain.timeline import describe
 from sladeck.policy import Policy
 from sladeck.text import one_line, visible
@@ -54,9 +69,11 @@ def incident_json(incident: Incident, policy: Policy, now: datetime,
         "opened_by": incident.opened_by,
         "acknowledged_at": t(incident.acknowledged_at),
         "acknowledged_by": incident.acknowledged_by,
+        "first_acknowledged_at": t(incident.first_acknowledged_at),
         "resolved_at": t(incident.resolved_at), "closed_at": t(incident.closed_at),
         "repeats": incident.repeats, "source_cleared_at": t(incident.source_cleared_at),
         "version": incident.version, "risk": a.risk,
+        "breached": a.risk == BREACHED,  # true once any cycle breached (SPEC §3)
         "next_deadline": ({"kind": nearest.kind, "due_at": t(nearest.due_at)}
                           if nearest else None),
         "clocks": [{"kind": c.kind, "started_at": t(c.started_at),
@@ -66,7 +83,11 @@ def incident_json(incident: Incident, policy: Policy, now: datetime,
 
 
 def detail_json(detail: IncidentDetail, policy: Policy, now: datetime) -> dict[str, Any]:
-    out = incident_json(detail.incident, policy, now)
+    a = assess(detail.incident, policy, now, detail.clock_history or None)
+    out = incident_json(detail.incident, policy, now, a)
+    out["clock_history"] = [
+        {**c.as_json(), "status": status(c, now, policy, detail.incident.severity)}
+        for c in a.history]
     out["events"] = [{"id": e.id, "at": json_time(e.at), "account": e.account, "name": e.name,
                       "kind": e.kind, "version": e.version, "payload": e.payload}
                      for e in detail.events]
@@ -160,7 +181,7 @@ def shown(at: datetime | None) -> str:
 def incident_markdown(detail: IncidentDetail, policy: Policy, now: datetime) -> str:
     """One incident as a readable handoff / post-incident document."""
     inc = detail.incident
-    a = assess(inc, policy, now)
+    a = assess(inc, policy, now, detail.clock_history or None)
     sev = policy.severities[inc.severity]
     out = [f"# {inc.ref}: {md(inc.title)}", "",
            "| | |", "|---|---|",
@@ -178,6 +199,11 @@ def incident_markdown(detail: IncidentDetail, policy: Policy, now: datetime) -> 
         out += ["## Description", "", md_block(inc.description), ""]
     out += ["## SLA clocks", "", "| Clock | Due | Status |", "|---|---|---|"]
     out += [f"| {KIND_TITLE[c.kind]} | {shown(c.due_at)} | {c.status} |" for c in a.clocks]
+    out.append("")
+    out += ["## Clock history", "", f"Times in {zone_label(now.astimezone())}.", "",
+            "| " + " | ".join(HISTORY_HEADINGS) + " |", "|---|---|---|---|---|---|"]
+    out += ["| " + " | ".join(md(cell) for cell in row) + " |"
+            for row in history_rows(a.history, now, policy, inc.severity)]
     out.append("")
     if detail.handoffs:
         out += ["## Handoffs", ""]
@@ -262,3 +288,32 @@ def queue_line(incident: Incident, policy: Policy, now: datetime,
     return (f"{incident.ref:<9} {one_line(incident.severity):<3} {one_line(incident.level):<3} "
             f"{incident.state:<12} "
             f"{a.risk:<8} {nxt:<11} {title}{service}{cleared}")
+
+
+# -- the clock history as a table that fits 80 columns ----------------------------------
+
+HISTORY_HEADINGS = ("Level", "Clock", "Due", "Stopped", "Outcome", "Late by")
+CLOCK_SHORT = {"response": "Response", "level": "Level", "severity_level": "Severity",
+               "resolution_target": "Res. target", "resolution_maximum": "Res. maximum"}
+
+
+def short_time(at: datetime | None, now: datetime) -> str:
+    """A time in the viewer's zone, short: `14:05` today, `11-28 14:05` another day."""
+    if at is None:
+        return "-"
+    local, today = at.astimezone(), now.astimezone()
+    return local.strftime("%H:%M" if local.date() == today.date() else "%m-%d %H:%M")
+
+
+def late_by(seconds: int | None) -> str:
+    """`1m05s`, `2h10m`, `1d03h`; `-` when not late."""
+    return format_countdown(timedelta(seconds=seconds)) if seconds else "-"
+
+
+def history_rows(history: tuple[ClockCycle, ...], now: datetime, policy: Policy,
+                 severity: str) -> list[tuple[str, str, str, str, str, str]]:
+    """One row per cycle (level, clock, due, stopped, outcome, late by), in the order
+    they started; a running cycle's outcome is its status now."""
+    return [(c.level, CLOCK_SHORT.get(c.kind, c.kind), short_time(c.due_at, now),
+             short_time(c.stopped_at, now), status(c, now, policy, severity),
+             late_by(c.late_by_s)) for c in history]

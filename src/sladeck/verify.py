@@ -1,5 +1,5 @@
 """`sladeck verify`: the hash chain is intact and every incident row equals its replay,
-down to the SLA schedule stored beside it.
+down to the SLA schedule and the clock history stored beside it.
 
 What the chain proves, and what it does not: each event's hash covers its content and
 the hash before it, so an event edited or removed through SQL without recomputing the
@@ -18,14 +18,15 @@ from dataclasses import asdict, dataclass, field
 
 from sladeck.domain.chain import GENESIS, canonical_json, event_hash
 from sladeck.domain.clocks import schedule
+from sladeck.domain.history import HistoryReplay
 from sladeck.domain.model import Incident, to_iso
 from sladeck.domain.timeline import apply_event
-from sladeck.store import SCHEDULES_SINCE, Store
+from sladeck.store import HISTORY_SINCE, SCHEDULES_SINCE, Store
 
 COMPARED = ("title", "description", "service", "severity", "level", "state", "assignee",
             "external_ref", "dedup_key", "opened_at", "level_entered_at", "acknowledged_at",
             "resolved_at", "closed_at", "reached", "repeats", "policy_id", "version",
-            "changed_seq", "source_cleared_at")
+            "changed_seq", "source_cleared_at", "first_acknowledged_at")
 MAX_PROBLEMS = 20  # after this many, the rest of the chain is still walked, not told
 _HEAD = re.compile(r"(?:(\d{1,19}):)?([0-9a-f]{64})")
 # SQLite's primary result codes for a damaged file: SQLITE_CORRUPT, SQLITE_NOTADB.
@@ -116,6 +117,7 @@ def _verify(store: Store, expect: Head | None) -> Verdict:
     prev_hash, prev_id = GENESIS, 0
     expected_at = 0 if expect is not None and expect.hash == GENESIS else None
     replayed: dict[int, Incident] = {}
+    histories: dict[int, HistoryReplay] = {}
     count = 0
     for event in store.iter_events():
         count += 1
@@ -142,6 +144,10 @@ def _verify(store: Store, expect: Head | None) -> Verdict:
             replayed[event.incident_id] = apply_event(
                 current, event_id=event.id, version=event.version, kind=event.kind,
                 payload=event.payload, at=event.at, actor=event.actor, levels=levels)
+            replay = histories.get(event.incident_id)
+            if replay is None:
+                replay = histories[event.incident_id] = HistoryReplay(store.policy)
+            replay.step(event)
         except (KeyError, ValueError, TypeError) as exc:
             tell(f"{where}: cannot be replayed ({exc})")
     verdict.events, verdict.head = count, Head(prev_id, prev_hash)
@@ -150,7 +156,7 @@ def _verify(store: Store, expect: Head | None) -> Verdict:
         _check_expected(verdict, expect, expected_at)
     if len(verdict.problems) >= MAX_PROBLEMS:
         return verdict
-    _check_rows(store, replayed, tell)
+    _check_rows(store, replayed, histories, tell)
     return verdict
 
 
@@ -165,13 +171,16 @@ def _check_expected(verdict: Verdict, expect: Head, found_at: int | None) -> Non
                                    "recorded head")
 
 
-def _check_rows(store: Store, replayed: dict[int, Incident], tell: Callable[[str], None]
-                ) -> None:
-    """Every incident row equals its replay, and its SLA schedule its policy's."""
+def _check_rows(store: Store, replayed: dict[int, Incident],
+                histories: dict[int, HistoryReplay], tell: Callable[[str], None]) -> None:
+    """Every incident row equals its replay, its clock history the one its timeline
+    gives, and its SLA schedule its policy's over that history."""
     stored = {i.id: i for i in store.incidents(None)}
     schedules = {i.id: i for i in store.queue_items(
         ("open", "acknowledged", "resolved", "closed"))} \
         if store.schema_version() >= SCHEDULES_SINCE else None  # an old file, not migrated
+    kept_histories = store.clock_histories() if store.schema_version() >= HISTORY_SINCE \
+        else None
     for incident_id in sorted(set(stored) | set(replayed)):
         row, replay = stored.get(incident_id), replayed.get(incident_id)
         if row is None or replay is None:
@@ -187,10 +196,15 @@ def _check_rows(store: Store, replayed: dict[int, Incident], tell: Callable[[str
         if schedules is None:
             continue
         kept = schedules.get(incident_id)
+        history = histories[incident_id].history() if incident_id in histories else ()
         try:
-            expected = schedule(replay, store.policy(replay.policy_id))
+            expected = schedule(replay, store.policy(replay.policy_id), history)
         except (KeyError, ValueError):
             continue  # a policy problem, reported by the replay above
+        if kept_histories is not None and kept_histories.get(incident_id, ()) != history:
+            tell(f"INC-{incident_id}: stored clock history differs from its timeline "
+                 "(its SLA record would be wrong)")
+            continue
         if kept is None or expected.values() != kept.values():
             tell(f"INC-{incident_id}: stored SLA schedule differs from its "
                  "timeline (the dashboard would order it wrongly)")

@@ -121,6 +121,8 @@ class Incident:
     # When the alert's source last said it ended (`source_cleared`); a later repeat of
     # the alert clears it again. People resolve: this never does.
     source_cleared_at: datetime | None = None
+    # The first acknowledgement ever (`acknowledged_at` is the latest, at this level).
+    first_acknowledged_at: datetime | None = None
 
     @property
     def ref(self) -> str:
@@ -218,6 +220,7 @@ class IncidentDetail:
     earlier_ticks: tuple[ChecklistTick, ...] = ()
     earlier_review: Review | None = None
     reopened_at: datetime | None = None
+    clock_history: tuple[Any, ...] = ()  # `history.ClockCycle`s, in the order they started
 
 
 CYCLE_CHECKLISTS = ("resolution",)  # done again after each reopen

@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from sladeck.domain.clocks import Schedule
+from sladeck.domain.history import ClockCycle
 from sladeck.domain.model import OPEN, Actor, Event, Incident
 from sladeck.domain.standup import FollowUpEntry
 from sladeck.policy import Policy
@@ -67,6 +68,11 @@ class Storage(PolicySource, Protocol):
         `incident_ids` (read outside a transaction: a hint, the claim decides)."""
         ...
 
+    def clock_history(self, incident_id: int) -> tuple[ClockCycle, ...]:
+        """The incident's clock history as stored (the derived record of SPEC §3, kept in
+        the transaction of each event; `verify` recomputes it), in start order."""
+        ...
+
     def write(self, *, bulk: bool = False) -> AbstractContextManager[ImportTransaction]:
         """One write transaction: it holds the write lock from the start (no one else
         writes until it ends), commits when the block ends, rolls back when it raises.
@@ -104,7 +110,8 @@ class WriteTransaction(Protocol):
         ...
 
     def update_incident(self, incident: Incident, expected_version: int) -> None:
-        """Store the incident's new state, if the stored one is still at
+        """Store the incident's new state (its event already appended: the store derives
+        its clock history and schedule from its events), if the stored one is still at
         `expected_version`; raises `StoreError` otherwise (under the write lock that
         means a bug: the caller read it in this transaction), or `Refused` on a dedup
         key clash. A version seen before the transaction is checked by the caller,
@@ -253,6 +260,7 @@ class Opening:
     version: ClassVar[int] = 1
     last_change: ClassVar[str] = "opened"
     source_cleared_at: ClassVar[None] = None
+    first_acknowledged_at: ClassVar[None] = None
 
 
 @dataclass(slots=True)
@@ -265,3 +273,59 @@ class ImportPlan:
     new: list[Opening | Incident] = field(default_factory=list)
     events: list[NewEvent] = field(default_factory=list)
     changed: list[tuple[Incident, int]] = field(default_factory=list)
+
+
+@runtime_checkable
+class ReportSource(Protocol):
+    """The report and digest queries (SPEC §11; store/reports.py has their SQL). Times
+    are `to_iso` text; a report's cohort is the incidents opened in [since, until), read
+    as recorded before `until`; `by` is one of `reports.GROUPINGS`."""
+
+    def report_counts(self, by: str, since: str, until: str) -> list[tuple[Any, ...]]:
+        """Per group, policy id and severity: (group, policy id, severity, opened,
+        acknowledged, escalated, resolved, closed, reopened, still open, resolved with
+        no review since the last reopen)."""
+        ...
+
+    def report_timings(self, by: str, since: str, until: str) -> Iterable[tuple[Any, ...]]:
+        """Level entries, in incident order: ("E", group, incident id, level, seconds from
+        opening to the entry, seconds to its acknowledgement or None); then resolution
+        cycles: ("C", group, incident id, None, None, seconds to resolve it or None)."""
+        ...
+
+    def report_escalations(self, by: str, since: str, until: str) -> list[tuple[Any, ...]]:
+        """(group, to level, trigger, count)."""
+        ...
+
+    def report_follow_ups(self, by: str, since: str, until: str, today: str
+                          ) -> list[tuple[Any, ...]]:
+        """(group, follow-ups open at until, of them due before `today`)."""
+        ...
+
+    def report_compliance(self, by: str, since: str, until: str) -> list[tuple[Any, ...]]:
+        """(group, clock kind, outcome at until, cycles) from the stored clock history
+        (clock_cycles, the derived record of `history.clock_history`)."""
+        ...
+
+    def report_daily(self, since: str, until: str) -> list[tuple[str, int]]:
+        """(UTC date, incidents opened)."""
+        ...
+
+    def digest_events(self, since: str, until: str) -> list[tuple[Any, ...]]:
+        """The window's opened/acknowledged/escalated/resolved/closed/reopened events."""
+        ...
+
+    def events(self, incident_id: int) -> list[Event]:
+        """One incident's events in chain order (the digest replays its clock history)."""
+        ...
+
+    def breach_candidates(self, since: str, until: str, since_us: int, until_us: int
+                          ) -> list[Incident]:
+        """Incidents that may have breached in the window: active ones whose stored
+        breach instant falls in it, and those with events in it."""
+        ...
+
+    def follow_ups_due(self, through: str) -> list[tuple[Any, ...]]:
+        """Open follow-ups due on or before `through`: (id, incident id, kind,
+        description, owner, due)."""
+        ...

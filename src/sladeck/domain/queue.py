@@ -31,6 +31,7 @@ from sladeck.domain.clocks import (
     schedule,
     to_us,
 )
+from sladeck.domain.history import ClockCycle
 from sladeck.domain.model import ACKNOWLEDGED, CLOSED, OPEN, Incident, format_ref, to_iso
 from sladeck.policy import Policy
 
@@ -91,10 +92,13 @@ class QueueItem(Schedule):
         return format_ref(self.id)
 
     @classmethod
-    def of(cls, incident: Incident, policy: Policy) -> QueueItem:
-        i, s = incident, schedule(incident, policy)
+    def of(cls, incident: Incident, policy: Policy,
+           history: tuple[ClockCycle, ...] | None = None) -> QueueItem:
+        """The incident's queue item; its schedule from its clock `history` (by default
+        the one its state implies)."""
+        i, s = incident, schedule(incident, policy, history)
         return cls(s.active, s.breached, s.breach_at, s.breach_kind, s.due_at, s.due_kind,
-                   s.warn_at, i.id, i.title, intern(i.service),
+                   s.warn_at, s.ack_at, i.id, i.title, intern(i.service),
                    intern(i.assignee) if i.assignee else None, intern(i.severity),
                    intern(i.level), intern(i.state), i.policy_id, i.version, i.changed_seq,
                    i.source_cleared_at and to_iso(i.source_cleared_at))

@@ -61,7 +61,8 @@ def apply_event(incident: Incident | None, *, event_id: int, version: int, kind:
     changes: dict[str, Any] = {}
     if kind == "acknowledged":
         changes = {"state": ACKNOWLEDGED, "acknowledged_at": at,
-                   "acknowledged_by": actor.display}
+                   "acknowledged_by": actor.display,
+                   "first_acknowledged_at": incident.first_acknowledged_at or at}
     elif kind in ("escalated", "reopened"):
         level = payload.get("to", incident.level)
         changes = {"level": level, "state": OPEN, "level_entered_at": at,

@@ -23,7 +23,7 @@ from sladeck.store.rows import (
     WRITTEN_COLUMNS,
     incident_values,
 )
-from sladeck.store.schema import MIGRATIONS, SCHEDULES_SINCE, SCHEMA_VERSION
+from sladeck.store.schema import HISTORY_SINCE, MIGRATIONS, SCHEDULES_SINCE, SCHEMA_VERSION
 from sladeck.store.sqlite import (
     BATCH,
     BULK_CACHE_KIB,
@@ -52,6 +52,7 @@ __all__ = [
     "BULK_CACHE_KIB",
     "BUSY_TIMEOUT_MS",
     "EVENT_COLUMNS",
+    "HISTORY_SINCE",
     "INCIDENT_COLUMNS",
     "MIGRATIONS",
     "MULTI_ROW",

@@ -18,13 +18,14 @@ reference the compiled functions are tested against.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from sys import intern as _intern
 from typing import Any
 
 from sladeck.domain.clocks import Schedule, schedule
+from sladeck.domain.history import ClockCycle
 from sladeck.domain.model import Event, Incident, from_iso, to_iso
 from sladeck.domain.ports import Opening
 from sladeck.domain.queue import QueueItem
@@ -92,6 +93,7 @@ INCIDENT: tuple[Column, ...] = (
     Column("updated_by"),
     Column("last_change"),
     Column("source_cleared_at", "time?"),  # added by schema._source_cleared
+    Column("first_acknowledged_at", "time?"),
 )
 SCHEDULE: tuple[Column, ...] = (  # `Schedule`'s fields, each as `sla_<field>`
     Column("sla_active", item="bool({v})"),
@@ -101,6 +103,7 @@ SCHEDULE: tuple[Column, ...] = (  # `Schedule`'s fields, each as `sla_<field>`
     Column("sla_due_at"),
     Column("sla_due_kind", item=SHARED_KIND),
     Column("sla_warn_at"),
+    Column("sla_ack_at"),
 )
 if [c.name for c in SCHEDULE] != [f"sla_{f.name}" for f in fields(Schedule)]:
     raise ImportError("sladeck.store.rows: SCHEDULE no longer matches clocks.Schedule")
@@ -211,11 +214,13 @@ def incident_row_value(column: Column, value: Any) -> Any:
     return _WRITE_KIND[column.kind](value, _iso, _reached_text)
 
 
-def incident_row(incident: Incident, policy: Policy) -> dict[str, Any]:
-    """One incident's row, column by column (not `asdict`: it deep-copies)."""
+def incident_row(incident: Incident, policy: Policy,
+                 history: tuple[ClockCycle, ...] | None = None) -> dict[str, Any]:
+    """One incident's row, column by column (not `asdict`: it deep-copies); its schedule
+    from its clock `history` (by default the one its state implies)."""
     row = {c.name: _WRITE_KIND[c.kind](getattr(incident, c.name), _iso, _reached_text)
            for c in INCIDENT}
-    row.update(zip(SLA_COLUMNS, sla_values(incident, policy), strict=True))
+    row.update(zip(SLA_COLUMNS, sla_values(incident, policy, history), strict=True))
     return row
 
 
@@ -230,12 +235,14 @@ _WRITERS: dict[type, Callable[..., tuple[Any, ...]]] = {Incident: _writer(Incide
 
 # -- many rows ---------------------------------------------------------------------------
 
-def sla_values(incident: Incident, policy: Policy) -> tuple[Any, ...]:
-    """The SLA_COLUMNS of an incident as it stands."""
-    return schedule(incident, policy).values()
+def sla_values(incident: Incident, policy: Policy,
+               history: tuple[ClockCycle, ...] | None = None) -> tuple[Any, ...]:
+    """The SLA_COLUMNS of an incident as it stands (with its clock `history`, when given)."""
+    return schedule(incident, policy, history).values()
 
 
-def incident_rows(records: Iterable[Incident | Opening], policy_for: Callable[[int], Policy]
+def incident_rows(records: Iterable[Incident | Opening], policy_for: Callable[[int], Policy],
+                  histories: Mapping[int, tuple[ClockCycle, ...]] | None = None
                   ) -> list[tuple[Any, ...]]:
     """Rows in WRITTEN_COLUMNS' order, as `incident_row` makes them: an Incident's
     schedule is worked out from its policy, an Opening brings its own; each distinct time
@@ -264,7 +271,8 @@ def incident_rows(records: Iterable[Incident | Opening], policy_for: Callable[[i
         if isinstance(o, Opening):
             rows.append(of_opening(o, o.schedule.values(), t, reached))
         else:
-            rows.append(of_incident(o, sla_values(o, policy_for(o.policy_id)), t, reached))
+            rows.append(of_incident(o, sla_values(o, policy_for(o.policy_id), (
+                histories or {}).get(o.id)), t, reached))
     return rows
 
 
@@ -278,3 +286,24 @@ def event_from_row(row: Any) -> Event:
     v["at"] = _time(v["at"])
     v["payload"] = json.loads(v["payload"])
     return Event(**v)
+
+
+# -- the clock history (a derived record: `history.clock_history` of the events) --------
+
+CYCLE_COLUMNS = ("incident_id", "seq", "kind", "level", "started_at", "due_at", "stopped_at",
+                 "outcome", "late_by_s")
+SELECT_CYCLES = f"SELECT {', '.join(CYCLE_COLUMNS)} FROM clock_cycles"
+
+
+def cycle_rows(incident_id: int, history: Iterable[ClockCycle]) -> list[tuple[Any, ...]]:
+    """An incident's cycles as clock_cycles rows, `seq` in the order they started."""
+    return [(incident_id, seq, c.kind, c.level, to_iso(c.started_at), to_iso(c.due_at),
+             _iso(c.stopped_at), c.outcome, c.late_by_s) for seq, c in enumerate(history)]
+
+
+def cycle_from_row(row: Any) -> tuple[int, ClockCycle]:
+    """(incident id, cycle) of a row of SELECT_CYCLES."""
+    incident_id, _seq, kind, level, started, due, stopped, outcome, late = row
+    return incident_id, ClockCycle(kind, level, _time(started), _time(due),
+                                   _time(stopped) if stopped is not None else None,
+                                   outcome, late)

@@ -8,9 +8,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sladeck.store.rows import INCIDENT_COLUMNS, SLA_COLUMNS, incident_from_row, sla_values
+from sladeck.domain.model import from_iso
+from sladeck.store.rows import (
+    INCIDENT_COLUMNS,
+    SELECT_INCIDENT,
+    SLA_COLUMNS,
+    _iso,
+    cycle_rows,
+    incident_from_row,
+    sla_values,
+)
 
 if TYPE_CHECKING:
+    import sqlite3
+
     import sqlite_utils
 
 
@@ -116,9 +127,7 @@ def _v3(db: sqlite_utils.Database) -> None:
     from sladeck.policy import parse_policy
 
     conn = db.conn
-    for column in SLA_COLUMNS:
-        kind = "TEXT" if column.endswith("_kind") else "INTEGER"
-        conn.execute(f"ALTER TABLE incidents ADD COLUMN {column} {kind}")
+    _add_missing_columns(conn)
     policies = {pid: parse_policy(source, f"stored policy {pid}")
                 for pid, source in conn.execute("SELECT id, source FROM policies")}
     after = 0
@@ -134,9 +143,20 @@ def _v3(db: sqlite_utils.Database) -> None:
         after = incidents[-1].id
 
 
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    """Add the incident and schedule columns of today's rows that the table lacks (the
+    steps below read and write rows as `rows` declares them now)."""
+    have = {row[1] for row in conn.execute("PRAGMA table_info(incidents)")}
+    for column in ("first_acknowledged_at", *SLA_COLUMNS):
+        if column not in have:
+            kind = "INTEGER" if column.startswith("sla_") and not column.endswith("_kind") \
+                else "TEXT"
+            conn.execute(f"ALTER TABLE incidents ADD COLUMN {column} {kind}")
+
+
 # What the first frame reads of every queued incident: its state, severity and schedule.
 _QUEUE_INDEX = ("state", "severity", "sla_breached", "sla_active", "sla_breach_at",
-                "sla_due_at", "sla_warn_at")
+                "sla_due_at", "sla_warn_at", "sla_ack_at")
 
 
 def _v4(db: sqlite_utils.Database) -> None:
@@ -187,8 +207,86 @@ def _notice_keys(db: sqlite_utils.Database) -> None:
                  f"WHERE {active}")
 
 
-MIGRATIONS = (_v1, _v2, _v3, _v4, _events_by_time, _source_cleared, _notice_keys)
-# Incident columns added after the first version, with the step that added each.
+def _clock_history(db: sqlite_utils.Database) -> None:
+    """Every incident's clock history (SPEC §3) beside it, derived from its events, and
+    what it changes of the incident row: the first acknowledgement, the schedule (a
+    breach stays, the ACK headline) and the queue index that covers it."""
+    import json
+
+    from sladeck.domain.history import clock_history
+    from sladeck.domain.model import Event
+    from sladeck.domain.timeline import apply_event
+    from sladeck.policy import stored_policy
+
+    conn = db.conn
+    _add_missing_columns(conn)
+    conn.execute(CREATE_CYCLES)
+    conn.execute("DROP INDEX IF EXISTS incidents_queue")
+    conn.execute(f"CREATE INDEX incidents_queue ON incidents({', '.join(_QUEUE_INDEX)})")
+    policies = {pid: stored_policy(source, f"stored policy {pid}")
+                for pid, source in conn.execute("SELECT id, source FROM policies")}
+    rows = {row[0]: incident_from_row(row) for row in conn.execute(SELECT_INCIDENT)}
+    cursor = conn.execute("SELECT id, incident_id, version, at, account, name, kind, payload "
+                          "FROM events ORDER BY incident_id, id")
+    updates: list[tuple[object, ...]] = []
+    cycles: list[tuple[object, ...]] = []
+
+    def settle(incident_id: int, events: list[Event]) -> None:
+        stored = rows.get(incident_id)
+        if stored is None or not events:
+            return  # `verify` tells of an incident without events, or events without one
+        replayed = None
+        for e in events:
+            policy = policies[e.payload["policy_id"] if e.kind == "opened"
+                              else replayed.policy_id if replayed else stored.policy_id]
+            replayed = apply_event(replayed, event_id=e.id, version=e.version, kind=e.kind,
+                                   payload=e.payload, at=e.at, actor=e.actor,
+                                   levels=policy.levels)
+        history = clock_history(events, policies.__getitem__)
+        first = replayed.first_acknowledged_at if replayed else None
+        updates.append((_iso(first), *sla_values(stored, policies[stored.policy_id], history),
+                        incident_id))
+        cycles.extend(cycle_rows(incident_id, history))
+
+    current, batch = None, []
+    for eid, incident_id, version, at, account, name, kind, payload in cursor:
+        if incident_id != current:
+            if current is not None:
+                settle(current, batch)
+            current, batch = incident_id, []
+        batch.append(Event(eid, incident_id, version, from_iso(at), account, name, kind,
+                           json.loads(payload)))
+    if current is not None:
+        settle(current, batch)
+    conn.executemany(
+        f"UPDATE incidents SET first_acknowledged_at = ?, "
+        f"{', '.join(f'{c} = ?' for c in SLA_COLUMNS)} WHERE id = ?", updates)
+    from sladeck.store.bulk import insert_cycles
+
+    insert_cycles(conn, cycles)
+
+
+# The clock history, a derived record (`verify` recomputes it from the events).
+CREATE_CYCLES = """
+    CREATE TABLE clock_cycles (
+        incident_id INTEGER NOT NULL REFERENCES incidents(id),
+        seq INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        level TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        due_at TEXT NOT NULL,
+        stopped_at TEXT,
+        outcome TEXT,  -- met, late, breached; NULL while running (no CHECK: it halved
+                       -- the speed of an import's inserts; `verify` checks every row)
+        late_by_s INTEGER,
+        PRIMARY KEY (incident_id, seq)
+    ) WITHOUT ROWID"""
+
+MIGRATIONS = (_v1, _v2, _v3, _v4, _events_by_time, _source_cleared, _notice_keys,
+              _clock_history)
+# Incident columns added after the first version, with the step that added each (the
+# clock history's and schedule's columns are added by `_add_missing_columns` instead).
 ADDED_BY = {"source_cleared_at": _source_cleared}
 SCHEDULES_SINCE = 3  # the schema version that stores SLA schedules
+HISTORY_SINCE = 5  # ... and clock histories
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -25,6 +25,7 @@ from sladeck.domain.clocks import HEAD_SQL as _HEAD_SQL
 from sladeck.domain.clocks import NEVER as _NEVER
 from sladeck.domain.clocks import RISK_SQL as _RISK_SQL
 from sladeck.domain.clocks import RISKS, to_us
+from sladeck.domain.history import ClockCycle, clock_history
 from sladeck.domain.model import (
     ACTIVE_STATES,
     Actor,
@@ -45,13 +46,16 @@ from sladeck.domain.standup import FollowUpEntry
 from sladeck.errors import Damaged, FileReplaced, ReadOnly, Refused, StoreError
 from sladeck.permissions import is_shared_folder
 from sladeck.policy import Policy
-from sladeck.store import bulk, schema
+from sladeck.store import bulk, reports, schema
 from sladeck.store.files import file_identity, prepare_file, read_only_reason
 from sladeck.store.rows import (
     EVENT_COLUMNS,
+    SELECT_CYCLES,
     SELECT_INCIDENT,
     SELECT_ITEM,
     WRITTEN_COLUMNS,
+    cycle_from_row,
+    cycle_rows,
     event_from_row,
     incident_from_row,
     incident_row,
@@ -321,6 +325,26 @@ class Store:
         row = self.conn.execute(f"{SELECT_INCIDENT} WHERE id = ?", (incident_id,)).fetchone()
         return incident_from_row(row) if row else None
 
+    def clock_history(self, incident_id: int) -> tuple[ClockCycle, ...]:
+        """The incident's stored clock history, in the order its cycles started."""
+        return tuple(cycle_from_row(row)[1] for row in self.conn.execute(
+            f"{SELECT_CYCLES} WHERE incident_id = ? ORDER BY seq", (incident_id,)).fetchall())
+
+    def clock_histories(self, states: Iterable[str] | None = None
+                        ) -> dict[int, tuple[ClockCycle, ...]]:
+        """The stored clock history of every incident in `states` (every state when None)."""
+        sql, params = SELECT_CYCLES, []
+        if states is not None:
+            states = list(states)
+            sql += (" WHERE incident_id IN (SELECT id FROM incidents WHERE state IN "
+                    f"({', '.join('?' * len(states))}))")
+            params = states
+        out: dict[int, list[ClockCycle]] = {}
+        for row in self.conn.execute(sql + " ORDER BY incident_id, seq", params).fetchall():
+            incident_id, cycle = cycle_from_row(row)
+            out.setdefault(incident_id, []).append(cycle)
+        return {i: tuple(c) for i, c in out.items()}
+
     def incidents(self, states: Iterable[str] | None = ACTIVE_STATES, *,
                   severity: str | None = None, level: str | None = None) -> list[Incident]:
         where, params = [], []
@@ -339,8 +363,8 @@ class Store:
                     severities: Sequence[str] = ()) -> list[QueueItem]:
         """What the dashboard's queue keeps of each incident in `states` (never all the
         columns). With `worst`, only that many, worst first at `now` (`to_us`): the
-        rule of `Schedule.at` and the queue's order (risk, headline deadline, severity in
-        the order `severities` lists them, id), evaluated by SQLite over the stored
+        rule of `Schedule.at` and the queue's order (risk, severity in the order
+        `severities` lists them, headline deadline, id), evaluated by SQLite over the stored
         schedules, so the first screen needs no other row read or assessed."""
         sql = f"{SELECT_ITEM} WHERE state IN ({', '.join('?' * len(states))})"
         params: Any = list(states)
@@ -348,7 +372,7 @@ class Store:
             # The inner query orders from the queue index alone; only `worst` rows are read.
             rank = "CASE severity " + " ".join(
                 f"WHEN :sev{n} THEN {n}" for n in range(len(severities))) + " ELSE 99 END"
-            order = f"ORDER BY {_RISK_SQL}, {_HEAD_SQL}, {rank}, id"
+            order = f"ORDER BY {_RISK_SQL}, {rank}, {_HEAD_SQL}, id"
             sql = (f"{SELECT_ITEM} WHERE id IN (SELECT id FROM incidents "
                    f"WHERE state IN ({_markers('st', states)}) {order} LIMIT :worst) {order}")
             params = {"now": now, "never": _NEVER, "worst": worst, **_named("st", states),
@@ -439,7 +463,8 @@ class Store:
                 "SELECT id, kind, description, owner, due, event_id, done_event_id "
                 "FROM follow_ups WHERE incident_id = ? ORDER BY id", (incident_id,)).fetchall())
         return current_cycle(IncidentDetail(incident, tuple(events), handoffs, ticks, review,
-                                            follow_ups))
+                                            follow_ups,
+                                            clock_history=self.clock_history(incident_id)))
 
     def policy(self, policy_id: int) -> Policy:
         """The policy an incident was opened under (parsed once per process)."""
@@ -519,6 +544,39 @@ class Store:
             params["before"] = before_id
         return [incident_from_row(row) for row in self.conn.execute(
             f"{SELECT_INCIDENT} WHERE {where} ORDER BY id DESC LIMIT :limit", params).fetchall()]
+
+    # -- reports (SPEC §11): the domain's `ReportSource`, SQL in store/reports.py -----------
+
+    def report_counts(self, by: str, since: str, until: str) -> list[tuple[Any, ...]]:
+        return reports.counts(self.conn, by, since, until)
+
+    def report_timings(self, by: str, since: str, until: str) -> Iterator[tuple[Any, ...]]:
+        return reports.timings(self.conn, by, since, until)
+
+    def report_escalations(self, by: str, since: str, until: str) -> list[tuple[Any, ...]]:
+        return reports.escalations(self.conn, by, since, until)
+
+    def report_follow_ups(self, by: str, since: str, until: str, today: str
+                          ) -> list[tuple[Any, ...]]:
+        return reports.follow_ups(self.conn, by, since, until, today)
+
+    def report_compliance(self, by: str, since: str, until: str) -> list[tuple[Any, ...]]:
+        return reports.compliance(self.conn, by, since, until)
+
+    def report_daily(self, since: str, until: str) -> list[tuple[str, int]]:
+        return reports.daily_opened(self.conn, since, until)
+
+    def digest_events(self, since: str, until: str) -> list[tuple[Any, ...]]:
+        return reports.digest_events(self.conn, since, until)
+
+    def breach_candidates(self, since: str, until: str, since_us: int, until_us: int
+                          ) -> list[Incident]:
+        return [incident_from_row(row) for row in self.conn.execute(
+            f"{SELECT_INCIDENT} WHERE id IN ({reports.BREACH_CANDIDATES}) ORDER BY id",
+            {"since": since, "until": until, "since_us": since_us, "until_us": until_us})]
+
+    def follow_ups_due(self, through: str) -> list[tuple[Any, ...]]:
+        return reports.follow_ups_due(self.conn, through)
 
     def counts(self) -> dict[str, int]:
         return dict(self.conn.execute("SELECT state, count(*) FROM incidents GROUP BY state")
@@ -680,10 +738,30 @@ class Transaction:
         self._write_row(f"INSERT INTO incidents ({', '.join(WRITTEN_COLUMNS)}) "
                         f"VALUES ({', '.join('?' * len(WRITTEN_COLUMNS))})",
                         [row[c] for c in WRITTEN_COLUMNS], incident)
+        bulk.insert_cycles(self.conn, bulk.opening_cycles((incident,), self.store.policy))
 
     def insert_incidents(self, incidents: list[Incident]) -> None:
         """`insert_incident` for many new incidents, in one `executemany`."""
         self.insert_incident_rows(incident_rows(incidents, self.store.policy))
+        bulk.insert_cycles(self.conn, bulk.opening_cycles(incidents, self.store.policy))
+
+    def _histories(self, incident_ids: Iterable[int]) -> dict[int, tuple[ClockCycle, ...]]:
+        """Each incident's clock history from its events as they stand in this
+        transaction, stored afresh in clock_cycles (the derived record)."""
+        ids = list(incident_ids)
+        events: dict[int, list[Event]] = {i: [] for i in ids}
+        for row in self._batched(f"SELECT {', '.join(EVENT_COLUMNS)} FROM events "
+                                 "WHERE incident_id IN ({}) ORDER BY id", ids):
+            event = event_from_row(row)
+            events[event.incident_id].append(event)
+        # An incident whose timeline lacks its opening (rows written without events, as
+        # the benchmarks' fixtures are) has no history: its state alone implies its clocks.
+        histories = {i: h for i, e in events.items()
+                     if e and (h := clock_history(e, self.store.policy))}
+        self._batched("DELETE FROM clock_cycles WHERE incident_id IN ({})", ids)
+        bulk.insert_cycles(self.conn, (row for i, h in histories.items()
+                                       for row in cycle_rows(i, h)))
+        return histories
 
     def insert_incident_rows(self, rows: list[tuple[Any, ...]]) -> None:
         """`insert_incidents` for rows already made: tuples in WRITTEN_COLUMNS' order,
@@ -695,7 +773,9 @@ class Transaction:
         if not changes:
             return
         columns = [c for c in WRITTEN_COLUMNS if c != "id"]
-        rows = incident_rows((incident for incident, _ in changes), self.store.policy)
+        histories = self._histories(incident.id for incident, _ in changes)
+        rows = incident_rows((incident for incident, _ in changes), self.store.policy,
+                             histories)
         cursor = self.conn.executemany(
             f"UPDATE incidents SET {', '.join(f'{c} = ?' for c in columns)} "
             "WHERE id = ? AND version = ?",
@@ -704,7 +784,10 @@ class Transaction:
             raise StoreError("incidents changed during the transaction")
 
     def update_incident(self, incident: Incident, expected_version: int) -> None:
-        row = incident_row(incident, self.store.policy(incident.policy_id))
+        """Store the incident's new state (after its event is appended: its clock
+        history and schedule are worked out from the events)."""
+        history = self._histories((incident.id,)).get(incident.id)
+        row = incident_row(incident, self.store.policy(incident.policy_id), history)
         columns = [c for c in WRITTEN_COLUMNS if c != "id"]
         cursor = self._write_row(
             f"UPDATE incidents SET {', '.join(f'{c} = ?' for c in columns)} "

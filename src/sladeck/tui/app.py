@@ -45,7 +45,7 @@ from sladeck.tui.compat import display as display_cells
 from sladeck.tui.cursors import steady_cursors
 from sladeck.tui.detail import local
 from sladeck.tui.hangup import hung_up, terminal_fd
-from sladeck.tui.keys import ACTIONS, INCIDENT_BINDINGS, QUEUE_BINDINGS
+from sladeck.tui.keys import ACTIONS, INCIDENT_BINDINGS, QUEUE_BINDINGS, VIEW_BINDINGS
 from sladeck.tui.live import LiveUpdates
 from sladeck.tui.messages import ActionRefused, ActionRequested, StoreChanged
 from sladeck.tui.palette import CommandPalette
@@ -82,7 +82,7 @@ FIRST_ROWS = 100  # read before the first frame: more than a tall terminal shows
 class QueueScreen(Screen[None]):
     """The open-incident queue with a summary line and a text filter."""
 
-    BINDINGS = [*INCIDENT_BINDINGS, *QUEUE_BINDINGS,
+    BINDINGS = [*INCIDENT_BINDINGS, *QUEUE_BINDINGS, *VIEW_BINDINGS,
                 Binding("escape", "app.clear_search", "Clear filter", show=False,
                         id="queue.clear")]
     view: QueueView | None = None  # found once, for the tick
@@ -737,6 +737,19 @@ class SladeckApp(App[int]):
 
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.policy))
+
+    def action_reports(self) -> None:
+        """The reports screen (tui/reports.py, imported only now)."""
+        from sladeck.tui.reports import ReportsScreen
+
+        if not isinstance(self.screen, ReportsScreen):
+            self.push_screen(ReportsScreen())
+
+    def action_digest(self) -> None:
+        from sladeck.tui.reports import DigestScreen
+
+        if not isinstance(self.screen, DigestScreen):
+            self.push_screen(DigestScreen())
 
     def on_action_requested(self, event: ActionRequested) -> None:
         """A form (or the detail screen's checklist) asks for an action."""

@@ -21,6 +21,7 @@ from sladeck.domain.model import IncidentDetail, zone_label
 from sladeck.domain.timeline import describe
 from sladeck.policy import Policy
 from sladeck.procedure import incident_checklists
+from sladeck.report import HISTORY_HEADINGS, history_rows
 from sladeck.text import visible
 from sladeck.tui.forms import contacts_text, outside_help_text, tier_text
 from sladeck.tui.keys import INCIDENT_BINDINGS
@@ -28,7 +29,9 @@ from sladeck.tui.messages import ActionRequested, StoreChanged
 from sladeck.tui.requests import TickRequest
 
 CHECKLIST_PREFIX = {"internal": "Internal ", "external": ""}
-STATUS_WORD = {"running": "running", "met": "✔ met", "due": "▲ DUE", "breached": "✖ BREACHED"}
+STATUS_WORD = {"running": "running", "met": "✔ met", "late": "◆ late", "due": "▲ DUE",
+               "breached": "✖ BREACHED"}
+STATUS_STYLE = {"breached": "bold red", "due": "bold yellow", "late": "yellow", "met": "green"}
 
 
 def local(at: datetime) -> str:
@@ -38,7 +41,7 @@ def local(at: datetime) -> str:
 
 
 def clocks_table(detail: IncidentDetail, policy: Policy, now: datetime) -> Table:
-    a = assess(detail.incident, policy, now)
+    a = assess(detail.incident, policy, now, detail.clock_history or None)
     table = Table(box=None, pad_edge=False, expand=True, show_edge=False)
     # Only the relative-time column wraps, so due times and statuses stay whole at 80 columns.
     table.add_column("Clock", no_wrap=True)
@@ -51,16 +54,28 @@ def clocks_table(detail: IncidentDetail, policy: Policy, now: datetime) -> Table
             f"in {humanize.naturaldelta(c.due_at - now)}" if c.due_at > now
             else f"{humanize.naturaldelta(now - c.due_at)} ago")
         countdown = "" if c.stopped else format_countdown(c.due_at - when)
-        style = {"breached": "bold red", "due": "bold yellow", "met": "green"}.get(c.status, "")
+        style = STATUS_STYLE.get(c.status, "")
         target = f" → {visible(c.target_level)}" if c.target_level else ""
         table.add_row(KIND_TITLE[c.kind] + target, local(c.due_at), f"{countdown} {rel}",
                       Text(STATUS_WORD[c.status], style=style))
     return table
 
 
+def history_table(detail: IncidentDetail, policy: Policy, now: datetime) -> Table:
+    """Every cycle of every clock (SPEC §3), as `show` and the export list them."""
+    table = Table(box=None, pad_edge=False, show_edge=False)
+    for heading in HISTORY_HEADINGS:
+        table.add_column(heading, no_wrap=True)
+    for row in history_rows(detail.clock_history, now, policy, detail.incident.severity):
+        *cells, outcome, late = row
+        table.add_row(*(visible(c) for c in cells),
+                      Text(outcome, style=STATUS_STYLE.get(outcome, "")), late)
+    return table
+
+
 def header_text(detail: IncidentDetail, policy: Policy, now: datetime) -> Text:
     i = detail.incident
-    a = assess(i, policy, now)
+    a = assess(i, policy, now, detail.clock_history or None)
     sev, tier = policy.severities[i.severity], policy.tiers[i.level]
     text = Text()
     text.append(f"{i.ref} ", style="bold")
@@ -149,6 +164,8 @@ class DetailScreen(Screen[None]):
             yield Static(id="tier")
             yield Label("Handoffs", classes="section")
             yield Static(id="handoffs")
+            yield Label("Clock history (times in your zone)", classes="section")
+            yield Static(id="history")
             yield Label("Timeline", classes="section")
             yield Static(id="timeline")
             yield Label("Review and follow-ups", classes="section")
@@ -180,6 +197,7 @@ class DetailScreen(Screen[None]):
 
     def tick(self, now: datetime) -> None:
         self.query_one("#clocks", Static).update(clocks_table(self.detail, self.policy, now))
+        self.query_one("#history", Static).update(history_table(self.detail, self.policy, now))
 
     def _review_text(self) -> Text:
         d = self.detail

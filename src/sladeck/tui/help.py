@@ -14,7 +14,7 @@ from textual.widgets import Label, Static
 from sladeck.policy import Policy, format_duration
 from sladeck.text import visible
 from sladeck.tui.forms import FOCUS_BINDINGS, ActionForm, FilterForm
-from sladeck.tui.keys import INCIDENT_ACTIONS, QUEUE_ACTIONS
+from sladeck.tui.keys import INCIDENT_ACTIONS, QUEUE_ACTIONS, VIEW_ACTIONS
 from sladeck.tui.queue import QueueView
 
 APP_KEYS = [
@@ -52,6 +52,9 @@ def help_table(policy: Policy | None = None) -> Group:
         ("Queue", [(_key(a.key), a.tooltip or a.label) for a in QUEUE_ACTIONS]
          + [(b.key.replace(",", " / "), b.description) for b in QueueView.BINDINGS
             if isinstance(b, Binding)]),
+        ("Views (from the queue)", [(_key(a.key), a.tooltip or a.label)
+                                    for a in VIEW_ACTIONS]
+         + [("", "Reports: t today · w 7 days · m 30 days · g group by; digest: y copies")]),
         ("Details", [("enter / space", "Tick or untick the highlighted checklist item"),
                      ("tab", "Between the checklist and the page (to scroll it)")]),
         ("Forms", [(b.key, b.tooltip or b.description) for b in ActionForm.BINDINGS

@@ -144,7 +144,16 @@ QUEUE_ACTIONS = (
            "reopen one from there", "queue.finished", show=False),
 )
 
-ACTIONS = {a.name: a for a in (*INCIDENT_ACTIONS, *QUEUE_ACTIONS)}
+# Screens of their own, opened from the queue (tui/reports.py, loaded when opened).
+VIEW_ACTIONS = (
+    Action("reports", "R", "Reports", "Reports: time to acknowledge and resolve, SLA "
+           "compliance, escalations, reviews and follow-ups", "view.reports", show=False),
+    Action("digest", "D", "Digest", "The shift digest: what happened since the shift began",
+           "view.digest", show=False),
+)
+
+ACTIONS = {a.name: a for a in (*INCIDENT_ACTIONS, *QUEUE_ACTIONS, *VIEW_ACTIONS)}
 
 INCIDENT_BINDINGS = [a.binding for a in INCIDENT_ACTIONS]
 QUEUE_BINDINGS = [a.binding for a in QUEUE_ACTIONS]
+VIEW_BINDINGS = [a.binding for a in VIEW_ACTIONS]
