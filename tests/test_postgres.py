@@ -429,3 +429,29 @@ def test_the_day_s_activity_reads_the_events_time_index(store) -> None:
             "EXPLAIN SELECT kind, count(DISTINCT incident_id) FROM events "
             "WHERE at >= '2026' AND at < '2027' GROUP BY kind").fetchall())
     assert "events_time" in plan
+
+
+@pg
+def test_report_and_digest_read_the_same_on_the_server_as_on_the_file(
+        url: str, tmp_path: Path, policy, monkeypatch: pytest.MonkeyPatch) -> None:
+    """store/reports.py's SQL in PostgreSQL's spellings: the hand-checked scenario of
+    test_reports, copied to the server, reports and digests exactly as on SQLite."""
+    import report_scenario as sc
+    from conftest import call_cli
+
+    db = str(tmp_path / "team.db")
+    sc.build(Path(db), policy)
+    monkeypatch.setattr("sladeck.clock.SystemClock.now", lambda self: sc.NOW)
+    code, _, err = call_cli("--db", db, "migrate", "--to", url)
+    assert code == 0, err
+    span = ("--since", sc.REPORT_SINCE, "--until", sc.REPORT_UNTIL)
+    for args in [("report", *span, "--format", "json", "--by", by)
+                 for by in ("severity", "level", "service", "assignee")] + [
+            ("report", *span, "--format", "csv"), ("report", *span),
+            ("digest",), ("digest", "--since", "7d")]:
+        on_file, on_server = call_cli("--db", db, *args), call_cli("--db", url, *args)
+        assert on_server[0] == 0, on_server[2]
+        assert on_server == on_file, args
+    assert "Breached (2)" in call_cli("--db", url, "digest")[1]
+    counts = json.loads(call_cli("--db", url, "report", *span, "--format", "json")[1])
+    assert counts["total"]["counts"]["opened"] == 11

@@ -184,6 +184,53 @@ def _notice_keys(conn: Any) -> None:
                  f"WHERE {active} ON CONFLICT DO NOTHING")
 
 
+def _clock_history(conn: Any) -> None:
+    """`schema._clock_history`: every incident's clock history beside it (clock_cycles),
+    worked out from its events as on SQLite (`schema.histories_from_events`), the first
+    acknowledgement and the ACK headline in the row, and the queue index covering it."""
+    from sladeck.policy import stored_policy
+    from sladeck.store.rows import CYCLE_COLUMNS, SELECT_INCIDENT, SLA_COLUMNS, incident_from_row
+
+    conn.execute("ALTER TABLE incidents ADD COLUMN IF NOT EXISTS first_acknowledged_at TEXT")
+    for column in SLA_COLUMNS:
+        kind = "TEXT" if column.endswith("_kind") else (
+            "BOOLEAN" if column in ("sla_active", "sla_breached") else "BIGINT")
+        conn.execute(f"ALTER TABLE incidents ADD COLUMN IF NOT EXISTS {column} {kind}")
+    conn.execute(CREATE_CYCLES)
+    conn.execute("DROP INDEX IF EXISTS incidents_queue")
+    conn.execute(f"CREATE INDEX incidents_queue ON incidents({', '.join(schema._QUEUE_INDEX)})")
+    policies = {pid: stored_policy(source, f"stored policy {pid}")
+                for pid, source in conn.execute("SELECT id, source FROM policies").fetchall()}
+    rows = {row[0]: incident_from_row(row)
+            for row in conn.execute(SELECT_INCIDENT).fetchall()}
+    with conn.cursor() as cursor:
+        updates, cycles = schema.histories_from_events(
+            policies, rows, cursor.execute(schema.HISTORY_EVENTS))
+    with conn.cursor() as cursor:
+        cursor.executemany(
+            f"UPDATE incidents SET first_acknowledged_at = %s, "
+            f"{', '.join(f'{c} = %s' for c in SLA_COLUMNS)} WHERE id = %s", updates)
+        with cursor.copy(f"COPY clock_cycles ({', '.join(CYCLE_COLUMNS)}) FROM STDIN") as copy:
+            for row in cycles:
+                copy.write_row(row)
+
+
+# The clock history, a derived record (`verify` recomputes it from the events).
+CREATE_CYCLES = """
+    CREATE TABLE clock_cycles (
+        incident_id BIGINT NOT NULL REFERENCES incidents(id),
+        seq INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        level TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        due_at TEXT NOT NULL,
+        stopped_at TEXT,
+        outcome TEXT,
+        late_by_s BIGINT,
+        PRIMARY KEY (incident_id, seq)
+    )"""
+
+
 def _reaches(step: Callable[[Any], None]) -> int:
     """The SQLite schema version reached by the SQLite migration of the same name (its
     place in `schema.MIGRATIONS`, however the lead ordered the steps at merge)."""
@@ -192,7 +239,8 @@ def _reaches(step: Callable[[Any], None]) -> int:
 
 # (the SQLite schema version a step reaches, the step), in order.
 STEPS: tuple[tuple[int, Callable[[Any], None]], ...] = ((4, _v4_initial), *sorted(
-    ((_reaches(step), step) for step in (_events_by_time, _source_cleared, _notice_keys)),
+    ((_reaches(step), step) for step in (_events_by_time, _source_cleared, _notice_keys,
+                                      _clock_history)),
     key=lambda pair: pair[0]))
 SCHEMA_VERSION = STEPS[-1][0]
 # Tables whose ids a copy sets explicitly (`sladeck migrate --to`): their identity
