@@ -388,6 +388,7 @@ def test_a_database_of_schema_4_migrates_its_notices_columns_and_indexes(
     clock, due_at, status) reaches SQLite's version: old claims become names, incidents
     open at the upgrade count as announced and paged, and the new column and index exist."""
     from sladeck.store import SCHEMA_VERSION
+    from sladeck.verify import verify
 
     inc = actions.open_incident(desk, title="Old", severity="P3").incident
     clock.advance(minutes=31)
@@ -398,6 +399,11 @@ def test_a_database_of_schema_4_migrates_its_notices_columns_and_indexes(
         conn.execute("DROP TABLE notices")
         conn.execute("ALTER TABLE incidents DROP COLUMN source_cleared_at")
         conn.execute("DROP INDEX events_time")
+        conn.execute("DROP TABLE clock_cycles")
+        conn.execute("ALTER TABLE incidents DROP COLUMN first_acknowledged_at, "
+                     "DROP COLUMN sla_ack_at")  # and the queue index that covered it
+        conn.execute("CREATE INDEX incidents_queue ON incidents(state, severity, "
+                     "sla_breached, sla_active, sla_breach_at, sla_due_at, sla_warn_at)")
         conn.execute("UPDATE sladeck_schema SET version = 4")
         conn.execute("CREATE TABLE notices (incident_id BIGINT REFERENCES incidents(id), "
                      "clock TEXT, due_at TEXT, status TEXT, event_id BIGINT, "
@@ -417,6 +423,8 @@ def test_a_database_of_schema_4_migrates_its_notices_columns_and_indexes(
         assert [i.source_cleared_at for i in migrated.incidents()] == [None, None]
         assert migrated.conn.execute(
             "SELECT to_regclass('events_time') IS NOT NULL").fetchone()[0]
+        assert migrated.clock_history(inc.id)[0].kind == "response"  # rebuilt from the log
+        assert verify(migrated) == []
     finally:
         migrated.close()
 
