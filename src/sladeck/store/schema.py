@@ -216,6 +216,7 @@ def _clock_history(db: sqlite_utils.Database) -> None:
 
     conn = db.conn
     _add_missing_columns(conn)
+    conn.execute("DROP TABLE IF EXISTS clock_cycles")  # derived: rebuilt whole from events
     conn.execute(CREATE_CYCLES)
     conn.execute("DROP INDEX IF EXISTS incidents_queue")
     conn.execute(f"CREATE INDEX incidents_queue ON incidents({', '.join(_QUEUE_INDEX)})")
