@@ -196,6 +196,7 @@ def _clock_history(conn: Any) -> None:
         kind = "TEXT" if column.endswith("_kind") else (
             "BOOLEAN" if column in ("sla_active", "sla_breached") else "BIGINT")
         conn.execute(f"ALTER TABLE incidents ADD COLUMN IF NOT EXISTS {column} {kind}")
+    conn.execute("DROP TABLE IF EXISTS clock_cycles")  # derived: rebuilt whole from events
     conn.execute(CREATE_CYCLES)
     conn.execute("DROP INDEX IF EXISTS incidents_queue")
     conn.execute(f"CREATE INDEX incidents_queue ON incidents({', '.join(schema._QUEUE_INDEX)})")
