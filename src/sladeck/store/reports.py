@@ -29,7 +29,7 @@ class Dialect:
     pad: str  # an id {} as 12 digits, so text maxima order by id
     field: str  # JSON text {col}'s top-level {key}, as text
     seconds: str  # seconds from time text {b} to {a}
-    join: str  # the cohort's join to its events (see _EVENTS_JOIN)
+    join: str  # the cohort's join to its events (and to its clock cycles)
     named: bool  # parameters as `:name` (SQLite) or `%(name)s` (psycopg)
 
     def quoted(self, column: str) -> str:
@@ -43,7 +43,11 @@ class Dialect:
         return conn.execute(sql, params)
 
 
-# SQLite's spellings: the queries as they were written for it.
+# SQLite's spellings: the queries as they were written for it. The cohort drives the
+# join (CROSS JOIN fixes SQLite's order): each of its incidents' events is found through
+# events_incident, so a short range reads only its own incidents' events, not the whole
+# table (SQLite, knowing nothing of a materialized cohort's size, preferred to scan every
+# event).
 SQLITE = Dialect(flag="{}", pad="printf('%012d', {})", field="json_extract({col}, '$.{key}')",
                  seconds="(julianday({a}) - julianday({b})) * 86400.0", join="CROSS JOIN",
                  named=True)
@@ -57,11 +61,6 @@ POSTGRES = Dialect(flag="({})::int", pad="lpad(({})::text, 12, '0')",
 # What a report groups by: an expression over the incident row (its value now).
 GROUP_SQL = {"severity": "severity", "level": "level", "service": "service",
              "assignee": "coalesce(assignee, '')", "all": "''"}
-
-# The cohort drives: each of its incidents' events is found through events_incident, so a
-# short range reads only its own incidents' events, not the whole table (SQLite, knowing
-# nothing of a materialized cohort's size, preferred to scan every event).
-_EVENTS_JOIN = "CROSS JOIN"  # = SQLITE.join
 
 
 def _cohort(by: str) -> str:
@@ -77,9 +76,8 @@ def counts(conn: sqlite3.Connection, by: str, since: str, until: str, d: Dialect
     their last reopen); the domain asks each policy whether that severity needs one."""
     flag = d.flag.format
     still_open = flag("p.last_end IS NULL OR substr(p.last_end, 13) = 'reopened'")
-    unreviewed = flag("substr(p.last_end, 13) IN ('resolved', 'closed')\n"
-                      "                   AND (p.review_id IS NULL OR p.review_id < "
-                      "coalesce(p.reopen_id, 0))")
+    unreviewed = flag("substr(p.last_end, 13) IN ('resolved', 'closed') AND "
+                      "(p.review_id IS NULL OR p.review_id < coalesce(p.reopen_id, 0))")
     sql = f"""WITH {_cohort(by)},
         per AS (SELECT e.incident_id AS id,
                        max({flag("e.kind = 'acknowledged'")}) AS acked,
