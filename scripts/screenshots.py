@@ -52,6 +52,18 @@ async def _help(pilot: Pilot) -> None:
     await pilot.press("question_mark")
 
 
+async def _reports(pilot: Pilot) -> None:
+    await pilot.press("R")
+
+
+async def _digest(pilot: Pilot) -> None:
+    await pilot.press("D")
+
+
+async def _follow_ups(pilot: Pilot) -> None:
+    await pilot.press("F")
+
+
 async def _still(pilot: Pilot) -> None:
     """As it opens."""
 
@@ -62,6 +74,9 @@ SHOTS: tuple[tuple[str, tuple[int, int], Step], ...] = (
     ("escalate-missing-fields", (120, 36), _escalate_missing),
     ("detail", (120, 36), _detail),
     ("help", (120, 36), _help),
+    ("reports", (120, 36), _reports),
+    ("digest", (120, 36), _digest),
+    ("follow-ups", (120, 36), _follow_ups),
     ("board", (120, 36), _still),  # `sladeck board` (a name starting "board": BoardApp)
     ("board-80x24", (80, 24), _still),
 )

@@ -8,12 +8,27 @@ from pathlib import Path
 import pytest
 from textual.widgets import DataTable, Input, Select, Static
 
-from conftest import error_text, first_with, select, settle, sync
+from conftest import ME, T0, error_text, first_with, select, settle, sync
+from sladeck.clock import FixedClock
+from sladeck.domain import actions
+from sladeck.domain.actions import Desk
+from sladeck.policy import Policy
 from sladeck.store import Store
 from sladeck.tui.detail import DetailScreen
 from sladeck.tui.followups import FollowUpForm, FollowUpsScreen
 
 pytestmark = pytest.mark.usefixtures("utc_and_still")
+
+
+@pytest.fixture
+def demo_db(demo_db: Path, policy: Policy) -> Path:
+    """The demo with its own follow-ups done: these tests start from none open."""
+    store = Store(demo_db)
+    desk = Desk(store, policy, FixedClock(T0), ME)
+    for entry in store.follow_up_entries():
+        actions.complete_follow_up(desk, entry.follow_up.id)
+    store.close()
+    return demo_db
 
 
 def rows(app) -> list[str]:  # type: ignore[no-untyped-def]
@@ -54,7 +69,7 @@ async def test_add_a_follow_up_see_it_overdue_and_mine_mark_it_done(demo_db: Pat
         await settle(pilot)
         await fill(pilot, f"INC-{resolved}", "monitoring", "Alert on pool", "2026-11-20")
         assert isinstance(app.screen, FollowUpsScreen)  # the form closed
-        (entry,) = store.follow_up_entries()
+        (entry,) = store.follow_up_entries()  # the only open one
         assert (entry.follow_up.owner, entry.follow_up.due) == ("Tess", "2026-11-20")
         assert rows(app)[0].startswith(f"{entry.follow_up.id} INC-{resolved} ! 2026-11-20 Tess")
         await pilot.press("2")  # overdue: due before today (Thursday 2026-11-26)

@@ -69,6 +69,8 @@ def session() -> Session:
     s = Session(ctx.ensure_object(Settings))
 
     def after() -> None:
+        if not s.acted:  # a read-only command (report, list ...) needs no service module
+            return
         from sladeck.service import notices_after_command
 
         notices_after_command(s)

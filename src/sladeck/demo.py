@@ -33,7 +33,8 @@ SCENARIOS: tuple[tuple[str, str, str, int, tuple[tuple[int, str, str], ...]], ..
     ("P1", "Dev MCP ban list not applied to new hosts", "mcp-ban", 150,
      ((8, "ack", ""), (30, "escalate", "L3"))),
     ("P1", "Growth Engine scheduler stuck on phase 10", "growth-engine", 600,
-     ((5, "ack", ""), (45, "escalate", "L3"), (50, "ack", ""), (200, "resolve", ""))),
+     ((5, "ack", ""), (45, "escalate", "L3"), (50, "ack", ""), (200, "resolve", ""),
+      (210, "follow_up", "monitoring:-1"))),
     ("P2", "Search latency p95 above 2 s", "search", 20, ()),
     ("P2", "Nightly export job skipped two tenants", "exports", 70,
      ((30, "ack", ""), (35, "assign", "dana"))),
@@ -58,7 +59,7 @@ SCENARIOS: tuple[tuple[str, str, str, int, tuple[tuple[int, str, str], ...]], ..
      ((5, "ack", ""),)),
     ("P0", "All CI/CD pipelines down", "ci", 1500,
      ((1, "ack", ""), (3, "escalate", "L4"), (5, "ack", ""), (100, "resolve", ""),
-      (300, "review", ""))),
+      (300, "review", ""), (310, "follow_up", "preventive_measures:7"))),
     ("P3", "Missing evidence files in phase 9 audit", "audit", 500,
      ((40, "ack", ""), (260, "escalate", "L2"))),
     ("P2", "Cross-system dependency check flapping", "deps", 118, ((50, "ack", ""),)),
@@ -94,6 +95,15 @@ def _handoff(policy: Policy, level: str, title: str) -> dict[str, str]:
             for f in policy.escalation[level].handoff}
 
 
+FOLLOW_UPS = {"monitoring": "Alert on scheduler queue age, not only on failures",
+              "preventive_measures": "Canary every pipeline change on one runner first"}
+
+
+def rng_owner(incident_id: int) -> str:
+    """A follow-up's owner: one of the demo's people, fixed per incident."""
+    return PEOPLE[incident_id % len(PEOPLE)]
+
+
 def _step(desk: actions.Desk, policy: Policy, incident_id: int, title: str, action: str,
           arg: str) -> None:
     if action == "ack":
@@ -115,6 +125,12 @@ def _step(desk: actions.Desk, policy: Policy, incident_id: int, title: str, acti
     elif action == "resolve":
         actions.resolve(desk, incident_id, summary="Rolled back the faulty release; "
                         "monitored for 30 minutes.", checks="all")
+    elif action == "follow_up":  # KIND:DAYS, due that many days from then
+        kind, days = arg.split(":")
+        if kind in {k.key for k in policy.follow_up_kinds}:
+            due = (desk.clock.now() + timedelta(days=int(days))).date().isoformat()
+            actions.add_follow_up(desk, incident_id, kind=kind, owner=rng_owner(incident_id),
+                                  description=FOLLOW_UPS[kind], due=due)
     elif action == "review":
         actions.file_review(desk, incident_id, {
             f.key: f"{f.label}: written up in the review meeting." for f in policy.review_fields})

@@ -281,16 +281,15 @@ class ReportSource(Protocol):
     are `to_iso` text; a report's cohort is the incidents opened in [since, until), read
     as recorded before `until`; `by` is one of `reports.GROUPINGS`."""
 
-    def report_counts(self, by: str, since: str, until: str) -> list[tuple[Any, ...]]:
-        """Per group, policy id and severity: (group, policy id, severity, opened,
-        acknowledged, escalated, resolved, closed, reopened, still open, resolved with
-        no review since the last reopen)."""
+    def report_cohort(self, by: str, since: str, until: str) -> Iterable[tuple[Any, ...]]:
+        """The incidents opened in [since, until): (incident id, group, policy id,
+        severity, julian day of its opening)."""
         ...
 
-    def report_timings(self, by: str, since: str, until: str) -> Iterable[tuple[Any, ...]]:
-        """Level entries, in incident order: ("E", group, incident id, level, seconds from
-        opening to the entry, seconds to its acknowledgement or None); then resolution
-        cycles: ("C", group, incident id, None, None, seconds to resolve it or None)."""
+    def report_events(self, since: str, until: str) -> Iterable[tuple[Any, ...]]:
+        """The cohort's events of `reports.REPORT_KINDS` recorded before `until`,
+        incident by incident, each one's in event order: (incident id, index of its
+        kind in REPORT_KINDS, julian day of the event, level entered or None)."""
         ...
 
     def report_escalations(self, by: str, since: str, until: str) -> list[tuple[Any, ...]]:

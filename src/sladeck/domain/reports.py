@@ -2,8 +2,10 @@
 reviews and follow-ups over a date range, and the shift digest.
 
 Plain Python over what the store's report queries return (`ReportSource`, ports.py):
-the store aggregates in SQL, this module turns durations into statistics, applies
-each incident's own stored policy, and adds up the groups. The definitions here are
+the store reads the cohort's events in one pass and aggregates the rest in SQL; this
+module folds the events incident by incident into counts, level entries and resolution
+cycles, turns durations into statistics, applies each incident's own stored policy,
+and adds up the groups. The definitions here are
 the README's, word for word.
 """
 
@@ -203,36 +205,8 @@ def build_report(source: Any, policies: Any, since: datetime, until: datetime, b
             g = groups[key] = GroupReport(key)
         return g
 
-    for name, policy_id, severity, *values in source.report_counts(by, s, u):
-        g = group(name)
-        for key, value in zip(COUNT_KEYS, values, strict=False):
-            g.counts[key] += int(value or 0)
-        if policies.policy(policy_id).needs_review(severity):
-            g.reviews_outstanding += int(values[-1] or 0)
-    # Level entries come in incident order: TTA is the earliest acknowledgement.
-    current: Any = None
-    first: float | None = None
-    owner: GroupReport | None = None
-    for tag, name, incident_id, level, offset, seconds in source.report_timings(by, s, u):
-        if tag == "C":
-            if seconds is None:
-                group(name).unresolved_cycles += 1
-            else:
-                group(name).ttr.append(seconds)
-            continue
-        if incident_id != current:
-            if owner is not None and first is not None:
-                owner.tta.append(first)
-            current, first, owner = incident_id, None, group(name)
-        assert owner is not None
-        if seconds is None:
-            owner.unacknowledged_entries += 1
-            continue
-        owner.tta_by_level.setdefault(level or "?", []).append(seconds)
-        at = offset + seconds
-        first = at if first is None or at < first else first
-    if owner is not None and first is not None:
-        owner.tta.append(first)
+    _fold_events(source.report_cohort(by, s, u), source.report_events(s, u), group,
+                 policies)
     for name, to_level, trigger, n in source.report_escalations(by, s, u):
         group(name).escalations[(to_level, trigger)] = n
     for name, n_open, n_overdue in source.report_follow_ups(by, s, u, until.date().isoformat()):
@@ -247,9 +221,131 @@ def build_report(source: Any, policies: Any, since: datetime, until: datetime, b
     ordered = [groups[k] for k in sorted(groups)]
     total = GroupReport(TOTAL)
     for g in ordered:
+        _sort_durations(g)
         total.merge(g)
+    _sort_durations(total)  # the groups' sorted runs, which timsort merges
     return Report(since, until, by, ordered, total, levels,
                   source.report_daily(s, u))
+
+
+_DAY = 86400.0  # julian days to seconds, as SQLite's (julianday(a) - julianday(b)) * 86400
+# The kinds a report reads from the events, by their index (`ReportSource.report_events`).
+REPORT_KINDS = ("opened", "acknowledged", "escalated", "resolved", "closed", "reopened",
+                "review_filed")
+_OPENED, _ACKED, _ESCALATED, _RESOLVED, _CLOSED, _REOPENED, _REVIEWED = range(7)
+_COUNTED = ((_ACKED, "acknowledged"), (_ESCALATED, "escalated"), (_RESOLVED, "resolved"),
+            (_CLOSED, "closed"), (_REOPENED, "reopened"))
+
+
+def _fold_events(cohort: Iterable[tuple[Any, ...]], events: Iterable[tuple[Any, ...]],
+                 group: Any, policies: Any) -> None:
+    """Counts, level entries and resolution cycles of the cohort's incidents from their
+    events, one incident at a time (`ReportSource.report_events`: by incident, in event
+    order).
+
+    - counts: opened (every incident), and whether it was ever acknowledged, escalated,
+      resolved, closed or reopened; still open when its last resolve/close/reopen is a
+      reopen or it has none; a review outstanding when that last one is a resolve or
+      close with no review filed since the last reopen (and its own policy asks for one);
+    - a level entry at each opening, escalation or reopen, in the level last opened or
+      escalated to, acknowledged at its earliest acknowledgement before the next entry;
+      TTA is the incident's earliest acknowledgement, counted from its opening;
+    - a resolution cycle from the opening and from each reopen to its first resolve."""
+    needs: dict[tuple[Any, Any], bool] = {}
+    incidents: dict[int, tuple[GroupReport, float, bool]] = {}
+    for incident_id, name, policy_id, severity, opened in cohort:
+        key = (policy_id, severity)
+        review = needs.get(key)
+        if review is None:
+            review = needs[key] = policies.policy(policy_id).needs_review(severity)
+        incidents[incident_id] = (group(name), opened, review)
+    current: Any = None
+    seen = [False] * len(REPORT_KINDS)
+    last_end, reviewed, lv = -1, False, None
+    entries: list[list[Any]] = []  # [level, entered, earliest acknowledgement]
+    cycles: list[list[Any]] = []  # [started, first resolution]
+    info: tuple[GroupReport, float, bool] | None = None
+    opened = 0.0
+    for incident_id, kind, at, level in events:
+        if incident_id != current:
+            if info is not None:
+                _settle(*info, seen, last_end, reviewed, entries, cycles)
+            current = incident_id
+            # None: opened after the cohort was read (a commit between the two reads)
+            info = incidents.pop(incident_id, None)
+            opened = info[1] if info is not None else 0.0
+            seen = [False] * len(REPORT_KINDS)
+            last_end, reviewed, lv, entries, cycles = -1, False, None, [], []
+        if info is None:
+            continue
+        seen[kind] = True
+        if kind == _ACKED:
+            if entries:
+                entry = entries[-1]
+                if entry[2] is None or at < entry[2]:
+                    entry[2] = at
+        elif kind in (_OPENED, _ESCALATED, _REOPENED):
+            if level is not None:
+                lv = level
+            t = opened if kind == _OPENED else at
+            entries.append([lv, t, None])
+            if kind == _REOPENED:
+                last_end, reviewed = kind, False
+                cycles.append([t, None])
+            elif kind == _OPENED:
+                cycles.append([t, None])
+        elif kind == _RESOLVED:
+            last_end = kind
+            if cycles:
+                cycle = cycles[-1]
+                if cycle[1] is None or at < cycle[1]:
+                    cycle[1] = at
+        elif kind == _CLOSED:
+            last_end = kind
+        elif kind == _REVIEWED:
+            reviewed = True
+    if info is not None:
+        _settle(*info, seen, last_end, reviewed, entries, cycles)
+    nothing = [False] * len(REPORT_KINDS)
+    for g, _opened, review in incidents.values():  # no event recorded before `until`
+        _settle(g, _opened, review, nothing, -1, False, [], [])
+
+
+def _settle(g: GroupReport, opened: float, review: bool, seen: list[bool], last_end: int,
+            reviewed: bool, entries: list[list[Any]], cycles: list[list[Any]]) -> None:
+    """Add one incident's counts, entries and cycles (`_fold_events`) to its group."""
+    counts = g.counts
+    counts["opened"] += 1
+    for kind, key in _COUNTED:
+        if seen[kind]:
+            counts[key] += 1
+    if last_end == -1 or last_end == _REOPENED:
+        counts["open"] += 1
+    elif review and not reviewed:
+        g.reviews_outstanding += 1
+    first: float | None = None
+    for level, entered, acked in entries:
+        if acked is None:
+            g.unacknowledged_entries += 1
+            continue
+        seconds = (acked - entered) * _DAY
+        g.tta_by_level.setdefault(level or "?", []).append(seconds)
+        at = (entered - opened) * _DAY + seconds
+        first = at if first is None or at < first else first
+    if first is not None:
+        g.tta.append(first)
+    for started, done in cycles:
+        if done is None:
+            g.unresolved_cycles += 1
+        else:
+            g.ttr.append((done - started) * _DAY)
+
+
+def _sort_durations(g: GroupReport) -> None:
+    """Sort a group's durations in place once: `stats` (sorting a copy) then finds each
+    list in order, and the total's, made of the groups' sorted runs, merges quickly."""
+    for values in (g.tta, g.ttr, *g.tta_by_level.values()):
+        values.sort()
 
 
 def cycle_outcome(cycle: Any, until: datetime) -> str:

@@ -513,11 +513,11 @@ class PgStore:
             self.reconnect()
         return list(query(self.conn, *args, reports.POSTGRES))
 
-    def report_counts(self, by: str, since: str, until: str) -> list[tuple[Any, ...]]:
-        return self._report(reports.counts, by, since, until)
+    def report_cohort(self, by: str, since: str, until: str) -> Iterator[tuple[Any, ...]]:
+        return iter(self._report(reports.cohort, by, since, until))
 
-    def report_timings(self, by: str, since: str, until: str) -> Iterator[tuple[Any, ...]]:
-        return iter(self._report(reports.timings, by, since, until))
+    def report_events(self, since: str, until: str) -> Iterator[tuple[Any, ...]]:
+        return iter(self._report(reports.incident_events, since, until))
 
     def report_escalations(self, by: str, since: str, until: str) -> list[tuple[Any, ...]]:
         return self._report(reports.escalations, by, since, until)

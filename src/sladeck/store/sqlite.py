@@ -547,11 +547,11 @@ class Store:
 
     # -- reports (SPEC §11): the domain's `ReportSource`, SQL in store/reports.py -----------
 
-    def report_counts(self, by: str, since: str, until: str) -> list[tuple[Any, ...]]:
-        return reports.counts(self.conn, by, since, until)
+    def report_cohort(self, by: str, since: str, until: str) -> Iterator[tuple[Any, ...]]:
+        return reports.cohort(self.conn, by, since, until)
 
-    def report_timings(self, by: str, since: str, until: str) -> Iterator[tuple[Any, ...]]:
-        return reports.timings(self.conn, by, since, until)
+    def report_events(self, since: str, until: str) -> Iterator[tuple[Any, ...]]:
+        return reports.incident_events(self.conn, since, until)
 
     def report_escalations(self, by: str, since: str, until: str) -> list[tuple[Any, ...]]:
         return reports.escalations(self.conn, by, since, until)
