@@ -361,3 +361,105 @@ def test_the_postgresql_store_is_the_domain_s_storage_port(store) -> None:
     assert isinstance(store, Storage)
     with store.write() as tx:
         assert isinstance(tx, ImportTransaction)
+
+
+@pytest.mark.parametrize("pair", ["Storage", "WriteTransaction", "ImportTransaction"])
+def test_the_postgresql_store_declares_every_method_of_the_port_as_sqlite_does(pair: str
+                                                                               ) -> None:
+    """Same names, and every parameter the port declares, of the same kind, in order."""
+    import inspect
+
+    from sladeck.domain import ports
+    from sladeck.store.postgres import PgStore, PgTransaction
+    from test_ports import _methods
+
+    implementation = PgStore if pair == "Storage" else PgTransaction
+    for name, declared in _methods(getattr(ports, pair)).items():
+        assert hasattr(implementation, name), f"{implementation.__name__} lacks {name}"
+        actual = list(inspect.signature(getattr(implementation, name)).parameters.values())
+        for want, have in zip(declared.parameters.values(), actual, strict=False):
+            assert (want.name, want.kind) == (have.name, have.kind), (name, want, have)
+
+
+@pg
+def test_a_database_of_schema_4_migrates_its_notices_columns_and_indexes(
+        url: str, desk: Desk, store, clock) -> None:
+    """A server database made before the SQLite steps were ported (version 4: claims by
+    clock, due_at, status) reaches SQLite's version: old claims become names, incidents
+    open at the upgrade count as announced and paged, and the new column and index exist."""
+    from sladeck.store import SCHEMA_VERSION
+    from sladeck.verify import verify
+
+    inc = actions.open_incident(desk, title="Old", severity="P3").incident
+    clock.advance(minutes=31)
+    [(_, told)] = actions.record_notices(desk, [inc])
+    p1 = actions.open_incident(desk, title="Old P1", severity="P1").incident
+    with store.conn.transaction():  # back to what `_v4_initial` made, with an old claim
+        conn = store.conn
+        conn.execute("DROP TABLE notices")
+        conn.execute("ALTER TABLE incidents DROP COLUMN source_cleared_at")
+        conn.execute("DROP INDEX events_time")
+        conn.execute("DROP TABLE clock_cycles")
+        conn.execute("ALTER TABLE incidents DROP COLUMN first_acknowledged_at, "
+                     "DROP COLUMN sla_ack_at")  # and the queue index that covered it
+        conn.execute("CREATE INDEX incidents_queue ON incidents(state, severity, "
+                     "sla_breached, sla_active, sla_breach_at, sla_due_at, sla_warn_at)")
+        conn.execute("UPDATE sladeck_schema SET version = 4")
+        conn.execute("CREATE TABLE notices (incident_id BIGINT REFERENCES incidents(id), "
+                     "clock TEXT, due_at TEXT, status TEXT, event_id BIGINT, "
+                     "PRIMARY KEY (incident_id, clock, due_at, status))")
+        conn.execute("INSERT INTO notices VALUES (%s, 'level', %s, 'due', %s)",
+                     (inc.id, told.payload["due_at"], told.id))
+    store.close()
+    migrated = open_store(url)
+    try:
+        assert migrated.schema_version() == SCHEMA_VERSION
+        rows = set(migrated.conn.execute(
+            "SELECT incident_id, kind, key, event_id FROM notices").fetchall())
+        assert (inc.id, "sla_due", f"level@{told.payload['due_at']}", told.id) in rows
+        assert (p1.id, "announced", "", None) in rows
+        again = Desk(migrated, desk.policy, clock, Actor("later"))
+        assert [e.kind for _, e in actions.record_notices(again, migrated.incidents())] == []
+        assert [i.source_cleared_at for i in migrated.incidents()] == [None, None]
+        assert migrated.conn.execute(
+            "SELECT to_regclass('events_time') IS NOT NULL").fetchone()[0]
+        assert migrated.clock_history(inc.id)[0].kind == "response"  # rebuilt from the log
+        assert verify(migrated) == []
+    finally:
+        migrated.close()
+
+
+@pg
+def test_the_day_s_activity_reads_the_events_time_index(store) -> None:
+    with store.conn.transaction():
+        store.conn.execute("SET LOCAL enable_seqscan = off")
+        plan = " ".join(r[0] for r in store.conn.execute(
+            "EXPLAIN SELECT kind, count(DISTINCT incident_id) FROM events "
+            "WHERE at >= '2026' AND at < '2027' GROUP BY kind").fetchall())
+    assert "events_time" in plan
+
+
+@pg
+def test_report_and_digest_read_the_same_on_the_server_as_on_the_file(
+        url: str, tmp_path: Path, policy, monkeypatch: pytest.MonkeyPatch) -> None:
+    """store/reports.py's SQL in PostgreSQL's spellings: the hand-checked scenario of
+    test_reports, copied to the server, reports and digests exactly as on SQLite."""
+    import report_scenario as sc
+    from conftest import call_cli
+
+    db = str(tmp_path / "team.db")
+    sc.build(Path(db), policy)
+    monkeypatch.setattr("sladeck.clock.SystemClock.now", lambda self: sc.NOW)
+    code, _, err = call_cli("--db", db, "migrate", "--to", url)
+    assert code == 0, err
+    span = ("--since", sc.REPORT_SINCE, "--until", sc.REPORT_UNTIL)
+    for args in [("report", *span, "--format", "json", "--by", by)
+                 for by in ("severity", "level", "service", "assignee")] + [
+            ("report", *span, "--format", "csv"), ("report", *span),
+            ("digest",), ("digest", "--since", "7d")]:
+        on_file, on_server = call_cli("--db", db, *args), call_cli("--db", url, *args)
+        assert on_server[0] == 0, on_server[2]
+        assert on_server == on_file, args
+    assert "Breached (2)" in call_cli("--db", url, "digest")[1]
+    counts = json.loads(call_cli("--db", url, "report", *span, "--format", "json")[1])
+    assert counts["total"]["counts"]["opened"] == 11

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+import pytest
+
 from sladeck.clock import FixedClock
 from sladeck.domain import actions
 from sladeck.domain.actions import Desk
@@ -15,6 +17,8 @@ from sladeck.domain.standup import (
     since_day,
 )
 from sladeck.store import Store
+
+pytestmark = pytest.mark.both_backends
 
 
 def _resolved(desk: Desk, title: str, severity: str = "P1") -> int:
@@ -46,6 +50,7 @@ def test_activity_counts_incidents_by_event_kind_in_the_last_24_hours(
     assert set(store.activity(since_day(later), later, ACTIVITY_KINDS)) <= {"sla_breached"}
 
 
+@pytest.mark.sqlite_only  # SQLite's plan (test_postgres has the server's)
 def test_activity_reads_the_time_index_not_the_whole_log(store: Store) -> None:
     plan = store.conn.execute(
         "EXPLAIN QUERY PLAN SELECT kind, count(DISTINCT incident_id) FROM events "

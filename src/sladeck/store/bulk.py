@@ -41,7 +41,7 @@ def write_import(tx: Transaction | PgTransaction, plan: ImportPlan) -> list[tupl
     """`ImportTransaction.write_import`: new incidents, then the events, then the
     incidents the import changed; returns each event's (prev_hash, hash)."""
     tx.insert_incident_rows(incident_rows(plan.new, tx.store.policy))
-    insert_cycles(tx.conn, opening_cycles(plan.new, tx.store.policy))
+    tx.insert_cycle_rows(opening_cycles(plan.new, tx.store.policy))
     links = tx.append_events(plan.actor, event_items(plan.events))
     tx.update_incidents(plan.changed)
     return links

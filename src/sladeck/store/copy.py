@@ -49,13 +49,15 @@ def copy_database(source: Store, target: PgStore) -> dict[str, int]:
             if table not in kinds:
                 raise Refused(f"{target.path} has no table {table}: its sladeck is older than "
                               f"this database's; upgrade it first")
-            columns = [r[1] for r in source.conn.execute(f'PRAGMA table_info("{table}")')]
+            info = source.conn.execute(f'PRAGMA table_info("{table}")').fetchall()
+            columns = [r[1] for r in info]
             flags = [n for n, c in enumerate(columns) if kinds[table].get(c) == "boolean"]
             quoted = ", ".join(f'"{c}"' for c in columns)
             copied[table] = 0
             with conn.cursor() as cursor, cursor.copy(
                     f'COPY "{table}" ({quoted}) FROM STDIN') as out:
-                rows = source.conn.execute(f'SELECT {quoted} FROM "{table}" ORDER BY rowid')
+                rows = source.conn.execute(
+                    f'SELECT {quoted} FROM "{table}" ORDER BY {_order(source, table, info)}')
                 while batch := rows.fetchmany(BATCH):
                     for row in batch:
                         out.write_row(_fixed(row, flags) if flags else row)
@@ -65,6 +67,16 @@ def copy_database(source: Store, target: PgStore) -> dict[str, int]:
                 conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                              f"(SELECT coalesce(max(id), 0) + 1 FROM {table}), false)")
     return copied
+
+
+def _order(source: Store, table: str, info: list[tuple[Any, ...]]) -> str:
+    """How a table's rows are read: by rowid, or by primary key in a WITHOUT ROWID table
+    (clock_cycles), which has no rowid."""
+    [sql] = source.conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND "
+                                "name = ?", (table,)).fetchone()
+    if "WITHOUT ROWID" not in sql.upper():
+        return "rowid"
+    return ", ".join(f'"{r[1]}"' for r in sorted((r for r in info if r[5]), key=lambda r: r[5]))
 
 
 def _fixed(row: tuple[Any, ...], flags: list[int]) -> tuple[Any, ...]:

@@ -2,9 +2,10 @@
 
 `STEPS` pairs each step with the SQLite schema version it reaches: a new database is
 created at SQLite's version 4 in one step (`_v4_initial`, the tables as SQLite has them
-after its four migrations). Porting a later SQLite migration is one more function
-appended here with its number; `SCHEMA_VERSION` must equal SQLite's (a test says so),
-so a migration added on one backend only is noticed. `PgStore.migrate` runs the steps
+after its four migrations). Porting a later SQLite migration is one more function here
+with the same name, listed in `STEPS` (its number is its SQLite twin's place in
+`schema.MIGRATIONS`); `SCHEMA_VERSION` must equal SQLite's (a test says so), so a
+migration added on one backend only is noticed. `PgStore.migrate` runs the steps
 a database lacks in one transaction, under an advisory lock (`MIGRATE_LOCK`): starters
 on several hosts wait, one migrates; PostgreSQL's DDL is transactional, so a failed
 step leaves nothing half-made.
@@ -18,6 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+
+from sladeck.store import schema
 
 MIGRATE_LOCK = 0x5D_1A_DE_C0  # pg_advisory_xact_lock key of a migration
 WRITE_LOCK = 0x5D_1A_DE_C1  # ... and of every write transaction (see postgres.PgStore.write)
@@ -141,7 +144,105 @@ def _v4_initial(conn: Any) -> None:
         )""")
 
 
-STEPS: tuple[tuple[int, Callable[[Any], None]], ...] = ((4, _v4_initial),)
+def _events_by_time(conn: Any) -> None:
+    """`schema._events_by_time`: events by time, with their kind and incident, so a
+    window's activity (the board's last 24 hours) is read from this index alone."""
+    conn.execute("CREATE INDEX IF NOT EXISTS events_time ON events(at, kind, incident_id)")
+
+
+def _source_cleared(conn: Any) -> None:
+    """`schema._source_cleared`: when an alert's source last said it ended."""
+    conn.execute("ALTER TABLE incidents ADD COLUMN source_cleared_at TEXT")
+
+
+def _notice_keys(conn: Any) -> None:
+    """`schema._notice_keys`: every notice claimed once by its name (incident, kind,
+    key); the deadline notices keep their claims (`CLOCK@DUE_AT`), and the arrivals and
+    escalation pages of incidents open today count as told (an upgrade must not page a
+    whole queue again)."""
+    conn.execute("""
+        CREATE TABLE notice_claims (
+            incident_id BIGINT NOT NULL REFERENCES incidents(id),
+            kind TEXT NOT NULL,
+            key TEXT NOT NULL,
+            event_id BIGINT,
+            PRIMARY KEY (incident_id, kind, key)
+        )""")
+    conn.execute("""INSERT INTO notice_claims (incident_id, kind, key, event_id)
+                    SELECT incident_id,
+                           CASE status WHEN 'due' THEN 'sla_due' ELSE 'sla_breached' END,
+                           clock || '@' || due_at, event_id FROM notices""")
+    conn.execute("DROP TABLE notices")
+    conn.execute("ALTER TABLE notice_claims RENAME TO notices")
+    conn.execute("ALTER TABLE notices RENAME CONSTRAINT notice_claims_pkey TO notices_pkey")
+    active = "state IN ('open', 'acknowledged')"
+    conn.execute(f"INSERT INTO notices (incident_id, kind, key) "
+                 f"SELECT id, 'announced', '' FROM incidents WHERE {active} "
+                 f"ON CONFLICT DO NOTHING")
+    conn.execute(f"INSERT INTO notices (incident_id, kind, key) "
+                 f"SELECT id, 'paged', level || '@' || level_entered_at FROM incidents "
+                 f"WHERE {active} ON CONFLICT DO NOTHING")
+
+
+def _clock_history(conn: Any) -> None:
+    """`schema._clock_history`: every incident's clock history beside it (clock_cycles),
+    worked out from its events as on SQLite (`schema.histories_from_events`), the first
+    acknowledgement and the ACK headline in the row, and the queue index covering it."""
+    from sladeck.policy import stored_policy
+    from sladeck.store.rows import CYCLE_COLUMNS, SELECT_INCIDENT, SLA_COLUMNS, incident_from_row
+
+    conn.execute("ALTER TABLE incidents ADD COLUMN IF NOT EXISTS first_acknowledged_at TEXT")
+    for column in SLA_COLUMNS:
+        kind = "TEXT" if column.endswith("_kind") else (
+            "BOOLEAN" if column in ("sla_active", "sla_breached") else "BIGINT")
+        conn.execute(f"ALTER TABLE incidents ADD COLUMN IF NOT EXISTS {column} {kind}")
+    conn.execute("DROP TABLE IF EXISTS clock_cycles")  # derived: rebuilt whole from events
+    conn.execute(CREATE_CYCLES)
+    conn.execute("DROP INDEX IF EXISTS incidents_queue")
+    conn.execute(f"CREATE INDEX incidents_queue ON incidents({', '.join(schema._QUEUE_INDEX)})")
+    policies = {pid: stored_policy(source, f"stored policy {pid}")
+                for pid, source in conn.execute("SELECT id, source FROM policies").fetchall()}
+    rows = {row[0]: incident_from_row(row)
+            for row in conn.execute(SELECT_INCIDENT).fetchall()}
+    with conn.cursor() as cursor:
+        updates, cycles = schema.histories_from_events(
+            policies, rows, cursor.execute(schema.HISTORY_EVENTS))
+    with conn.cursor() as cursor:
+        cursor.executemany(
+            f"UPDATE incidents SET first_acknowledged_at = %s, "
+            f"{', '.join(f'{c} = %s' for c in SLA_COLUMNS)} WHERE id = %s", updates)
+        with cursor.copy(f"COPY clock_cycles ({', '.join(CYCLE_COLUMNS)}) FROM STDIN") as copy:
+            for row in cycles:
+                copy.write_row(row)
+
+
+# The clock history, a derived record (`verify` recomputes it from the events).
+CREATE_CYCLES = """
+    CREATE TABLE clock_cycles (
+        incident_id BIGINT NOT NULL REFERENCES incidents(id),
+        seq INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        level TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        due_at TEXT NOT NULL,
+        stopped_at TEXT,
+        outcome TEXT,
+        late_by_s BIGINT,
+        PRIMARY KEY (incident_id, seq)
+    )"""
+
+
+def _reaches(step: Callable[[Any], None]) -> int:
+    """The SQLite schema version reached by the SQLite migration of the same name (its
+    place in `schema.MIGRATIONS`, however the lead ordered the steps at merge)."""
+    return [m.__name__ for m in schema.MIGRATIONS].index(step.__name__) + 1
+
+
+# (the SQLite schema version a step reaches, the step), in order.
+STEPS: tuple[tuple[int, Callable[[Any], None]], ...] = ((4, _v4_initial), *sorted(
+    ((_reaches(step), step) for step in (_events_by_time, _source_cleared, _notice_keys,
+                                      _clock_history)),
+    key=lambda pair: pair[0]))
 SCHEMA_VERSION = STEPS[-1][0]
 # Tables whose ids a copy sets explicitly (`sladeck migrate --to`): their identity
 # sequences are moved past the copied ids.

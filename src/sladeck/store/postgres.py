@@ -41,7 +41,8 @@ from sladeck.domain.chain import GENESIS, canonical_json, event_hash
 from sladeck.domain.clocks import HEAD_SQL as _HEAD_SQL
 from sladeck.domain.clocks import NEVER as _NEVER
 from sladeck.domain.clocks import RISK_SQL as _RISK_SQL
-from sladeck.domain.clocks import RISKS
+from sladeck.domain.clocks import RISKS, to_us
+from sladeck.domain.history import ClockCycle, clock_history
 from sladeck.domain.model import (
     ACTIVE_STATES,
     Actor,
@@ -58,15 +59,20 @@ from sladeck.domain.model import (
 )
 from sladeck.domain.ports import ImportPlan
 from sladeck.domain.queue import QueueItem
+from sladeck.domain.standup import FollowUpEntry
 from sladeck.errors import ReadOnly, Refused, StoreError
 from sladeck.policy import Policy
-from sladeck.store import bulk, pg_schema
+from sladeck.store import bulk, pg_schema, reports
 from sladeck.store.pg_schema import CHANNEL, MIGRATE_LOCK, WRITE_LOCK
 from sladeck.store.rows import (
+    CYCLE_COLUMNS,
     EVENT_COLUMNS,
+    SELECT_CYCLES,
     SELECT_INCIDENT,
     SELECT_ITEM,
     WRITTEN_COLUMNS,
+    cycle_from_row,
+    cycle_rows,
     event_from_row,
     incident_from_row,
     incident_row,
@@ -307,6 +313,24 @@ class PgStore:
         rows = self._rows(f"{SELECT_INCIDENT} WHERE id = %s", (incident_id,))
         return incident_from_row(rows[0]) if rows else None
 
+    def clock_history(self, incident_id: int) -> tuple[ClockCycle, ...]:
+        """The incident's stored clock history, in the order its cycles started."""
+        return tuple(cycle_from_row(row)[1] for row in self._rows(
+            f"{SELECT_CYCLES} WHERE incident_id = %s ORDER BY seq", (incident_id,)))
+
+    def clock_histories(self, states: Iterable[str] | None = None
+                        ) -> dict[int, tuple[ClockCycle, ...]]:
+        """The stored clock history of every incident in `states` (every state when None)."""
+        sql, params = SELECT_CYCLES, []
+        if states is not None:
+            sql += " WHERE incident_id IN (SELECT id FROM incidents WHERE state = ANY(%s))"
+            params = [list(states)]
+        out: dict[int, list[ClockCycle]] = {}
+        for row in self._rows(sql + " ORDER BY incident_id, seq", params):
+            incident_id, cycle = cycle_from_row(row)
+            out.setdefault(incident_id, []).append(cycle)
+        return {i: tuple(c) for i, c in out.items()}
+
     def incidents(self, states: Iterable[str] | None = ACTIVE_STATES, *,
                   severity: str | None = None, level: str | None = None) -> list[Incident]:
         where, params = [], []
@@ -328,7 +352,7 @@ class PgStore:
         if worst is not None:
             rank = "CASE severity " + " ".join(
                 f"WHEN %(sev{n})s THEN {n}" for n in range(len(severities))) + " ELSE 99 END"
-            order = f"ORDER BY {_RISK}, {_HEAD}, {rank}, id"
+            order = f"ORDER BY {_RISK}, {rank}, {_HEAD}, id"
             sql = (f"{SELECT_ITEM} WHERE id IN (SELECT id FROM incidents "
                    f"WHERE state = ANY(%(states)s) {order} LIMIT %(worst)s) {order}")
             params.update({"now": now, "never": _NEVER, "worst": worst},
@@ -346,6 +370,12 @@ class PgStore:
             by_severity[severity] = by_severity.get(severity, 0) + count
             by_risk[RISKS[risk]] = by_risk.get(RISKS[risk], 0) + count
         return by_severity, by_risk
+
+    def told_notices(self, incident_ids: Iterable[int]) -> set[tuple[int, str, str]]:
+        """The (incident, kind, key) of every notice already claimed for `incident_ids`."""
+        return {(i, k, key) for i, k, key in self._rows(
+            "SELECT incident_id, kind, key FROM notices WHERE incident_id = ANY(%s)",
+            (list(incident_ids),))}
 
     def changed_since(self, seq: int) -> list[QueueItem]:
         return [item_from_row(row) for row in self._rows(
@@ -403,7 +433,8 @@ class PgStore:
                 "SELECT id, kind, description, owner, due, event_id, done_event_id "
                 "FROM follow_ups WHERE incident_id = %s ORDER BY id", (incident_id,)))
         return current_cycle(IncidentDetail(incident, tuple(events), handoffs, ticks, review,
-                                            follow_ups))
+                                            follow_ups,
+                                            clock_history=self.clock_history(incident_id)))
 
     def policy(self, policy_id: int) -> Policy:
         if policy_id not in self._policies:
@@ -423,6 +454,96 @@ class PgStore:
     def remember_policy(self, policy_id: int, policy: Policy) -> None:
         self._policies[policy_id] = policy
         self._policy_ids[policy.digest] = policy_id
+
+    # -- the stand-up: the day's activity, follow-ups across incidents, finished ones --
+
+    def activity(self, since: datetime, until: datetime,
+                 kinds: Sequence[str] = ()) -> dict[str, int]:
+        """`Store.activity`: read from the events' time index and the queue's index."""
+        where = "at >= %(since)s AND at < %(until)s"
+        params: dict[str, Any] = {"since": to_iso(since), "until": to_iso(until),
+                                  "since_us": to_us(since), "until_us": to_us(until),
+                                  "kinds": list(kinds)}
+        if kinds:
+            where += " AND kind = ANY(%(kinds)s)"
+        with self.snapshot():
+            counts = dict(self._rows(
+                f"SELECT kind, count(DISTINCT incident_id) FROM events WHERE {where} "
+                "GROUP BY kind", params))
+            if not kinds or "sla_breached" in kinds:
+                breached = self._one(
+                    "SELECT count(*) FROM (SELECT incident_id FROM events WHERE at >= "
+                    "%(since)s AND at < %(until)s AND kind = 'sla_breached' "
+                    f"UNION SELECT id FROM incidents WHERE {_OPEN_STATES} AND sla_breach_at "
+                    ">= %(since_us)s AND sla_breach_at < %(until_us)s) AS told", params)[0]
+                if breached:
+                    counts["sla_breached"] = breached
+        return counts
+
+    def follow_up_entries(self, *, include_done: bool = False) -> list[FollowUpEntry]:
+        """`Store.follow_up_entries`."""
+        rows = self._rows(
+            "SELECT f.id, f.incident_id, f.kind, f.description, f.owner, f.due, a.at, d.at, "
+            "d.account, d.name, i.title, i.severity, i.state FROM follow_ups f "
+            "JOIN incidents i ON i.id = f.incident_id JOIN events a ON a.id = f.event_id "
+            "LEFT JOIN events d ON d.id = f.done_event_id"
+            + ("" if include_done else " WHERE f.done_event_id IS NULL") + " ORDER BY f.id")
+        return [FollowUpEntry(FollowUp(r[0], r[1], r[2], r[3], r[4], r[5], from_iso(r[6]),
+                                       from_iso(r[7]) if r[7] else None,
+                                       Actor(r[8], r[9]).display if r[7] else None),
+                              r[10], r[11], r[12]) for r in rows]
+
+    def finished_incidents(self, states: Sequence[str], *, limit: int,
+                           before_id: int | None = None) -> list[Incident]:
+        """`Store.finished_incidents`: one page, newest id first."""
+        where = "state = ANY(%(states)s)"
+        params: dict[str, Any] = {"limit": limit, "states": list(states)}
+        if before_id is not None:
+            where += " AND id < %(before)s"
+            params["before"] = before_id
+        return [incident_from_row(row) for row in self._rows(
+            f"{SELECT_INCIDENT} WHERE {where} ORDER BY id DESC LIMIT %(limit)s", params)]
+
+    # -- reports (SPEC §11): the same SQL as SQLite's, in PostgreSQL's spellings --------
+
+    def _report(self, query: Callable[..., Any], *args: Any) -> list[tuple[Any, ...]]:
+        """One query of store/reports.py in the POSTGRES dialect, read whole (no
+        transaction left open); a dropped connection is reopened once first."""
+        if self._lost():
+            self.reconnect()
+        return list(query(self.conn, *args, reports.POSTGRES))
+
+    def report_cohort(self, by: str, since: str, until: str) -> Iterator[tuple[Any, ...]]:
+        return iter(self._report(reports.cohort, by, since, until))
+
+    def report_events(self, since: str, until: str) -> Iterator[tuple[Any, ...]]:
+        return iter(self._report(reports.incident_events, since, until))
+
+    def report_escalations(self, by: str, since: str, until: str) -> list[tuple[Any, ...]]:
+        return self._report(reports.escalations, by, since, until)
+
+    def report_follow_ups(self, by: str, since: str, until: str, today: str
+                          ) -> list[tuple[Any, ...]]:
+        return self._report(reports.follow_ups, by, since, until, today)
+
+    def report_compliance(self, by: str, since: str, until: str) -> list[tuple[Any, ...]]:
+        return self._report(reports.compliance, by, since, until)
+
+    def report_daily(self, since: str, until: str) -> list[tuple[str, int]]:
+        return self._report(reports.daily_opened, since, until)
+
+    def digest_events(self, since: str, until: str) -> list[tuple[Any, ...]]:
+        return self._report(reports.digest_events, since, until)
+
+    def breach_candidates(self, since: str, until: str, since_us: int, until_us: int
+                          ) -> list[Incident]:
+        return [incident_from_row(row) for row in reports.POSTGRES.run(
+            self.conn, f"{SELECT_INCIDENT} WHERE id IN ({reports.BREACH_CANDIDATES}) ORDER BY id",
+            {"since": since, "until": until, "since_us": since_us, "until_us": until_us}
+        ).fetchall()]
+
+    def follow_ups_due(self, through: str) -> list[tuple[Any, ...]]:
+        return self._report(reports.follow_ups_due, through)
 
     def counts(self) -> dict[str, int]:
         return dict(self._rows("SELECT state, count(*) FROM incidents GROUP BY state"))
@@ -527,6 +648,12 @@ class PgTransaction:
                           "AND version > %s ORDER BY id", (incident_id, version))
         return [event_from_row(r) for r in rows]
 
+    def newest_event(self) -> Event | None:
+        """The last event written (by id: one step down the primary key)."""
+        rows = self._rows(f"SELECT {', '.join(EVENT_COLUMNS)} FROM events "
+                          "ORDER BY id DESC LIMIT 1")
+        return event_from_row(rows[0]) if rows else None
+
     def last_event_at(self, incident_id: int) -> datetime | None:
         rows = self._rows("SELECT max(at) FROM events WHERE incident_id = %s", (incident_id,))
         return from_iso(rows[0][0]) if rows and rows[0][0] else None
@@ -562,9 +689,33 @@ class PgTransaction:
         self._write_row(f"INSERT INTO incidents ({', '.join(WRITTEN_COLUMNS)}) "
                         f"VALUES ({', '.join(['%s'] * len(WRITTEN_COLUMNS))})",
                         [row[c] for c in WRITTEN_COLUMNS], incident)
+        self.insert_cycle_rows(bulk.opening_cycles((incident,), self.store.policy))
 
     def insert_incidents(self, incidents: list[Incident]) -> None:
         self.insert_incident_rows(incident_rows(incidents, self.store.policy))
+        self.insert_cycle_rows(bulk.opening_cycles(incidents, self.store.policy))
+
+    def _histories(self, incident_ids: Iterable[int]) -> dict[int, tuple[ClockCycle, ...]]:
+        """`Transaction._histories`: each incident's clock history from its events as they
+        stand in this transaction, stored afresh in clock_cycles."""
+        ids = list(incident_ids)
+        events: dict[int, list[Event]] = {i: [] for i in ids}
+        for row in self._rows(f"SELECT {', '.join(EVENT_COLUMNS)} FROM events "
+                              "WHERE incident_id = ANY(%s) ORDER BY id", (ids,)):
+            event = event_from_row(row)
+            events[event.incident_id].append(event)
+        histories = {i: h for i, e in events.items()
+                     if e and (h := clock_history(e, self.store.policy))}
+        self.conn.execute("DELETE FROM clock_cycles WHERE incident_id = ANY(%s)", (ids,))
+        self.insert_cycle_rows(row for i, h in histories.items() for row in cycle_rows(i, h))
+        return histories
+
+    def insert_cycle_rows(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        """clock_cycles rows (`rows.cycle_rows`), through COPY."""
+        with self.conn.cursor() as cursor, cursor.copy(
+                f"COPY clock_cycles ({', '.join(CYCLE_COLUMNS)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
 
     def insert_incident_rows(self, rows: list[tuple[Any, ...]]) -> None:
         """Rows in WRITTEN_COLUMNS' order, through COPY (one round trip for them all)."""
@@ -585,7 +736,9 @@ class PgTransaction:
         if not changes:
             return
         columns = [c for c in WRITTEN_COLUMNS if c != "id"]
-        rows = incident_rows((incident for incident, _ in changes), self.store.policy)
+        histories = self._histories(incident.id for incident, _ in changes)
+        rows = incident_rows((incident for incident, _ in changes), self.store.policy,
+                             histories)
         changed = 0
         with self.conn.cursor() as cursor:
             for row, (_, version) in zip(rows, changes, strict=True):
@@ -596,7 +749,10 @@ class PgTransaction:
             raise StoreError("incidents changed during the transaction")
 
     def update_incident(self, incident: Incident, expected_version: int) -> None:
-        row = incident_row(incident, self.store.policy(incident.policy_id))
+        """Store the incident's new state (after its event is appended: its clock
+        history and schedule are worked out from the events)."""
+        history = self._histories((incident.id,)).get(incident.id)
+        row = incident_row(incident, self.store.policy(incident.policy_id), history)
         columns = [c for c in WRITTEN_COLUMNS if c != "id"]
         count = self._write_row(
             f"UPDATE incidents SET {', '.join(f'{c} = %s' for c in columns)} "
@@ -690,17 +846,16 @@ class PgTransaction:
         self.conn.execute("UPDATE follow_ups SET done_event_id = %s WHERE id = %s",
                           (event_id, follow_up_id))
 
-    def claim_notice(self, incident_id: int, clock: str, due_at: datetime, status: str) -> bool:
-        """True for the one transaction, on any host, that inserts the notice first."""
+    def claim_notice(self, incident_id: int, kind: str, key: str) -> bool:
+        """True for the one transaction, on any host, that inserts the notice first (the
+        primary key decides: `ON CONFLICT DO NOTHING`)."""
         count = self.conn.execute(
-            "INSERT INTO notices (incident_id, clock, due_at, status) VALUES (%s, %s, %s, %s) "
-            "ON CONFLICT DO NOTHING", (incident_id, clock, to_iso(due_at), status)).rowcount
+            "INSERT INTO notices (incident_id, kind, key) VALUES (%s, %s, %s) "
+            "ON CONFLICT DO NOTHING", (incident_id, kind, key)).rowcount
         if count == 1:
             self.wrote = True
         return count == 1
 
-    def link_notice(self, incident_id: int, clock: str, due_at: datetime, status: str,
-                    event_id: int) -> None:
+    def link_notice(self, incident_id: int, kind: str, key: str, event_id: int) -> None:
         self.conn.execute("UPDATE notices SET event_id = %s WHERE incident_id = %s AND "
-                          "clock = %s AND due_at = %s AND status = %s",
-                          (event_id, incident_id, clock, to_iso(due_at), status))
+                          "kind = %s AND key = %s", (event_id, incident_id, kind, key))

@@ -6,7 +6,8 @@ starters wait, one migrates). A new step is appended to MIGRATIONS, never edited
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from sladeck.domain.model import from_iso
 from sladeck.store.rows import (
@@ -211,11 +212,6 @@ def _clock_history(db: sqlite_utils.Database) -> None:
     """Every incident's clock history (SPEC §3) beside it, derived from its events, and
     what it changes of the incident row: the first acknowledgement, the schedule (a
     breach stays, the ACK headline) and the queue index that covers it."""
-    import json
-
-    from sladeck.domain.history import clock_history
-    from sladeck.domain.model import Event
-    from sladeck.domain.timeline import apply_event
     from sladeck.policy import stored_policy
 
     conn = db.conn
@@ -227,10 +223,34 @@ def _clock_history(db: sqlite_utils.Database) -> None:
     policies = {pid: stored_policy(source, f"stored policy {pid}")
                 for pid, source in conn.execute("SELECT id, source FROM policies")}
     rows = {row[0]: incident_from_row(row) for row in conn.execute(SELECT_INCIDENT)}
-    cursor = conn.execute("SELECT id, incident_id, version, at, account, name, kind, payload "
-                          "FROM events ORDER BY incident_id, id")
-    updates: list[tuple[object, ...]] = []
-    cycles: list[tuple[object, ...]] = []
+    updates, cycles = histories_from_events(policies, rows, conn.execute(HISTORY_EVENTS))
+    conn.executemany(
+        f"UPDATE incidents SET first_acknowledged_at = ?, "
+        f"{', '.join(f'{c} = ?' for c in SLA_COLUMNS)} WHERE id = ?", updates)
+    from sladeck.store.bulk import insert_cycles
+
+    insert_cycles(conn, cycles)
+
+
+# The events `histories_from_events` reads, each incident's in chain order.
+HISTORY_EVENTS = ("SELECT id, incident_id, version, at, account, name, kind, payload "
+                  "FROM events ORDER BY incident_id, id")
+
+
+def histories_from_events(policies: dict[int, Any], rows: dict[int, Any],
+                          events: Iterable[tuple[Any, ...]]
+                          ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """What `_clock_history` writes, worked out from the stored incidents (`rows`, by id)
+    and HISTORY_EVENTS' rows: each incident's (first_acknowledged_at, *SLA_COLUMNS, id)
+    update, and its clock_cycles rows (shared with `pg_schema._clock_history`)."""
+    import json
+
+    from sladeck.domain.history import clock_history
+    from sladeck.domain.model import Event
+    from sladeck.domain.timeline import apply_event
+
+    updates: list[tuple[Any, ...]] = []
+    cycles: list[tuple[Any, ...]] = []
 
     def settle(incident_id: int, events: list[Event]) -> None:
         stored = rows.get(incident_id)
@@ -250,7 +270,7 @@ def _clock_history(db: sqlite_utils.Database) -> None:
         cycles.extend(cycle_rows(incident_id, history))
 
     current, batch = None, []
-    for eid, incident_id, version, at, account, name, kind, payload in cursor:
+    for eid, incident_id, version, at, account, name, kind, payload in events:
         if incident_id != current:
             if current is not None:
                 settle(current, batch)
@@ -259,12 +279,7 @@ def _clock_history(db: sqlite_utils.Database) -> None:
                            json.loads(payload)))
     if current is not None:
         settle(current, batch)
-    conn.executemany(
-        f"UPDATE incidents SET first_acknowledged_at = ?, "
-        f"{', '.join(f'{c} = ?' for c in SLA_COLUMNS)} WHERE id = ?", updates)
-    from sladeck.store.bulk import insert_cycles
-
-    insert_cycles(conn, cycles)
+    return updates, cycles
 
 
 # The clock history, a derived record (`verify` recomputes it from the events).

@@ -839,6 +839,10 @@ class Transaction:
                                        for row in cycle_rows(i, h)))
         return histories
 
+    def insert_cycle_rows(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        """clock_cycles rows (`rows.cycle_rows`), as `bulk.insert_cycles` writes them."""
+        bulk.insert_cycles(self.conn, rows)
+
     def insert_incident_rows(self, rows: list[tuple[Any, ...]]) -> None:
         """`insert_incidents` for rows already made: tuples in WRITTEN_COLUMNS' order,
         exactly as `rows.incident_values` makes them (`bulk.insert_incident_rows`)."""
