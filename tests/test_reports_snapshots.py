@@ -4,14 +4,13 @@ scenario of tests/report_scenario.py (UTC, no animation, no cursor blink). Updat
 
 from __future__ import annotations
 
-import os
-import time
 from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
 
 import report_scenario as sc
+from conftest import settle
 from sladeck.clock import FixedClock
 from sladeck.domain.model import Actor
 from sladeck.policy import Policy
@@ -20,11 +19,7 @@ from sladeck.tui.app import SladeckApp
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 36), id="120x36")]
 
 
-@pytest.fixture(autouse=True)
-def _utc_and_still() -> None:
-    os.environ["TZ"] = "UTC"
-    time.tzset()
-    os.environ["TEXTUAL_ANIMATIONS"] = "none"
+pytestmark = pytest.mark.usefixtures("utc_and_still")
 
 
 @pytest.fixture
@@ -35,11 +30,6 @@ def app(db_path: Path, policy: Policy) -> SladeckApp:
                      cursor_blink=False)
     app.animation_level = "none"
     return app
-
-
-async def settle(pilot: Pilot) -> None:
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
 
 
 @pytest.mark.parametrize("size", SIZES)
