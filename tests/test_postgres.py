@@ -162,6 +162,43 @@ def test_writers_take_the_write_lock_one_at_a_time(url: str, policy, clock) -> N
 
 
 @pg
+def test_a_writer_gives_up_on_a_held_write_lock_after_the_lock_timeout(
+        pg_cluster, url: str, policy, clock, monkeypatch) -> None:
+    """Another process holding the write lock makes a writer wait `LOCK_TIMEOUT_MS`,
+    then say in one line that it was kept locked, with nothing written: on its first
+    connection and on one it reopened after the server dropped it."""
+    from sladeck.store import pg_schema
+
+    monkeypatch.setattr(pg_schema, "LOCK_TIMEOUT_MS", 300)
+    holder, waiter = open_store(url), open_store(url)
+    waiter.on_reconnect = None
+    told: list[str] = []
+
+    def act() -> None:
+        try:
+            actions.open_incident(Desk(waiter, policy, clock, Actor("bob")), title="Late",
+                                  severity="P3")
+        except StoreError as exc:
+            told.append(str(exc))
+
+    try:
+        with holder.write():
+            for _ in ("first connection", "reopened connection"):
+                started = time.monotonic()
+                thread = threading.Thread(target=act)
+                thread.start()
+                thread.join(10)
+                assert not thread.is_alive(), "the writer waited for ever"
+                assert 0.25 < time.monotonic() - started < 5
+                pg_cluster.sql(f"SELECT pg_terminate_backend({waiter.conn.info.backend_pid})")
+        assert len(told) == 2 and all("another process kept it locked" in t for t in told)
+        assert waiter.incidents() == []
+    finally:
+        holder.close()
+        waiter.close()
+
+
+@pg
 def test_a_dropped_connection_reconnects_and_says_so_once(pg_cluster, url: str, desk: Desk,
                                                           store) -> None:
     said: list[str] = []

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from sladeck.errors import Refused
-from sladeck.store.pg_schema import IDENTITY_TABLES, WRITE_LOCK
+from sladeck.store.pg_schema import IDENTITY_TABLES, WRITE_LOCK, lock_statements
 
 if TYPE_CHECKING:
     from sladeck.store.postgres import PgStore
@@ -39,7 +39,7 @@ def copy_database(source: Store, target: PgStore) -> dict[str, int]:
     copied: dict[str, int] = {}
     conn = target.conn
     with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+        conn.execute(lock_statements(WRITE_LOCK))
         kinds: dict[str, dict[str, str]] = {}
         for table, column, kind in conn.execute(
                 "SELECT table_name, column_name, data_type FROM information_schema.columns "

@@ -25,6 +25,15 @@ from sladeck.store import schema
 MIGRATE_LOCK = 0x5D_1A_DE_C0  # pg_advisory_xact_lock key of a migration
 WRITE_LOCK = 0x5D_1A_DE_C1  # ... and of every write transaction (see postgres.PgStore.write)
 CHANNEL = "sladeck_changes"  # NOTIFY channel: a write committed
+LOCK_TIMEOUT_MS = 30_000  # the longest wait for one of these locks, as SQLite's busy timeout
+
+
+def lock_statements(key: int) -> str:
+    """Inside a transaction: wait at most LOCK_TIMEOUT_MS for advisory lock `key`, then
+    hold it until COMMIT or ROLLBACK (`SET LOCAL`: this transaction only). One round
+    trip in the simple protocol; both values are integer constants."""
+    return (f"SET LOCAL lock_timeout = {int(LOCK_TIMEOUT_MS)}; "
+            f"SELECT pg_advisory_xact_lock({int(key)})")
 
 
 def _v4_initial(conn: Any) -> None:

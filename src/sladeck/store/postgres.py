@@ -6,15 +6,24 @@ the same names: porting a new SQLite method is writing the same SQL with `%s`
 placeholders beside its twin. Rows are converted by `rows`, exactly as on SQLite.
 
 Writes. Every write transaction is `BEGIN ISOLATION LEVEL READ COMMITTED` followed by
-`pg_advisory_xact_lock(WRITE_LOCK)`, held until its COMMIT or ROLLBACK: writers run one
-at a time, as SQLite's `BEGIN IMMEDIATE` makes them, so the version checks, the next
-incident and event ids and the hash chain's head are read and written by one
-transaction alone, on every host. READ COMMITTED is the right level under that lock:
+`pg_advisory_xact_lock(WRITE_LOCK)` (`pg_schema.lock_statements`), held until its COMMIT
+or ROLLBACK: writers run one at a time, as SQLite's `BEGIN IMMEDIATE` makes them, so the
+version checks, the next incident and event ids and the hash chain's head are read and
+written by one transaction alone, on every host. READ COMMITTED is the right level under
+that lock:
 each statement sees everything committed before it, so every read made after the lock
 was granted sees the previous writer's commit. REPEATABLE READ or SERIALIZABLE would
 take their snapshot at the lock's own statement, before waiting, and then fail with
 serialization errors a person would see. As one lock is the only one waited for first,
-no two writers can deadlock. `lock_timeout` bounds the wait as SQLite's busy timeout.
+no two writers can deadlock. `lock_timeout` bounds the wait as SQLite's busy timeout:
+it is `SET LOCAL` in each transaction that waits for a lock (a write, a migration, a
+copy), so it holds on every connection, a reconnected one included, and reads, which wait
+for no lock of sladeck's, are never cut short.
+
+Round trips. A command pays one per statement, so the common ones are folded together
+(simple-protocol statements, constants only): BEGIN, the lock timeout and the lock; the
+NOTIFY and the COMMIT; the schema's version and the session's role at opening. A
+transaction reads the chain's head once (`newest_event` remembers it).
 
 Reads run in autocommit (no transaction left open); `snapshot` is one REPEATABLE READ
 READ ONLY transaction for reads that must agree. A connection the server dropped (a
@@ -63,7 +72,12 @@ from sladeck.domain.standup import FollowUpEntry
 from sladeck.errors import ReadOnly, Refused, StoreError
 from sladeck.policy import Policy
 from sladeck.store import bulk, pg_schema, reports
-from sladeck.store.pg_schema import CHANNEL, MIGRATE_LOCK, WRITE_LOCK
+from sladeck.store.pg_schema import (
+    CHANNEL,
+    MIGRATE_LOCK,
+    WRITE_LOCK,
+    lock_statements,
+)
 from sladeck.store.rows import (
     CYCLE_COLUMNS,
     EVENT_COLUMNS,
@@ -82,8 +96,8 @@ from sladeck.store.rows import (
 from sladeck.store.urls import display_url
 
 BackendError = psycopg.Error
-LOCK_TIMEOUT_MS = 30_000  # as SQLite's busy timeout
 CONNECT_TIMEOUT_S = 10
+FEW_CYCLES = 32  # clock_cycles rows inserted by one INSERT rather than COPY
 _OPEN_STATES = "state IN ('open', 'acknowledged')"  # matches incidents_open_dedup's WHERE
 _RISK = _RISK_SQL.replace(":now", "%(now)s").replace(":never", "%(never)s")
 _HEAD = _HEAD_SQL.replace(":now", "%(now)s").replace(":never", "%(never)s").replace(
@@ -134,6 +148,7 @@ class PgStore:
         self.identity: tuple[int, int] | None = None
         self.on_reconnect = on_reconnect
         self._in_snapshot = False
+        self._account: str | None = None  # the session's role, read with the schema's version
         self.conn = self._connect()
         self._policies: dict[int, Policy] = {}
         self._policy_ids: dict[str, int] = {}
@@ -152,7 +167,6 @@ class PgStore:
         except psycopg.Error as exc:
             raise StoreError(f"cannot connect to {self.path}: "
                              f"{' '.join(str(exc).split())}") from None
-        conn.execute(f"SET lock_timeout = {LOCK_TIMEOUT_MS}")
         return conn
 
     def reconnect(self) -> None:
@@ -179,8 +193,12 @@ class PgStore:
         """Nothing to tune: the server caches."""
 
     def account(self) -> str:
-        """The role this connection logged in as: the recorded actor's account."""
-        return self._one("SELECT session_user")[0]
+        """The role this connection logged in as: the recorded actor's account (read
+        with the schema's version when the store opened; a reconnection logs in as the
+        same role)."""
+        if self._account is None:
+            self._account = self._one("SELECT session_user")[0]
+        return self._account
 
     # -- schema ---------------------------------------------------------------
 
@@ -190,12 +208,26 @@ class PgStore:
             return 0
         return self._one("SELECT version FROM sladeck_schema")[0]
 
+    def _opening_version(self) -> int:
+        """`schema_version` and the session's role (`account`) in one round trip, for
+        opening (autocommit: a missing table is an error that leaves nothing behind)."""
+        try:
+            rows = self._rows("SELECT version, session_user FROM sladeck_schema")
+        except pgerrors.UndefinedTable:
+            return 0
+        if not rows:
+            return 0
+        self._account = rows[0][1]
+        return rows[0][0]
+
     def migrate(self) -> None:
         """Bring the schema up to date under an advisory lock; starters wait, one migrates."""
-        if self.schema_version() == pg_schema.SCHEMA_VERSION:
+        idle = self.conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        current = self._opening_version() if idle else self.schema_version()
+        if current == pg_schema.SCHEMA_VERSION:
             return
         with self.conn.transaction():
-            self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATE_LOCK,))
+            self.conn.execute(lock_statements(MIGRATE_LOCK))
             current = self.schema_version()
             if current > pg_schema.SCHEMA_VERSION:
                 raise StoreError(f"{self.path} was written by a newer sladeck "
@@ -229,9 +261,8 @@ class PgStore:
                 raise error from None
             raise
         try:
-            if tx.wrote:
-                self.conn.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
-            self.conn.execute("COMMIT")
+            # NOTIFY is delivered at COMMIT: both in one round trip
+            self.conn.execute(f"NOTIFY {CHANNEL}; COMMIT" if tx.wrote else "COMMIT")
         except psycopg.Error as exc:
             if self._lost():  # the COMMIT's answer never came: it may or may not have landed
                 raise StoreError(f"the connection to {self.path} was lost while committing; "
@@ -247,8 +278,8 @@ class PgStore:
             if self._lost():
                 self.reconnect()
             try:
-                self.conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
-                self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+                self.conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED; "
+                                  + lock_statements(WRITE_LOCK))
                 return
             except psycopg.OperationalError:
                 if attempt == 2 or not self._lost():
@@ -649,10 +680,13 @@ class PgTransaction:
         return [event_from_row(r) for r in rows]
 
     def newest_event(self) -> Event | None:
-        """The last event written (by id: one step down the primary key)."""
+        """The last event written (by id: one step down the primary key); it is the
+        chain's head for `next_event_id` too (the write lock keeps it so)."""
         rows = self._rows(f"SELECT {', '.join(EVENT_COLUMNS)} FROM events "
                           "ORDER BY id DESC LIMIT 1")
-        return event_from_row(rows[0]) if rows else None
+        event = event_from_row(rows[0]) if rows else None
+        self._last = (event.id, event.hash) if event is not None else (0, GENESIS)
+        return event
 
     def last_event_at(self, incident_id: int) -> datetime | None:
         rows = self._rows("SELECT max(at) FROM events WHERE incident_id = %s", (incident_id,))
@@ -711,9 +745,19 @@ class PgTransaction:
         return histories
 
     def insert_cycle_rows(self, rows: Iterable[tuple[Any, ...]]) -> None:
-        """clock_cycles rows (`rows.cycle_rows`), through COPY."""
+        """clock_cycles rows (`rows.cycle_rows`): none, no statement; a few (one
+        incident's), one INSERT (one round trip); more, through COPY (two)."""
+        rows = list(rows)
+        if not rows:
+            return
+        columns = ", ".join(CYCLE_COLUMNS)
+        if len(rows) <= FEW_CYCLES:
+            one = f"({', '.join(['%s'] * len(CYCLE_COLUMNS))})"
+            self.conn.execute(f"INSERT INTO clock_cycles ({columns}) VALUES "
+                              + ", ".join([one] * len(rows)), [v for r in rows for v in r])
+            return
         with self.conn.cursor() as cursor, cursor.copy(
-                f"COPY clock_cycles ({', '.join(CYCLE_COLUMNS)}) FROM STDIN") as copy:
+                f"COPY clock_cycles ({columns}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
 
