@@ -1,5 +1,6 @@
 """The fast paths stay fenced in: Textual's private API only in tui/compat.py, the
-cycle collector's switches only in runtime.py (grep over src/)."""
+cycle collector's switches only in runtime.py, psycopg's private modules only in
+store/pg_import.py (grep over src/)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parent.parent / "src" / "sladeck"
 PRIVATE_TEXTUAL = re.compile(r"textual\._|_compositor|_Static__|_styles_cache|_handle_exception")
+PRIVATE_PSYCOPG = re.compile(r"psycopg_binary|psycopg\.version\b|\bpsycopg\._")
 COLLECTOR = re.compile(r"\bgc\.(disable|enable|freeze|unfreeze)\b|^\s*(import gc\b|from gc\b)",
                        re.MULTILINE)
 
@@ -27,6 +29,11 @@ def offenders(pattern: re.Pattern[str], allowed: str) -> list[str]:
 def test_only_the_compat_module_touches_textuals_private_api() -> None:
     assert (SRC / "tui" / "compat.py").is_file()
     assert offenders(PRIVATE_TEXTUAL, "tui/compat.py") == []
+
+
+def test_only_the_pg_import_module_touches_psycopg_s_private_modules() -> None:
+    assert PRIVATE_PSYCOPG.search((SRC / "store" / "pg_import.py").read_text(encoding="utf-8"))
+    assert offenders(PRIVATE_PSYCOPG, "store/pg_import.py") == []
 
 
 def test_only_the_runtime_module_switches_the_cycle_collector() -> None:

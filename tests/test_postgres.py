@@ -64,6 +64,36 @@ def test_the_sqlite_path_never_imports_psycopg(tmp_path: Path) -> None:
     assert out.stdout.splitlines()[-1] == "[]", out.stderr
 
 
+PSYCOPG_VERSIONS = """
+import json, sys
+{before}
+from sladeck.store.postgres import PgStore
+skipped = "importlib.metadata" not in sys.modules
+{after}
+import psycopg, psycopg_binary
+from importlib import metadata
+print(json.dumps([skipped, psycopg.pq.__impl__, psycopg.__version__, psycopg_binary.__version__,
+                  metadata.version("psycopg"), metadata.version("psycopg-binary")]))
+"""
+
+
+@pytest.mark.parametrize("layout", ["wheels", "unknown"])
+def test_psycopg_keeps_its_versions_read_without_importlib_metadata(layout: str) -> None:
+    """store/pg_import.py: psycopg and psycopg-binary get the versions pip installed
+    (as importlib.metadata reads them) without importing it; where the dist-info folders
+    are not found, psycopg reads them itself (the plain import)."""
+    before, after = ("", "") if layout == "wheels" else (
+        "import importlib.util as u; real, u.find_spec = u.find_spec, lambda *a, **k: None",
+        "u.find_spec = real")
+    out = subprocess.run([sys.executable, "-c", PSYCOPG_VERSIONS.format(before=before,
+                                                                       after=after)],
+                         capture_output=True, text=True, timeout=60, check=True)
+    skipped, impl, psycopg_version, binary_version, *installed = json.loads(out.stdout)
+    assert skipped is (layout == "wheels")
+    assert impl == "binary"
+    assert [psycopg_version, binary_version] == installed
+
+
 def test_the_postgresql_schema_keeps_pace_with_sqlite_s() -> None:
     """A migration added on SQLite must be ported (pg_schema.STEPS, same number)."""
     from sladeck.store import SCHEMA_VERSION, pg_schema

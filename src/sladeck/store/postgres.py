@@ -43,9 +43,6 @@ from contextlib import contextmanager, suppress
 from datetime import datetime
 from typing import Any
 
-import psycopg
-from psycopg import errors as pgerrors
-
 from sladeck.domain.chain import GENESIS, canonical_json, event_hash
 from sladeck.domain.clocks import HEAD_SQL as _HEAD_SQL
 from sladeck.domain.clocks import NEVER as _NEVER
@@ -72,6 +69,7 @@ from sladeck.domain.standup import FollowUpEntry
 from sladeck.errors import ReadOnly, Refused, StoreError
 from sladeck.policy import Policy
 from sladeck.store import bulk, pg_schema, reports
+from sladeck.store.pg_import import psycopg  # imported without importlib.metadata
 from sladeck.store.pg_schema import (
     CHANNEL,
     MIGRATE_LOCK,
@@ -95,6 +93,7 @@ from sladeck.store.rows import (
 )
 from sladeck.store.urls import display_url
 
+pgerrors = psycopg.errors
 BackendError = psycopg.Error
 CONNECT_TIMEOUT_S = 10
 FEW_CYCLES = 32  # clock_cycles rows inserted by one INSERT rather than COPY
