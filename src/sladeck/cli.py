@@ -18,7 +18,7 @@ import click
 
 from sladeck import __version__
 from sladeck.errors import SladeckError
-from sladeck.runtime import collector_back, collector_paused, freeze_command_start
+from sladeck.runtime import collector_back, collector_paused
 from sladeck.session import (
     ENV_DB,
     ENV_POLICY,
@@ -67,7 +67,6 @@ def session() -> Session:
     are recorded (SPEC §6: whichever process sees them first)."""
     ctx = click.get_current_context()
     s = Session(ctx.ensure_object(Settings))
-    ctx.call_on_close(s.store.close)  # last (callbacks run in reverse): after `after`
 
     def after() -> None:
         if not s.acted:  # a read-only command (report, list ...) needs no service module
@@ -76,7 +75,6 @@ def session() -> Session:
 
         notices_after_command(s)
     ctx.call_on_close(after)
-    freeze_command_start()  # the imports are done: no collection walks them again
     return s
 
 

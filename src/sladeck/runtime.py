@@ -57,27 +57,6 @@ def freeze_heap() -> None:
     gc.freeze()
 
 
-_command_frozen = False
-
-
-def freeze_command_start() -> None:
-    """Once per process, when a sub-command's store is open: leave everything alive then
-    (the imports, and psycopg's on a server) out of every later collection, the two the
-    interpreter runs at exit included.
-
-    psycopg's import doubles the heap and makes a full collection 4.4 → 19.6 ms; each
-    command ran two or more (one at exit). `sladeck ack ID` at 10,000 open, 15
-    alternating runs: SQLite 209 → 175 ms, PostgreSQL 381 → 308 ms. Objects made by the
-    command itself are collected as usual; the frozen ones are still freed by reference
-    counting, and the store is closed by the command (`cli.session`), not by the
-    collector at exit.
-    """
-    global _command_frozen
-    if not _command_frozen:
-        _command_frozen = True
-        gc.freeze()
-
-
 @contextmanager
 def collector_paused() -> Iterator[None]:
     """No cyclic collection inside, the collector left as found after.
