@@ -72,8 +72,9 @@ skipped = "importlib.metadata" not in sys.modules
 {after}
 import psycopg, psycopg_binary
 from importlib import metadata
-print(json.dumps([skipped, psycopg.pq.__impl__, psycopg.__version__, psycopg_binary.__version__,
-                  metadata.version("psycopg"), metadata.version("psycopg-binary")]))
+print(json.dumps([skipped, psycopg.pq.__impl__, psycopg.version.__version__,
+                  psycopg_binary.version.__version__, metadata.version("psycopg"),
+                  metadata.version("psycopg-binary")]))
 """
 
 

@@ -58,4 +58,8 @@ _preset_versions()
 
 import psycopg  # noqa: E402  (after the versions are preset)
 
+for _module, _package in VERSION_MODULES:  # `psycopg.version` as a plain import binds it
+    if _module in sys.modules and _package in sys.modules:
+        sys.modules[_package].version = sys.modules[_module]
+
 __all__ = ["psycopg"]
