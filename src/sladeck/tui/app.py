@@ -550,6 +550,8 @@ class SladeckApp(App[int]):
         return None
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "search" and isinstance(self.focused, Input):
+            return False  # a "/" typed into a field (the filter's own text)
         return self._applies(action, self.screen)
 
     def _applies(self, action: str, screen: Screen[Any]) -> bool | None:
@@ -714,7 +716,9 @@ class SladeckApp(App[int]):
                                        "enter keeps, esc clears", id="search")
             await screen.mount(search, before=screen.query_one(Footer))
         search.display = True
-        search.focus()
+        # Focus now, not after this message (as `focus()` would): the keys queued behind
+        # "/" (a burst from a laggy link) are handed to the field, never to the queue.
+        screen.set_focus(search)
         self.queue.prepare_search()  # between this key and the first typed one
 
     def action_clear_search(self) -> None:
