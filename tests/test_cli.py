@@ -715,6 +715,21 @@ def test_policy_check_broken(run: Cli) -> None:
     assert "none.yaml" in run.refused("policy", "check", str(run.tmp / "none.yaml"))
 
 
+def test_policy_check_warns_of_a_trigger_that_names_a_time_but_never_waits(run: Cli) -> None:
+    """"Issue not resolved within 2 hours" without `after` would be accepted one second
+    after opening (issue 12): the check says where, and the `after` to add."""
+    text = POLICY.read_text(encoding="utf-8")
+    timed = "{key: not_resolved_2h, label: Issue not resolved within 2 hours, after: 2h}"
+    assert timed in text
+    loose = run.tmp / "loose.yaml"
+    loose.write_text(text.replace(timed, timed.replace(", after: 2h", "")), encoding="utf-8")
+    out = run.ok("policy", "check", str(loose))
+    line = text[:text.index(timed)].count("\n") + 1
+    assert f'loose.yaml:{line}: escalation.L3.triggers[0]: "Issue not resolved within 2 hours" ' \
+        "names a time but has no `after`, so it can be chosen at once; add `after: 2h`" in out.stderr
+    assert "triggers" not in run.ok("policy", "check", str(POLICY)).stderr  # the shipped one waits
+
+
 def test_policy_apply_rebases_open_incidents(run: Cli) -> None:
     old = run.open("P2", "Under the old policy")
     closed = run.open("P3", "Closed")

@@ -553,7 +553,7 @@ def policy_check(path: str | None) -> None:
 
     from sladeck.hooks import check_report
     from sladeck.policy import default_policy_path, load_policy
-    from sladeck.policy_file import disagreements
+    from sladeck.policy_file import disagreements, untimed_triggers
     from sladeck.text import visible
 
     chosen = path or click.get_current_context().ensure_object(Settings).policy
@@ -561,7 +561,8 @@ def policy_check(path: str | None) -> None:
     shown = chosen or "built-in policy.yaml"
     report = check_report(policy.notifications, Path(chosen) if chosen else
                           default_policy_path(), shown, policy.source)
-    report = replace(report, errors=(*disagreements(policy, shown), *report.errors))
+    report = replace(report, errors=(*disagreements(policy, shown), *report.errors),
+                     warnings=(*untimed_triggers(policy, shown), *report.warnings))
     click.echo(f"{visible(shown)}: {'refused' if report.errors else 'ok'} "
                f"({len(policy.severities)} severities, "
                f"{len(policy.tiers)} levels, digest {policy.digest[:12]})")
