@@ -443,8 +443,18 @@ def test_follow_up_add_and_done(run: Cli) -> None:
     assert (follow_up["kind"], follow_up["owner"], follow_up["due"]) == \
         ("training", "chen", "2030-12-31")
     assert follow_up["done_at"] is None
+    run.ok("follow-up", "add", str(i), "--kind", "training", "--description", "Old debt",
+           "--owner", "nobody", "--due", "2020-01-01")
+    lines = run.ok("follow-up", "list").stdout.splitlines()  # across incidents
+    assert len(lines) == 2
+    assert "INC-" in lines[0] and "OVERDUE 2020-01-01" in lines[0] and "Old debt" in lines[0]
+    assert "due 2030-12-31" in lines[1] and "Update the runbook" in lines[1]
+    overdue = json.loads(run.ok("follow-up", "list", "--view", "overdue", "--json").stdout)
+    assert [(f["description"], f["overdue"]) for f in overdue] == [("Old debt", True)]
     run.ok("follow-up", "done", str(follow_up["id"]))
-    [follow_up] = run.show(i)["follow_ups"]
+    assert "Update the runbook" not in run.ok("follow-up", "list").stdout
+    assert "done" in run.ok("follow-up", "list", "--view", "all").stdout
+    [follow_up, _] = run.show(i)["follow_ups"]
     assert ISO_UTC.match(follow_up["done_at"])
     run.refused("follow-up", "done", "999")
     assert run("follow-up", "done", "abc").returncode == 2
