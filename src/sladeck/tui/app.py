@@ -15,6 +15,7 @@ thread worker on its own connection and answers the form that asked.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import inspect
 import logging
 import sys
@@ -34,9 +35,10 @@ from textual.widgets import Footer, Input
 from textual.worker import Worker, WorkerState
 
 from sladeck.clock import Clock, SystemClock
-from sladeck.domain.clocks import KIND_TITLE, from_us, to_us
+from sladeck.domain.clocks import ID_LIMIT, KIND_TITLE, from_us, to_us
 from sladeck.domain.lean_queue import LeanQueue
 from sladeck.domain.model import ACTIVE_STATES, RESOLVED, Actor, Incident
+from sladeck.domain.notices import next_repage_us
 from sladeck.domain.queue import Filter, Queue, QueueItem, Transition
 from sladeck.errors import Conflict, MissingFields, SladeckError, StoreError
 from sladeck.policy import Policy
@@ -190,6 +192,7 @@ class SladeckApp(App[int]):
         self._desk: Desk | None = None
         me = tuple(n for n in (actor.account, actor.name) if n)
         self.queue: Queue | LeanQueue = Queue(self.reader.policy, me=me)
+        self._repages: list[int] = []  # (at * ID_LIMIT + id): the next re-page of a row
         self.seq = 0
         self.data_version = -1
         self.loaded = False
@@ -234,6 +237,7 @@ class SladeckApp(App[int]):
                                         severities=tuple(self.policy.severities))
         complete = len(first) < FIRST_ROWS
         self.queue.load(first, now, complete=complete)
+        self._note_repages(first, now)
         if not complete:
             self.queue.counts_from(self.reader.queue_counts(ACTIVE_STATES, to_us(now)))
         self.loaded = True
@@ -274,6 +278,7 @@ class SladeckApp(App[int]):
         started = perf_counter()
         for batch in source:
             staged.merge(batch, self.clock.now(), ordered=False)
+            self._note_repages(batch, self.clock.now())
             if perf_counter() - started >= LOAD_STEP:
                 await asyncio.sleep(LOAD_PAUSE)
                 started = perf_counter()
@@ -343,6 +348,7 @@ class SladeckApp(App[int]):
         now = self.clock.now()
         arrivals = self._arrivals(changed, now)
         transitions = self.queue.merge(changed, now)
+        self._note_repages(changed, now)
         self._rows_changed()
         # every change may owe a notice (an arrival, an escalation): record it if first
         self._alert(transitions, arrivals, [i.id for i in changed if i.state in ACTIVE_STATES])
@@ -435,6 +441,8 @@ class SladeckApp(App[int]):
             self.poll()  # the watch's safety net: about 4 µs, and no wake-up of its own
         now = self.clock.now()
         transitions = self.queue.tick(now)
+        if self._repages and self._repages[0] // ID_LIMIT <= to_us(now):
+            self._repage(now)
         out: list[str] = []  # cells written straight, in one write (compat.write_cells)
         if transitions:
             self._rows_changed()
@@ -531,16 +539,45 @@ class SladeckApp(App[int]):
         if ids:
             self.record_notices(ids[:NOTICE_LIMIT])
 
+    # -- re-pages: paged again while nobody acknowledges, with or without `sladeck watch`
+
+    def _note_repages(self, items: Iterable[QueueItem], now: datetime) -> None:
+        """Keep when each row still unacknowledged at its level is next paged again
+        (an instant each, not the row); entries a later change made stale do nothing."""
+        stamp, settings = to_us(now), {}
+        for item in items:
+            if item.ack_at is None or not item.active:
+                continue
+            found = settings.get(item.policy_id)
+            if found is None:
+                found = settings[item.policy_id] = self.reader.policy(
+                    item.policy_id).notifications
+            at = next_repage_us(item.ack_at, found, stamp)
+            if at is not None:
+                heapq.heappush(self._repages, at * ID_LIMIT + item.id)
+
+    def _repage(self, now: datetime) -> None:
+        """Record the re-pages that fell due (once, whoever sees them first), then wait
+        for each row's next one."""
+        stamp, due = to_us(now), {}
+        while self._repages and self._repages[0] // ID_LIMIT <= stamp:
+            due[heapq.heappop(self._repages) % ID_LIMIT] = None
+        self.record_notices(list(due)[:NOTICE_LIMIT], repages=True)
+
     @work(thread=True, exit_on_error=False, group="notices")
-    def record_notices(self, incident_ids: list[int]) -> None:
+    def record_notices(self, incident_ids: list[int], repages: bool = False) -> None:
         """Record the notices; then run this process's own notification command (never
-        one from a policy stored in the database: SPEC §6), failures on the timeline."""
+        one from a policy stored in the database: SPEC §6), failures on the timeline.
+        `repages`: then wait for each incident's next re-page."""
         with self.write_lock:
             from sladeck.domain.actions import record_notices
 
             try:
                 incidents = [i for i in map(self.writer.incident, incident_ids) if i is not None]
                 recorded = record_notices(self.desk, incidents)
+                if repages:
+                    items = self.writer.queue_items_by_id(incident_ids)
+                    self.call_from_thread(self._note_repages, items, self.clock.now())
             except SladeckError as exc:  # the file is gone or replaced: said once already
                 log.warning("notices not recorded: %s", exc)
                 return
