@@ -604,8 +604,9 @@ class SladeckApp(App[int]):
         return None
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "search" and isinstance(self.focused, Input):
-            return False  # a "/" typed into a field (the filter's own text)
+        if action == "search" and isinstance(self.screen, QueueScreen) \
+                and isinstance(self.focused, Input):
+            return False  # a "/" typed into the filter's own text
         return self._applies(action, self.screen)
 
     def _applies(self, action: str, screen: Screen[Any]) -> bool | None:
