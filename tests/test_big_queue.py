@@ -49,3 +49,87 @@ async def test_the_rest_of_a_big_queue_loads_in_steps_answering_keys_between_the
         assert app.queue.summary() == whole.summary()
         assert view(app).selected_id == third  # still where it was moved to
         assert app.queue.complete
+
+
+def _shown_refs(app) -> list[str]:  # type: ignore[no-untyped-def]
+    """The incident refs on the queue's screen lines, top to bottom."""
+    import re
+
+    from conftest import screen_lines
+    return [m.group(0) for line in screen_lines(app)
+            if (m := re.search(r"INC-\d+", line))]
+
+
+@sync
+async def test_beyond_lean_above_the_dashboard_keeps_places_not_rows_and_works_alike(
+        db_path: Path, policy, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past LEAN_ABOVE open incidents the queue keeps each row's place and reads what it
+    shows: a person sees the same screen, moves, filters, and sees others' changes and
+    time passing exactly as with every row kept."""
+    from datetime import timedelta
+
+    from sladeck.clock import FixedClock
+    from sladeck.domain import actions
+    from sladeck.domain.actions import Desk
+    from sladeck.domain.lean_queue import LeanQueue
+    from sladeck.domain.model import Actor
+    from sladeck.domain.queue import Filter
+    from test_forms import burst
+
+    store = Store(db_path)
+    _random_incidents(store, policy, 700, seed=12)
+    whole = Queue(store.policy)
+    whole.load(store.queue_items(LOADED_STATES), T0)
+    monkeypatch.setattr(app_module, "LEAN_ABOVE", 50)
+    monkeypatch.setattr(app_module, "LOAD_BATCH", 100)
+    clock = FixedClock(T0)
+    app = make_app(db_path, policy, clock)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot)
+        assert isinstance(app.queue, LeanQueue)
+        on_screen = _shown_refs(app)
+        assert len(on_screen) > 20
+        assert on_screen == [r.incident.ref for r in whole.visible[:len(on_screen)]]
+        await pilot.press("end")
+        assert view(app).selected_id == whole.visible[-1].incident.id
+        assert _shown_refs(app)[-1] == whole.visible[-1].incident.ref  # read and drawn
+        await pilot.press("home", "down", "down")
+        third = whole.visible[2].incident.id
+        assert view(app).selected_id == third
+
+        searches: list[str] = []
+        search = Store.queue_ids
+
+        def counted(store, *args, **kwargs):  # type: ignore[no-untyped-def]
+            searches.append(kwargs.get("text", ""))
+            return search(store, *args, **kwargs)
+
+        monkeypatch.setattr(Store, "queue_ids", counted)
+        await burst(pilot, "/", *"t12", "enter")  # typed fast: the store searches once
+        assert searches == ["t12"]
+        whole.set_filter(Filter(text="t12"))
+        assert _shown_refs(app) == [r.incident.ref for r in whole.visible][:30]
+        await pilot.press("escape")
+        await pilot.pause()
+        whole.set_filter(Filter())
+        assert view(app).selected_id == third  # back where it was
+
+        bob = Desk(Store(db_path), policy, clock, Actor("bob"))
+        new = actions.open_incident(bob, title="Arrived while lean", severity="P0").incident
+        actions.acknowledge(bob, third)
+        app.refresh_from_store()
+        await pilot.pause()
+        whole.merge(store.changed_since(0), clock.now())
+        assert view(app).selected_id == third  # followed as its row moved
+        assert app.queue.index_of(third) == whole.index_of(third)
+        assert app.queue.index_of(new.id) == whole.index_of(new.id)
+
+        clock.advance(timedelta(hours=3))  # clocks run out: rows move
+        alerts = whole.tick(clock.now())
+        assert alerts  # this instant moves rows
+        assert app.queue.tick(clock.now()) == alerts
+        app._rows_changed()
+        await pilot.pause()
+        await pilot.press("home")
+        assert _shown_refs(app) == [r.incident.ref for r in whole.visible][:len(_shown_refs(app))]
+        assert app.queue.summary() == whole.summary()

@@ -443,8 +443,18 @@ def test_follow_up_add_and_done(run: Cli) -> None:
     assert (follow_up["kind"], follow_up["owner"], follow_up["due"]) == \
         ("training", "chen", "2030-12-31")
     assert follow_up["done_at"] is None
+    run.ok("follow-up", "add", str(i), "--kind", "training", "--description", "Old debt",
+           "--owner", "nobody", "--due", "2020-01-01")
+    lines = run.ok("follow-up", "list").stdout.splitlines()  # across incidents
+    assert len(lines) == 2
+    assert "INC-" in lines[0] and "OVERDUE 2020-01-01" in lines[0] and "Old debt" in lines[0]
+    assert "due 2030-12-31" in lines[1] and "Update the runbook" in lines[1]
+    overdue = json.loads(run.ok("follow-up", "list", "--view", "overdue", "--json").stdout)
+    assert [(f["description"], f["overdue"]) for f in overdue] == [("Old debt", True)]
     run.ok("follow-up", "done", str(follow_up["id"]))
-    [follow_up] = run.show(i)["follow_ups"]
+    assert "Update the runbook" not in run.ok("follow-up", "list").stdout
+    assert "done" in run.ok("follow-up", "list", "--view", "all").stdout
+    [follow_up, _] = run.show(i)["follow_ups"]
     assert ISO_UTC.match(follow_up["done_at"])
     run.refused("follow-up", "done", "999")
     assert run("follow-up", "done", "abc").returncode == 2
@@ -713,6 +723,21 @@ def test_policy_check_broken(run: Cli) -> None:
     dup.write_text(text.replace("warn_at:", "owner: again\nwarn_at:", 1), encoding="utf-8")
     assert re.search(r"dup\.yaml:\d+: ", run.refused("policy", "check", str(dup)))
     assert "none.yaml" in run.refused("policy", "check", str(run.tmp / "none.yaml"))
+
+
+def test_policy_check_warns_of_a_trigger_that_names_a_time_but_never_waits(run: Cli) -> None:
+    """"Issue not resolved within 2 hours" without `after` would be accepted one second
+    after opening (issue 12): the check says where, and the `after` to add."""
+    text = POLICY.read_text(encoding="utf-8")
+    timed = "{key: not_resolved_2h, label: Issue not resolved within 2 hours, after: 2h}"
+    assert timed in text
+    loose = run.tmp / "loose.yaml"
+    loose.write_text(text.replace(timed, timed.replace(", after: 2h", "")), encoding="utf-8")
+    out = run.ok("policy", "check", str(loose))
+    line = text[:text.index(timed)].count("\n") + 1
+    assert f'loose.yaml:{line}: escalation.L3.triggers[0]: "Issue not resolved within 2 hours" ' \
+        "names a time but has no `after`, so it can be chosen at once; add `after: 2h`" in out.stderr
+    assert "triggers" not in run.ok("policy", "check", str(POLICY)).stderr  # the shipped one waits
 
 
 def test_policy_apply_rebases_open_incidents(run: Cli) -> None:

@@ -99,6 +99,27 @@ async def test_text_typed_after_a_refusal_shows_in_the_marked_one_line_field(
         assert reader.incident(target).severity == "P1"  # type: ignore[union-attr]
 
 
+# -- 1b. "/" and the filter's text in one burst ------------------------------------------
+
+
+@sync
+async def test_a_burst_of_slash_and_text_filters_and_never_acts_on_an_incident(
+        demo_db: Path, policy: Policy) -> None:
+    """"/memory" typed fast over SSH: the letters are the filter's, never the queue's
+    keys (before, "r" opened the Resolve form on the selected P0 and "m" toggled Mine),
+    the first time the field opens and after; a "/" in the text is the text's."""
+    app = make_app(demo_db, policy)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot)
+        for text in ("memory/x", "dns"):
+            await burst(pilot, "/", *text)
+            assert isinstance(app.screen, QueueScreen)
+            assert app.screen.query_one("#search", Input).value == text
+            assert app.queue.filter.text == text and not app.queue.filter.mine
+            await burst(pilot, "escape")
+            assert app.queue.filter.text == ""
+
+
 # -- 2. a burst of keys across a tab ---------------------------------------------------
 
 

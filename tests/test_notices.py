@@ -338,3 +338,38 @@ def test_the_watch_runs_its_own_command_once_per_notice_it_recorded(
 
     [(event, notice, incident_id)] = [json.loads(line) for line in log.read_text().splitlines()]
     assert (event, incident_id, notice["severity"]) == ("announced", inc.id, "P1")
+
+
+@sync
+async def test_a_dashboard_alone_pages_again_while_nobody_acknowledges(
+        db_path: Path, policy: Policy, clock: FixedClock) -> None:
+    """No `sladeck watch` runs, only a dashboard left open all night: it records each
+    re-page at its instant (and runs the hook), once whoever else sees it too."""
+    store = Store(db_path)
+    desk = Desk(store, policy, clock, Actor("opener"))
+    inc = actions.open_incident(desk, title="Nobody home", severity="P2").incident
+    every, limit = policy.notifications.repage_every, policy.notifications.repage_limit
+    due = T0 + policy.response_time("P2", "L1")
+
+    def pages() -> list[int]:
+        return [p["page"] for k, p in notices(store, inc.id) if k == "repaged"]
+
+    app = make_app(db_path, policy, clock)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        for n in range(1, limit + 1):
+            clock.set(due + every * n - timedelta(microseconds=1))
+            app.tick()
+            await settle(pilot)
+            assert pages() == list(range(1, n))
+            clock.set(due + every * n)
+            app.tick()
+            await settle(pilot)
+            assert pages() == list(range(1, n + 1))
+            others = actions.record_notices(Desk(store, policy, clock, Actor("cli")), [inc])
+            assert [e for _, e in others if e.kind == "repaged"] == []  # told once
+        clock.set(due + every * (limit + 3))
+        app.tick()
+        await settle(pilot)
+        assert pages() == list(range(1, limit + 1))
+    store.close()

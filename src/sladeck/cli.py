@@ -379,6 +379,40 @@ def follow_up_done(follow_up_id: int) -> None:
     say(complete_follow_up(session().desk, follow_up_id).message)
 
 
+@command(follow_up_group, "list")
+@click.option("--view", type=click.Choice(["open", "overdue", "mine", "all"]), default="open",
+              show_default=True, help="open: not done; overdue: not done, past due; mine: "
+              "not done and yours; all: done ones too.")
+@click.option("--json", "as_json", is_flag=True, help="A JSON array of follow-up objects.")
+def follow_up_list(view: str, as_json: bool) -> None:
+    """Follow-ups across incidents, overdue first, then by due date."""
+    from sladeck.domain.model import format_ref, to_iso
+    from sladeck.domain.standup import follow_ups_shown
+    from sladeck.text import visible
+
+    s = session()
+    today = s.clock.now().astimezone().date()
+    shown = follow_ups_shown(s.store.follow_up_entries(include_done=view == "all"), view,
+                             (s.actor.account, s.actor.name or ""), today)
+    if as_json:
+        emit_json([{"id": e.follow_up.id, "incident": format_ref(e.follow_up.incident_id),
+                    "incident_title": e.title, "severity": e.severity, "state": e.state,
+                    "kind": e.follow_up.kind, "description": e.follow_up.description,
+                    "owner": e.follow_up.owner, "due": e.follow_up.due,
+                    "overdue": e.overdue(today), "created_at": to_iso(e.follow_up.created_at),
+                    "done_at": to_iso(e.follow_up.done_at) if e.follow_up.done_at else None,
+                    "done_by": e.follow_up.done_by} for e in shown])
+        return
+    if not shown:
+        click.echo(f"No follow-ups ({view}).")
+    for e in shown:
+        f = e.follow_up
+        when = "done" if e.done else "OVERDUE" if e.overdue(today) else "due" if f.due else ""
+        due = f"{when} {f.due}" if f.due and not e.done else when
+        click.echo(visible(f"#{f.id:<4} {e.ref:<9} {e.severity:<3} {due:<18} {f.owner:<12} "
+                           f"{f.kind}: {f.description}").rstrip())
+
+
 @command(cli, "list")
 @click.option("--all", "show_all", is_flag=True, help="Include resolved and closed incidents.")
 @click.option("--state", type=click.Choice(["open", "acknowledged", "resolved", "closed"]))
@@ -553,7 +587,7 @@ def policy_check(path: str | None) -> None:
 
     from sladeck.hooks import check_report
     from sladeck.policy import default_policy_path, load_policy
-    from sladeck.policy_file import disagreements
+    from sladeck.policy_file import disagreements, untimed_triggers
     from sladeck.text import visible
 
     chosen = path or click.get_current_context().ensure_object(Settings).policy
@@ -561,7 +595,8 @@ def policy_check(path: str | None) -> None:
     shown = chosen or "built-in policy.yaml"
     report = check_report(policy.notifications, Path(chosen) if chosen else
                           default_policy_path(), shown, policy.source)
-    report = replace(report, errors=(*disagreements(policy, shown), *report.errors))
+    report = replace(report, errors=(*disagreements(policy, shown), *report.errors),
+                     warnings=(*untimed_triggers(policy, shown), *report.warnings))
     click.echo(f"{visible(shown)}: {'refused' if report.errors else 'ok'} "
                f"({len(policy.severities)} severities, "
                f"{len(policy.tiers)} levels, digest {policy.digest[:12]})")

@@ -832,6 +832,34 @@ def disagreements(policy: Policy, filename: str) -> list[str]:
     return r.problems
 
 
+# A duration named in a trigger's words: "within 30 minutes", "after 2h", "for 1 day".
+_NAMED_TIME = re.compile(r"\b(\d+)\s*(seconds?|secs?|s|minutes?|mins?|m|hours?|hrs?|h|days?|d)\b",
+                         re.IGNORECASE)
+_UNIT = {"s": "s", "m": "m", "h": "h", "d": "d"}
+
+
+def untimed_triggers(policy: Policy, filename: str) -> list[str]:
+    """Warnings for `policy check`: escalation triggers whose words name a time ("Issue
+    not resolved within 30 minutes") but that carry no `after`, so they can be chosen
+    the moment an incident opens; each `FILE:LINE: key.path: …` with the `after` to add."""
+    r = _Reader(filename)
+    root = yaml.compose(policy.source, Loader=_NoTagsLoader)
+    top = r.mapping(root, "", any_keys=True) or {}
+    for level, target in policy.escalation.items():
+        listed = _node_at(top.get("escalation"), level, "triggers")
+        for n, trigger in enumerate(target.triggers):
+            named = _NAMED_TIME.search(f"{trigger.label} {trigger.help or ''}")
+            if trigger.after is not None or named is None:
+                continue
+            node = listed.value[n] if isinstance(listed, yaml.SequenceNode) \
+                and n < len(listed.value) else listed
+            unit = _UNIT[named.group(2)[0].lower()]
+            r.problem(node, f"escalation.{level}.triggers[{n}]",
+                      f'"{visible(trigger.label)}" names a time but has no `after`, so it can '
+                      f"be chosen at once; add `after: {named.group(1)}{unit}` to make it wait")
+    return r.problems
+
+
 def _cross_check(r: _Reader, top: dict[str, yaml.Node], policy: Policy) -> None:
     """Keys that repeat another must agree with it: a severity's `response` is the
     response matrix's first-level column, a tier's `resolution` its `escalate_after`

@@ -19,7 +19,7 @@ Kinds (each an event on the timeline):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sladeck.domain.clocks import BREACHED, DUE, RESPONSE, assess
@@ -108,3 +108,18 @@ def next_owed_at(incident: Incident, policy: Policy, now: datetime) -> datetime 
                     later.append(at)
                     break
     return min(later) if later else None
+
+
+def next_repage_us(ack_at: int | None, settings: Any, now: int) -> int | None:
+    """The next instant (`to_us`) after `now` at which a row still unacknowledged at its
+    level, whose response deadline is `ack_at`, is paged again (`repaged`); None when it
+    is acknowledged or has had every page (the dashboard's timer of re-pages: it keeps
+    no `Incident`, only this instant)."""
+    step = settings.repage_every // _US
+    if ack_at is None or not settings.repage_limit or step <= 0:
+        return None
+    page = max(1, (now - ack_at) // step + 1)
+    return ack_at + page * step if page <= settings.repage_limit else None
+
+
+_US = timedelta(microseconds=1)

@@ -411,6 +411,28 @@ class PgStore:
         return [item_from_row(row) for row in self._rows(
             f"{SELECT_ITEM} WHERE changed_seq > %s ORDER BY id", (seq,))]
 
+    def queue_items_by_id(self, ids: Iterable[int]) -> list[QueueItem]:
+        return [item_from_row(row) for row in self._rows(
+            f"{SELECT_ITEM} WHERE id = ANY(%s)", (list(ids),))]
+
+    def queue_ids(self, states: Sequence[str], *, levels: Sequence[str] = (),
+                  assignees: Sequence[str] | None = None, text: str = "") -> set[int]:
+        """`Store.queue_ids`; the text is matched on `lower()` (the server's Unicode
+        lower case, where SQLite's store uses Python's casefold)."""
+        where = ["state = ANY(%(states)s)"]
+        params: dict[str, Any] = {"states": list(states), "levels": list(levels),
+                                  "assignees": list(assignees or ()), "text": text}
+        if levels:
+            where.append("level = ANY(%(levels)s)")
+        if assignees is not None:
+            where.append("coalesce(assignee, '') = ANY(%(assignees)s)")
+        if text:
+            where.append("strpos(lower('INC-' || id || ' ' || title || ' ' || coalesce(service, '') || ' ' "
+                         "|| coalesce(assignee, '') || ' ' || severity || ' ' || level), "
+                         "%(text)s) > 0")
+        return {row[0] for row in self._rows(
+            f"SELECT id FROM incidents WHERE {' AND '.join(where)}", params)}
+
     def events(self, incident_id: int | None = None, *, after: int = 0) -> list[Event]:
         sql = f"SELECT {', '.join(EVENT_COLUMNS)} FROM events WHERE id > %s"
         params: list[Any] = [after]

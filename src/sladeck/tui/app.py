@@ -15,6 +15,7 @@ thread worker on its own connection and answers the form that asked.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import inspect
 import logging
 import sys
@@ -34,8 +35,10 @@ from textual.widgets import Footer, Input
 from textual.worker import Worker, WorkerState
 
 from sladeck.clock import Clock, SystemClock
-from sladeck.domain.clocks import KIND_TITLE, from_us, to_us
+from sladeck.domain.clocks import ID_LIMIT, KIND_TITLE, from_us, to_us
+from sladeck.domain.lean_queue import LeanQueue
 from sladeck.domain.model import ACTIVE_STATES, RESOLVED, Actor, Incident
+from sladeck.domain.notices import next_repage_us
 from sladeck.domain.queue import Filter, Queue, QueueItem, Transition
 from sladeck.errors import Conflict, MissingFields, SladeckError, StoreError
 from sladeck.policy import Policy
@@ -52,6 +55,7 @@ from sladeck.tui.live import LiveUpdates
 from sladeck.tui.messages import ActionRefused, ActionRequested, StoreChanged
 from sladeck.tui.palette import CommandPalette
 from sladeck.tui.queue import QueueHeader, QueueView
+from sladeck.tui.reads import SafeReads
 from sladeck.tui.summary import SummaryLine, summary_text
 
 if TYPE_CHECKING:
@@ -82,6 +86,9 @@ FIRST_ROWS = 100  # read before the first frame: more than a tall terminal shows
 LOAD_BATCH = 500  # rows read at a time by the full load after the first frame
 LOAD_STEP = 0.03  # seconds of loading before keys and ticks get their turn
 LOAD_PAUSE = 0.002  # seconds given to them (each key passes several message queues)
+# Above this many open incidents the queue keeps each row's place, not the row
+# (`LeanQueue`): 100,000 whole rows would hold 66 MiB; their places hold about 11.
+LEAN_ABOVE = 20_000
 
 
 class QueueScreen(Screen[None]):
@@ -184,7 +191,8 @@ class SladeckApp(App[int]):
         self.write_lock = threading.Lock()  # held by whoever uses `desk`
         self._desk: Desk | None = None
         me = tuple(n for n in (actor.account, actor.name) if n)
-        self.queue = Queue(self.reader.policy, me=me)
+        self.queue: Queue | LeanQueue = Queue(self.reader.policy, me=me)
+        self._repages: list[int] = []  # (at * ID_LIMIT + id): the next re-page of a row
         self.seq = 0
         self.data_version = -1
         self.loaded = False
@@ -229,6 +237,7 @@ class SladeckApp(App[int]):
                                         severities=tuple(self.policy.severities))
         complete = len(first) < FIRST_ROWS
         self.queue.load(first, now, complete=complete)
+        self._note_repages(first, now)
         if not complete:
             self.queue.counts_from(self.reader.queue_counts(ACTIVE_STATES, to_us(now)))
         self.loaded = True
@@ -261,16 +270,28 @@ class SladeckApp(App[int]):
     async def _load_steps(self, reader: Store, source: Iterator[list[QueueItem]]) -> None:
         """The full load's steps, each giving the event loop back (keys, ticks, the
         screen) after LOAD_STEP seconds; given up if another file is shown meanwhile."""
-        staged = Queue(reader.policy, me=self.queue.me)
+        staged: Queue | LeanQueue = Queue(reader.policy, me=self.queue.me)
+        if sum(self.queue.by_severity.values()) > LEAN_ABOVE:  # the store's counts
+            reads = SafeReads(reader, self._tell_store_problem)
+            staged = LeanQueue(reader.policy, reads, tuple(self.policy.severities),
+                               me=self.queue.me)
         started = perf_counter()
         for batch in source:
             staged.merge(batch, self.clock.now(), ordered=False)
+            self._note_repages(batch, self.clock.now())
             if perf_counter() - started >= LOAD_STEP:
                 await asyncio.sleep(LOAD_PAUSE)
                 started = perf_counter()
             if self.closing or reader is not self.reader:
                 return
-        self.queue.take(staged)
+        if isinstance(staged, LeanQueue):
+            staged.settle(self.queue.filter, self.clock.now())
+            self.queue = staged
+            view = self._queue_view()
+            if view is not None:
+                view.queue = staged
+        else:
+            self.queue.take(staged)
         self._rows_changed()
         self._start_watching(force=True)  # and anything committed since the first rows
 
@@ -307,9 +328,13 @@ class SladeckApp(App[int]):
             error = exc if isinstance(exc, StoreError) else self.reader.refusal(exc)
             if error is None:  # and writers refuse a damaged file from now on
                 raise
-            if str(error) != self._store_problem:
-                self._store_problem = str(error)
-                self.notify(str(error), severity="error", timeout=30, markup=False)
+            self._tell_store_problem(error)
+
+    def _tell_store_problem(self, error: StoreError) -> None:
+        """Say why the store refused a read, once for each different reason."""
+        if str(error) != self._store_problem:
+            self._store_problem = str(error)
+            self.notify(str(error), severity="error", timeout=30, markup=False)
 
     def _refresh(self, force: bool) -> None:
         version = self.reader.data_version()
@@ -323,6 +348,7 @@ class SladeckApp(App[int]):
         now = self.clock.now()
         arrivals = self._arrivals(changed, now)
         transitions = self.queue.merge(changed, now)
+        self._note_repages(changed, now)
         self._rows_changed()
         # every change may owe a notice (an arrival, an escalation): record it if first
         self._alert(transitions, arrivals, [i.id for i in changed if i.state in ACTIVE_STATES])
@@ -384,10 +410,7 @@ class SladeckApp(App[int]):
         view = self._queue_view()
         if view is not None:
             view.queue = self.queue
-        self.data_version = reader.data_version()
-        self.seq = reader.last_seq()
-        self.queue.load(reader.queue_items(LOADED_STATES), self.clock.now())
-        self._rows_changed()
+        self.load_queue()  # the worst rows, then the rest in steps (lean if there are many)
         # The watch is on the folder, by name: it goes on seeing the new file's writes.
         self.notify(f"{self.db_path} was replaced by another file (a backup restored?): now "
                     "showing the new file", severity="warning", timeout=15, markup=False)
@@ -418,6 +441,8 @@ class SladeckApp(App[int]):
             self.poll()  # the watch's safety net: about 4 µs, and no wake-up of its own
         now = self.clock.now()
         transitions = self.queue.tick(now)
+        if self._repages and self._repages[0] // ID_LIMIT <= to_us(now):
+            self._repage(now)
         out: list[str] = []  # cells written straight, in one write (compat.write_cells)
         if transitions:
             self._rows_changed()
@@ -514,16 +539,45 @@ class SladeckApp(App[int]):
         if ids:
             self.record_notices(ids[:NOTICE_LIMIT])
 
+    # -- re-pages: paged again while nobody acknowledges, with or without `sladeck watch`
+
+    def _note_repages(self, items: Iterable[QueueItem], now: datetime) -> None:
+        """Keep when each row still unacknowledged at its level is next paged again
+        (an instant each, not the row); entries a later change made stale do nothing."""
+        stamp, settings = to_us(now), {}
+        for item in items:
+            if item.ack_at is None or not item.active:
+                continue
+            found = settings.get(item.policy_id)
+            if found is None:
+                found = settings[item.policy_id] = self.reader.policy(
+                    item.policy_id).notifications
+            at = next_repage_us(item.ack_at, found, stamp)
+            if at is not None:
+                heapq.heappush(self._repages, at * ID_LIMIT + item.id)
+
+    def _repage(self, now: datetime) -> None:
+        """Record the re-pages that fell due (once, whoever sees them first), then wait
+        for each row's next one."""
+        stamp, due = to_us(now), {}
+        while self._repages and self._repages[0] // ID_LIMIT <= stamp:
+            due[heapq.heappop(self._repages) % ID_LIMIT] = None
+        self.record_notices(list(due)[:NOTICE_LIMIT], repages=True)
+
     @work(thread=True, exit_on_error=False, group="notices")
-    def record_notices(self, incident_ids: list[int]) -> None:
+    def record_notices(self, incident_ids: list[int], repages: bool = False) -> None:
         """Record the notices; then run this process's own notification command (never
-        one from a policy stored in the database: SPEC §6), failures on the timeline."""
+        one from a policy stored in the database: SPEC §6), failures on the timeline.
+        `repages`: then wait for each incident's next re-page."""
         with self.write_lock:
             from sladeck.domain.actions import record_notices
 
             try:
                 incidents = [i for i in map(self.writer.incident, incident_ids) if i is not None]
                 recorded = record_notices(self.desk, incidents)
+                if repages:
+                    items = self.writer.queue_items_by_id(incident_ids)
+                    self.call_from_thread(self._note_repages, items, self.clock.now())
             except SladeckError as exc:  # the file is gone or replaced: said once already
                 log.warning("notices not recorded: %s", exc)
                 return
@@ -550,6 +604,9 @@ class SladeckApp(App[int]):
         return None
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "search" and isinstance(self.screen, QueueScreen) \
+                and isinstance(self.focused, Input):
+            return False  # a "/" typed into the filter's own text
         return self._applies(action, self.screen)
 
     def _applies(self, action: str, screen: Screen[Any]) -> bool | None:
@@ -714,7 +771,9 @@ class SladeckApp(App[int]):
                                        "enter keeps, esc clears", id="search")
             await screen.mount(search, before=screen.query_one(Footer))
         search.display = True
-        search.focus()
+        # Focus now, not after this message (as `focus()` would): the keys queued behind
+        # "/" (a burst from a laggy link) are handed to the field, never to the queue.
+        screen.set_focus(search)
         self.queue.prepare_search()  # between this key and the first typed one
 
     def action_clear_search(self) -> None:
@@ -730,6 +789,8 @@ class SladeckApp(App[int]):
 
     @on(Input.Changed, "#search")
     def _search_changed(self, event: Input.Changed) -> None:
+        if event.value != event.input.value:
+            return  # keys typed since (a burst): filter once, by the change of the last
         self._apply_filter(Filter(**{**self.queue.filter.__dict__, "text": event.value.strip()}))
 
     @on(Input.Submitted, "#search")

@@ -83,7 +83,9 @@ class Action:
 
     `needs_incident`: it acts on the selected row or the incident shown (its key is
     dimmed when there is none, and on a form); `rule` says why it does not apply to
-    an incident, or None when it does.
+    an incident, or None when it does. `priority`: the app runs it as it takes the key
+    from its queue, before handing the keys behind it to the focused widget (a key that
+    moves focus to a field, so a burst "/text" types "text" there).
     """
 
     name: str
@@ -94,6 +96,7 @@ class Action:
     show: bool = True
     needs_incident: bool = False
     rule: Rule | None = None
+    priority: bool = False
 
     def is_available(self, incident: Subject, policy: Policy) -> bool:
         return self.rule is None or self.rule(incident, policy) is None
@@ -105,7 +108,7 @@ class Action:
     @property
     def binding(self) -> Binding:
         return Binding(self.key, f"app.{self.name}", self.label, show=self.show, id=self.id,
-                       tooltip=self.tooltip)
+                       tooltip=self.tooltip, priority=self.priority)
 
 
 # The incident actions: on the queue they act on the selected row, on the detail
@@ -134,7 +137,7 @@ INCIDENT_ACTIONS = (
 QUEUE_ACTIONS = (
     Action("details", "enter", "Details", "Show the selected incident", "queue.details",
            needs_incident=True),
-    Action("search", "slash", "Filter", "Filter by text", "queue.search"),
+    Action("search", "slash", "Filter", "Filter by text", "queue.search", priority=True),
     Action("filter", "f", "Filters", "Filter by severity, level, state, risk", "queue.filter",
            show=False),
     Action("mine", "m", "Mine", "Only incidents assigned to me", "queue.mine", show=False),

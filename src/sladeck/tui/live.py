@@ -8,6 +8,10 @@ seconds until the commit shows, then every `interval` until writes have stopped 
 `quiet` seconds. Without a watch (not Linux, no watches left, the folder gone) it
 polls every `interval`. Checks never overlap: each is armed after the last one ends.
 
+A LISTEN connection the server dropped (a restart, a failover, a network cut) is
+opened again every REWATCH seconds while the dashboard polls meanwhile; once it is
+back, one check catches the commits made while it was away.
+
 Polls are plain event-loop callbacks: a Textual timer costs about 10× more per
 wake-up. The folder is watched by name, so a file replaced under the dashboard is
 still seen (the app's check notices the new file's identity).
@@ -28,6 +32,8 @@ if TYPE_CHECKING:
 class LiveUpdates:
     """Calls `check()` (True if it saw a commit) when the database may have changed."""
 
+    REWATCH = 5.0  # seconds between attempts to open a dropped LISTEN connection again
+
     def __init__(self, db_path: Path, check: Callable[[], bool], *, interval: float | None,
                  on_error: Callable[[Exception], None], watch_files: bool = True,
                  step: float = 0.02, quiet: float = 0.5,
@@ -46,6 +52,7 @@ class LiveUpdates:
         self.handle: asyncio.TimerHandle | None = None  # the next check or poll, if armed
         self.stopped = False
         self._watch_tried = False
+        self._rewatch_at: float | None = None  # when to open a dropped `opener` watch again
         self._quiet_at = 0.0  # event-loop time after which a check chain stops
         self._last_write = 0.0  # event-loop time of the last write event
         self._last_seen = 0.0  # ... and of the last check that saw a commit
@@ -59,16 +66,23 @@ class LiveUpdates:
         """Start watching the database's folder, or else arm the next poll."""
         if not self.interval or self.stopped:
             return
-        if self.watch_files and not self._watch_tried:
+        loop = asyncio.get_running_loop()
+        again = self._rewatch_at is not None and loop.time() >= self._rewatch_at
+        if self.watch_files and (not self._watch_tried or again):
             from sladeck.tui.watch import open_watch
 
             self._watch_tried = True
             watch = self._open(open_watch)
             if watch is not None:
-                self.watch = watch
-                asyncio.get_running_loop().add_reader(watch.fd, self._watched)
+                self.watch, self._rewatch_at = watch, None
+                loop.add_reader(watch.fd, self._watched)
+                if again:  # back after a break: what was committed meanwhile told nothing
+                    self.handle = loop.call_soon(self._checked)
+                    return
+            elif again:
+                self._rewatch_at = loop.time() + self.REWATCH
         if self.watch is None:
-            self.handle = asyncio.get_running_loop().call_later(self.interval, self._polled)
+            self.handle = loop.call_later(self.interval, self._polled)
 
     def _open(self, open_watch: Callable[[Path], Any]) -> Any:
         if self.opener is None:
@@ -98,8 +112,10 @@ class LiveUpdates:
         if watch is None:
             return
         touched = watch.read()
-        if watch.broken:  # the folder went away or moved: poll from now on
+        if watch.broken:  # the folder went away or moved, the server dropped LISTEN: poll
             self._unwatch()
+            if self.opener is not None:  # ... and open LISTEN again shortly
+                self._rewatch_at = asyncio.get_running_loop().time() + self.REWATCH
             self._polled()
             return
         if not touched or self.stopped:

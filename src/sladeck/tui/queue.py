@@ -30,6 +30,7 @@ from textual.widgets import Static
 
 from sladeck.clock import Clock
 from sladeck.domain.clocks import KIND_LABEL, format_countdown
+from sladeck.domain.lean_queue import LeanQueue
 from sladeck.domain.model import format_ref
 from sladeck.domain.queue import Filter, Queue, Row
 from sladeck.text import one_line
@@ -202,7 +203,7 @@ class QueueView(ScrollView, can_focus=True):
             self.incident_id = incident_id
             super().__init__()
 
-    def __init__(self, queue: Queue, clock: Clock, **kwargs: object) -> None:
+    def __init__(self, queue: Queue | LeanQueue, clock: Clock, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.queue = queue
         self.clock = clock

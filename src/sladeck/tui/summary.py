@@ -17,6 +17,7 @@ from textual.geometry import Region
 from textual.strip import Strip
 from textual.widgets import Static
 
+from sladeck.domain.lean_queue import LeanQueue
 from sladeck.domain.model import zone_label
 from sladeck.domain.queue import Queue
 from sladeck.policy import Policy
@@ -29,7 +30,7 @@ from sladeck.tui.queue import changed_span
 RISK_STYLES: dict[str, Style | str] = {"breached": "bold reverse", "due": "bold"}
 
 
-def summary_text(queue: Queue, policy: Policy, now: datetime, width: int,
+def summary_text(queue: Queue | LeanQueue, policy: Policy, now: datetime, width: int,
                  styles: Mapping[str, Style | str] | None = None) -> Text:
     """The top line; what matters most survives a narrow terminal (counts go first).
     `styles`: the breached and due counts' styles (the worst the most visible), used
@@ -51,7 +52,7 @@ def summary_text(queue: Queue, policy: Policy, now: datetime, width: int,
 _SUMMARY_HEADS: dict[tuple[object, ...], tuple[tuple[Text, int], tuple[Text, int]]] = {}
 
 
-def _summary_heads(queue: Queue, policy: Policy, styles: Mapping[str, Style | str]
+def _summary_heads(queue: Queue | LeanQueue, policy: Policy, styles: Mapping[str, Style | str]
                    ) -> tuple[tuple[Text, int], tuple[Text, int]]:
     """The top line before its clock, with and without the counts by severity, and
     their widths; kept until the counts or the filter change (the clock ticks alone)."""
