@@ -531,3 +531,26 @@ def test_report_and_digest_read_the_same_on_the_server_as_on_the_file(
     assert "Breached (2)" in call_cli("--db", url, "digest")[1]
     counts = json.loads(call_cli("--db", url, "report", *span, "--format", "json")[1])
     assert counts["total"]["counts"]["opened"] == 11
+
+
+def test_a_server_error_after_a_command_is_a_warning_never_a_traceback(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The command acted; recording its notices then meets a dropped server: one warning
+    line (a dashboard or the watch records them later), the command still succeeds."""
+    import psycopg
+
+    from sladeck.service import notices_after_command
+
+    class Dropped:
+        errors = psycopg.Error
+
+        def changed_since(self, seq: int) -> list:
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    class Acted:
+        acted, acted_from, store = True, 0, Dropped()
+
+    notices_after_command(Acted())
+    err = capsys.readouterr().err
+    assert err.startswith("sladeck: warning: notices not recorded now") and \
+        "server closed the connection" in err and "Traceback" not in err

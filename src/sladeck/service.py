@@ -106,7 +106,7 @@ class NoticeWatch:
         recorded: list[tuple[Any, Any]] = []
         try:
             record_notices(self.desk, incidents, into=recorded)
-        except (SladeckError, OSError, _sqlite_error()) as exc:
+        except (SladeckError, OSError, _store_errors(self.store)) as exc:
             # rolled back whole (what committed before is in `recorded`): look again later
             self.retry |= ids
             self.failures += 1
@@ -152,10 +152,11 @@ class NoticeWatch:
         return max(0.0, min(poll, until, RESOLUTION))
 
 
-def _sqlite_error() -> type[Exception]:
+def _store_errors(store: Any) -> type[Exception]:
+    """What a read of `store` may raise: its backend's own (`Store.errors`)."""
     import sqlite3
 
-    return sqlite3.Error
+    return getattr(store, "errors", sqlite3.Error)  # type: ignore[no-any-return]
 
 
 # -- the commands -----------------------------------------------------------------------------
@@ -185,7 +186,7 @@ def notices_after_command(session: Any) -> None:
 
             deliver(session.desk, recorded,
                     policy_file=session.policy_file or default_policy_path())
-    except (SladeckError, OSError, _sqlite_error()) as exc:
+    except (SladeckError, OSError, _store_errors(session.store)) as exc:
         from sladeck.session import say_warning
 
         say_warning(f"notices not recorded now (a dashboard or `sladeck watch` will): {exc}")
@@ -277,7 +278,7 @@ def run_watch(desk: Desk, db_path: Path, *, policy_file: str | Path | None, once
         with Stopper() as stopper:
             try:
                 first = watch.start()
-            except (SladeckError, OSError, _sqlite_error()) as exc:
+            except (SladeckError, OSError, _store_errors(desk.store)) as exc:
                 say(f"cannot read {db_path} yet, trying again in {RETRY:g}s: {exc}")
                 watch.retry.add(-1)  # a whole first pass is still owed
                 first = 0
@@ -293,7 +294,7 @@ def run_watch(desk: Desk, db_path: Path, *, policy_file: str | Path | None, once
                         watch.start()
                     else:
                         watch.step()
-                except (SladeckError, OSError, _sqlite_error()) as exc:
+                except (SladeckError, OSError, _store_errors(desk.store)) as exc:
                     text = f"cannot read {db_path}, trying again in {RETRY:g}s: {exc}"
                     if text != watch.problem:
                         watch.problem = text
