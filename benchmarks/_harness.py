@@ -74,12 +74,13 @@ def build_db(path: Path, open_count: int, closed_count: int, *, horizon_minutes:
     ok rows with countdowns ticking every second (under an hour a countdown shows
     seconds). Each one is chosen so that its
     risk does not change for `horizon_minutes`: an idle minute measured now and one
-    measured ten minutes later see the same screen, and no SLA alert (a toast, a
-    bell and a write) fires during a measurement.
+    measured ten minutes later see the same screen, and no SLA alert (a toast, a bell
+    and a write) fires during a measurement; nor does a re-page (the stored policy has
+    none, see below).
     """
     from sladeck.domain.clocks import assess
     from sladeck.domain.model import ACKNOWLEDGED, CLOSED, OPEN, Actor, Incident, to_iso
-    from sladeck.policy import load_policy
+    from sladeck.policy import load_policy, parse_policy
     from sladeck.store import INCIDENT_COLUMNS, WRITTEN_COLUMNS, Store
     from sladeck.store.rows import incident_from_row, sla_values
 
@@ -87,7 +88,14 @@ def build_db(path: Path, open_count: int, closed_count: int, *, horizon_minutes:
     rng = random.Random(seed)
     _remove_db(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    policy = load_policy(None)
+    # The shipped policy with re-pages off: a breached incident nobody acknowledges is
+    # paged again every 15 minutes, each page a write, a hook and the bell at its own
+    # instant (at 100,000 open, dozens a second): work, not idling. Every other rule,
+    # and so every row, countdown and risk, is the shipped policy's.
+    # The dashboard runs on the same text (`--policy`, `policy_file`), as a team's does.
+    text = load_policy(None).source.replace("repage_limit: 3", "repage_limit: 0")
+    policy = parse_policy(text)
+    policy_file(path).write_text(text, encoding="utf-8")
     levels = policy.levels
     severities = tuple(policy.severities)
     now = datetime.now(UTC)
@@ -204,11 +212,20 @@ def compile_sladeck() -> None:
     compileall.compile_dir(str(Path(sladeck.__file__).parent), quiet=2)
 
 
-def sladeck_argv(db: Path) -> list[str]:
+def policy_file(db: Path) -> Path:
+    """The policy a fixture's incidents were opened under (`build_db` writes it)."""
+    return db.with_name(db.name + ".policy.yaml")
+
+
+def sladeck_argv(db: Path | str, policy: Path | None = None) -> list[str]:
+    """`sladeck --db DB`, with the fixture's policy (`policy`, or the one beside a
+    fixture file) so the incidents' stored policy is the one in use."""
     compile_sladeck()
     exe = Path(sys.executable).with_name("sladeck")
     base = [str(exe)] if exe.exists() else [sys.executable, "-m", "sladeck"]
-    return [*base, "--db", str(db)]
+    if policy is None and "://" not in str(db) and policy_file(Path(db)).exists():
+        policy = policy_file(Path(db))
+    return [*base, "--db", str(db), *(["--policy", str(policy)] if policy else [])]
 
 
 def bare_argv(name: str) -> list[str]:

@@ -28,7 +28,7 @@ def main() -> None:
     from sladeck.store import Store
 
     fx = h.build_db(h.workdir(args) / "latency.db", args.open_count, args.closed_count)
-    policy = load_policy(None)
+    policy = load_policy(h.policy_file(fx.path))  # the fixture's, as the dashboard's
     store = Store(fx.path)
     store.adopt(policy)
     clock = SystemClock()

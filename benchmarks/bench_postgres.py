@@ -28,7 +28,7 @@ TESTS = Path(__file__).resolve().parent.parent / "tests"
 sys.path.insert(0, str(TESTS))
 
 
-def latency(db: str, runs: int) -> list[float]:
+def latency(db: str, runs: int, policy_path: Path) -> list[float]:
     from sladeck.clock import SystemClock
     from sladeck.domain import actions
     from sladeck.domain.model import ACTIVE_STATES, RESOLVED, Actor
@@ -36,7 +36,7 @@ def latency(db: str, runs: int) -> list[float]:
     from sladeck.policy import load_policy
     from sladeck.store import open_store
 
-    policy = load_policy(None)
+    policy = load_policy(policy_path)  # the fixture's, as the dashboard's (`--policy`)
     store = open_store(db)
     store.adopt(policy)
     clock = SystemClock()
@@ -45,7 +45,7 @@ def latency(db: str, runs: int) -> list[float]:
     queue.load(store.incidents((*ACTIVE_STATES, RESOLVED)), clock.now())
     rng = random.Random(3)
     found = []
-    with h.PtyApp(h.sladeck_argv(db)) as app:  # type: ignore[arg-type]
+    with h.PtyApp(h.sladeck_argv(db, policy_path)) as app:
         app.wait_for(b"INC-", 60)
         app.pump(1.0)
         for n in range(runs):
@@ -120,23 +120,23 @@ def main() -> None:
     cluster.start()
     try:
         fx = h.build_db(work / "pg-bench.db", args.open_count, args.closed_count)
-        sqlite_db = str(fx.path)
+        sqlite_db, policy = str(fx.path), h.policy_file(fx.path)
         pg_db = cluster.url(cluster.fresh_database())
         source, target = Store(sqlite_db), PgStore(pg_db)
         copy_database(source, target)
         source.close()
         target.close()
 
-        lat = {name: latency(db, args.runs) for name, db in (("SQLite", sqlite_db),
+        lat = {name: latency(db, args.runs, policy) for name, db in (("SQLite", sqlite_db),
                                                              ("PostgreSQL", pg_db))}
         ack_runs = max(args.runs // 3, 3)
         ids = {name: open_ids(db, ack_runs) for name, db in (("SQLite", sqlite_db),
                                                               ("PostgreSQL", pg_db))}
         acks: dict[str, list[float]] = {"SQLite": [], "PostgreSQL": [], "psql": []}
         for n in range(ack_runs):
-            acks["SQLite"].append(h.timed_run([*h.sladeck_argv(sqlite_db), "ack",  # type: ignore[arg-type]
+            acks["SQLite"].append(h.timed_run([*h.sladeck_argv(sqlite_db, policy), "ack",
                                                str(ids["SQLite"][n])], env))
-            acks["PostgreSQL"].append(h.timed_run([*h.sladeck_argv(pg_db), "ack",  # type: ignore[arg-type]
+            acks["PostgreSQL"].append(h.timed_run([*h.sladeck_argv(pg_db, policy), "ack",
                                                    str(ids["PostgreSQL"][n])], env))
             acks["psql"].append(h.timed_run(["psql", pg_db, "-Atqc", "select 1"], env))
 
