@@ -373,3 +373,33 @@ async def test_a_dashboard_alone_pages_again_while_nobody_acknowledges(
         await settle(pilot)
         assert pages() == list(range(1, limit + 1))
     store.close()
+
+
+@sync
+async def test_re_pages_beyond_one_tick_s_limit_wait_a_second_not_for_ever(
+        db_path: Path, policy: Policy, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+        ) -> None:
+    """More re-pages due at once than a tick records (a clock jump after a suspend):
+    the rest are recorded a second later, none forgotten."""
+    from sladeck.tui import app as app_module
+
+    monkeypatch.setattr(app_module, "NOTICE_LIMIT", 1)
+    store = Store(db_path)
+    desk = Desk(store, policy, clock, Actor("opener"))
+    ids = [actions.open_incident(desk, title=f"Nobody home {n}", severity="P2").incident.id
+           for n in range(3)]
+    first_page = T0 + policy.response_time("P2", "L1") + policy.notifications.repage_every
+
+    def paged() -> list[int]:
+        return [i for i in ids if any(k == "repaged" for k, _ in notices(store, i))]
+
+    app = make_app(db_path, policy, clock)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        clock.set(first_page)
+        for seconds in range(3):
+            app.tick()
+            await settle(pilot)
+            assert len(paged()) == seconds + 1
+            clock.advance(seconds=1)
+    store.close()

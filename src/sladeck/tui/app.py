@@ -562,7 +562,10 @@ class SladeckApp(App[int]):
         stamp, due = to_us(now), {}
         while self._repages and self._repages[0] // ID_LIMIT <= stamp:
             due[heapq.heappop(self._repages) % ID_LIMIT] = None
-        self.record_notices(list(due)[:NOTICE_LIMIT], repages=True)
+        ids = list(due)
+        for later in ids[NOTICE_LIMIT:]:  # more at once (a clock jump): the next second
+            heapq.heappush(self._repages, (stamp + 1_000_000) * ID_LIMIT + later)
+        self.record_notices(ids[:NOTICE_LIMIT], repages=True)
 
     @work(thread=True, exit_on_error=False, group="notices")
     def record_notices(self, incident_ids: list[int], repages: bool = False) -> None:
