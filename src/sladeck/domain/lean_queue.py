@@ -35,6 +35,7 @@ from sladeck.domain.queue import (
     Row,
     Transition,
     search_text,
+    worsened,
 )
 from sladeck.policy import Policy
 
@@ -182,7 +183,7 @@ class LeanQueue:
             if item.id in self._rows:
                 self._rows[item.id] = row
             if old is not None:
-                transitions += _worse(old, row)
+                transitions += worsened(RISKS[old // _ID >> 68], row)
         if bulk and ordered:
             self._reorder()
         return transitions
@@ -336,14 +337,6 @@ class _Rows(Sequence[Row]):
         if not 0 <= index < len(self):
             raise IndexError(index)
         return self._queue.row_at(index)
-
-
-def _worse(old_key: int, new: Row) -> list[Transition]:
-    rank = {"breached": 0, "due": 1}
-    before = RISKS[old_key // _ID >> 68]
-    if new.risk in rank and rank[new.risk] < rank.get(before, 9):
-        return [Transition(new.incident, before, new.risk)]
-    return []
 
 
 def _remove(keys: list[int], key: int) -> None:

@@ -145,6 +145,14 @@ class Transition:
     after: str
 
 
+def worsened(before: str, new: Row) -> list[Transition]:
+    """The transition of a row whose risk went from `before` into due or breached."""
+    rank = {BREACHED: 0, DUE: 1}
+    if new.risk in rank and rank[new.risk] < rank.get(before, 9):
+        return [Transition(new.incident, before, new.risk)]
+    return []
+
+
 @dataclass
 class Queue:
     """The dashboard's open incidents, worst first, kept in order as they change."""
@@ -280,11 +288,7 @@ class Queue:
 
     @staticmethod
     def _worse(old: Row, new: Row) -> list[Transition]:
-        rank = {BREACHED: 0, DUE: 1}
-        after, before = new.risk, old.risk
-        if after in rank and rank[after] < rank.get(before, 9):
-            return [Transition(new.incident, before, after)]
-        return []
+        return worsened(old.risk, new)
 
     # -- filtering -------------------------------------------------------------------------
 
